@@ -5,3 +5,4 @@
 
 pub mod ephemeral;
 pub mod sql;
+pub mod migration;
