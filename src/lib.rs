@@ -3,6 +3,25 @@
 //! Dependencies flow one way: `cli` → `pipeline` → `execute`/`plan`/`lint`/`migration`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
+pub mod db;
 pub mod ephemeral;
-pub mod sql;
+pub mod execute;
 pub mod migration;
+pub mod plan;
+pub mod report;
+pub mod sql;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the binary's signal handler (Ctrl-C, SIGTERM). Long waits — the migration
+/// lock, the review delay — check it between polls and stop cleanly.
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+pub fn cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+pub fn cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+pub mod cli;

@@ -118,3 +118,353 @@ pub struct Down {
     pub lines: LineIndex,
     pub section: Section,
 }
+
+mod error;
+pub mod parse;
+
+pub use error::FileError;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// All migrations of a directory, ordered by version.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationSet {
+    pub dir: PathBuf,
+    pub migrations: Vec<Migration>,
+}
+
+/// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName {
+    pub version: String,
+    pub name: String,
+    pub pair: Option<Direction>,
+}
+
+/// Parse a migration file name. `None` when it is not `<digits>_<name>[.up|.down].sql`.
+pub fn parse_file_name(file_name: &str) -> Option<FileName> {
+    let stem = file_name.strip_suffix(".sql")?;
+    let (stem, pair) = if let Some(s) = stem.strip_suffix(".up") {
+        (s, Some(Direction::Up))
+    } else if let Some(s) = stem.strip_suffix(".down") {
+        (s, Some(Direction::Down))
+    } else {
+        (stem, None)
+    };
+    let (version, name) = stem.split_once('_')?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || name.trim().is_empty()
+    {
+        return None;
+    }
+    Some(FileName {
+        version: version.to_string(),
+        name: name.to_string(),
+        pair,
+    })
+}
+
+impl Version {
+    pub fn parse(text: &str) -> Option<Version> {
+        if text.is_empty() || text.len() > 38 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Version {
+            text: text.to_string(),
+            value: text.parse().ok()?,
+        })
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, FileError> {
+    let bytes = std::fs::read(path).map_err(|source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse::decode(path, bytes)
+}
+
+impl Migration {
+    /// Load one migration from its up file (and, for a pair, its down file).
+    pub fn load(
+        version: Version,
+        name: String,
+        path: &Path,
+        down_file: Option<&Path>,
+    ) -> Result<Migration, FileError> {
+        let source = read_text(path)?;
+        let lines = LineIndex::new(&source);
+        let sections = parse::sections(path, &source)?;
+        let (range, no_tx, marker) = sections.up;
+        let up = parse::section(path, &source, &lines, range.clone(), no_tx, marker)?;
+        let checksum = parse::checksum(&source[range]);
+
+        let down = if let Some(down_path) = down_file {
+            if sections.down.is_some() || sections.rollback_comments.is_some() {
+                return Err(FileError::Directive {
+                    path: path.to_path_buf(),
+                    line: sections.down.as_ref().and_then(|d| d.2).unwrap_or(1),
+                    message: format!(
+                        "this file has its own down SQL and also a separate {}: keep one",
+                        down_path.display()
+                    ),
+                });
+            }
+            let dsrc = read_text(down_path)?;
+            let dlines = LineIndex::new(&dsrc);
+            let ds = parse::sections(down_path, &dsrc)?;
+            // A .down.sql may carry a `-- migrate:up transaction:false` style marker for its
+            // own options; without one, the whole file is the down SQL.
+            let (r, no_tx, marker) = ds.up;
+            let section = parse::section(down_path, &dsrc, &dlines, r, no_tx, marker)?;
+            Some(Down {
+                source_kind: DownSource::File,
+                source: dsrc,
+                lines: dlines,
+                section,
+            })
+        } else if let Some((r, no_tx, marker)) = sections.down {
+            let section = parse::section(path, &source, &lines, r, no_tx, marker)?;
+            Some(Down {
+                source_kind: DownSource::Section,
+                source: source.clone(),
+                lines: lines.clone(),
+                section,
+            })
+        } else if let Some(rb) = sections.rollback_comments {
+            let rlines = LineIndex::new(&rb);
+            let section = parse::section(path, &rb, &rlines, 0..rb.len(), false, None)?;
+            Some(Down {
+                source_kind: DownSource::RollbackComments,
+                source: rb,
+                lines: rlines,
+                section,
+            })
+        } else {
+            None
+        };
+        let allows = parse::allows(&source);
+        Ok(Migration {
+            version,
+            name,
+            path: path.to_path_buf(),
+            source,
+            lines,
+            up,
+            down,
+            checksum,
+            allows,
+        })
+    }
+
+    /// The up section's text as written in the file.
+    pub fn up_text(&self) -> &str {
+        &self.source[self.up.range.clone()]
+    }
+
+    /// The down SQL as it would be stored at apply time (the section text), if any.
+    pub fn down_text(&self) -> Option<&str> {
+        self.down
+            .as_ref()
+            .map(|d| &d.source[d.section.range.clone()])
+    }
+
+    pub fn statements(&self) -> impl Iterator<Item = &crate::sql::Statement> {
+        self.up.items.iter().filter_map(|i| match i {
+            Item::Statement(s) => Some(s),
+            Item::MetaCommand(_) => None,
+        })
+    }
+
+    /// Line and column of a byte offset in the up file.
+    pub fn line_col(&self, offset: usize) -> (u32, u32) {
+        self.lines.line_col(&self.source, offset)
+    }
+}
+
+impl MigrationSet {
+    /// Read every `.sql` file of `dir` (not recursive). Files that are not `.sql` are
+    /// ignored; `.sql` files with a name that does not parse, duplicate versions,
+    /// unreadable or non-UTF-8 files are errors — never skipped. Every error is returned.
+    pub fn load(dir: &Path) -> Result<MigrationSet, Vec<FileError>> {
+        let entries = std::fs::read_dir(dir).map_err(|source| {
+            vec![FileError::ReadDir {
+                dir: dir.to_path_buf(),
+                source,
+            }]
+        })?;
+        let mut errors = Vec::new();
+        // version value → (up/single file, down file, parsed name)
+        let mut found: BTreeMap<Version, (Option<(PathBuf, String)>, Option<PathBuf>)> =
+            BTreeMap::new();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) => paths.push(e.path()),
+                Err(source) => errors.push(FileError::ReadDir {
+                    dir: dir.to_path_buf(),
+                    source,
+                }),
+            }
+        }
+        paths.sort();
+        for path in paths {
+            let Some(file_name) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if !file_name.ends_with(".sql") || path.is_dir() {
+                continue;
+            }
+            let Some(parsed) = parse_file_name(&file_name) else {
+                errors.push(FileError::BadName { path });
+                continue;
+            };
+            let Some(version) = Version::parse(&parsed.version) else {
+                errors.push(FileError::VersionTooLong {
+                    path,
+                    version: parsed.version,
+                });
+                continue;
+            };
+            let slot = found.entry(version.clone()).or_default();
+            let existing = match parsed.pair {
+                Some(Direction::Down) => slot.1.replace(path.clone()),
+                _ => slot.0.replace((path.clone(), parsed.name)).map(|(p, _)| p),
+            };
+            if let Some(first) = existing {
+                errors.push(FileError::DuplicateVersion {
+                    version: version.text.clone(),
+                    first,
+                    second: path,
+                });
+            }
+        }
+        let mut migrations = Vec::new();
+        for (version, (up, down)) in found {
+            match (up, down) {
+                (Some((path, name)), down) => {
+                    // A pair's down file must pair with an `.up.sql`, not a plain file.
+                    match Migration::load(version, name, &path, down.as_deref()) {
+                        Ok(m) => migrations.push(m),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                (None, Some(down)) => {
+                    let expected = down
+                        .file_name()
+                        .map(|f| f.to_string_lossy().replace(".down.sql", ".up.sql"))
+                        .unwrap_or_default();
+                    errors.push(FileError::OrphanDown {
+                        path: down,
+                        expected,
+                    });
+                }
+                (None, None) => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(MigrationSet {
+                dir: dir.to_path_buf(),
+                migrations,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn get(&self, version: &Version) -> Option<&Migration> {
+        self.migrations
+            .binary_search_by(|m| m.version.cmp(version))
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+}
+
+/// Turn free text into a snake_case file-name part: `Add Users table!` → `add_users_table`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev_us = true;
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && prev_lower && !prev_us {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_us = false;
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        } else if !prev_us {
+            out.push('_');
+            prev_us = true;
+            prev_lower = false;
+        }
+    }
+    out.trim_end_matches('_').to_string()
+}
+
+/// The text `pgrollout new` writes.
+pub fn template(name: &str) -> String {
+    format!(
+        "-- {name}\n\
+-- Checklist before merging:\n\
+--   * the down section undoes exactly what the up section does (`pgrollout test` checks it);\n\
+--   * indexes on existing tables: CREATE INDEX CONCURRENTLY in a `transaction:false` file;\n\
+--   * constraints on existing tables: add NOT VALID, VALIDATE in a later migration;\n\
+--   * run `pgrollout lint` and `pgrollout apply --dry-run` against a copy of production.\n\
+\n\
+-- migrate:up\n\
+\n\
+\n\
+-- migrate:down\n\
+\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        let f = parse_file_name("20251105211941_create_users.sql").unwrap();
+        assert_eq!(
+            (f.version.as_str(), f.name.as_str(), f.pair),
+            ("20251105211941", "create_users", None)
+        );
+        let f = parse_file_name("0003_add, odd: %name.up.sql").unwrap();
+        assert_eq!(
+            (f.name.as_str(), f.pair),
+            ("add, odd: %name", Some(Direction::Up))
+        );
+        assert_eq!(
+            parse_file_name("3_x.down.sql").unwrap().pair,
+            Some(Direction::Down)
+        );
+        for bad in [
+            "create_users.sql",
+            "v1_x.sql",
+            "001.sql",
+            "001_.sql",
+            "1a_x.sql",
+            "_x.sql",
+        ] {
+            assert!(parse_file_name(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        let a = Version::parse("2").unwrap();
+        let b = Version::parse("10").unwrap();
+        assert!(a < b);
+        assert_eq!(Version::parse("01").unwrap(), Version::parse("1").unwrap());
+        assert!(Version::parse(&"9".repeat(39)).is_none());
+    }
+
+    #[test]
+    fn snake() {
+        assert_eq!(snake_case("Add Users table!"), "add_users_table");
+        assert_eq!(snake_case("addUserEmail"), "add_user_email");
+        assert_eq!(snake_case("  --x--  "), "x");
+    }
+}

@@ -1,0 +1,266 @@
+//! Command-line types. All `--help` text lives in these doc comments.
+
+pub mod commands;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes: the contract scripts and CI rely on.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The work failed: a migration error, a modified or failed migration, lint errors, drift.
+    pub const FAILED: u8 = 1;
+    /// Usage or configuration error: bad flags, unreadable pipeline file, bad database URL.
+    pub const USAGE: u8 = 2;
+    /// Refused by a safety gate: missing confirmation, production from an unexpected ref.
+    pub const REFUSED: u8 = 3;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the work failed (a migration error, a modified or failed migration, lint errors, drift)
+  2  usage or configuration error (bad flags, bad database URL, unreadable files)
+  3  refused by a safety gate (missing confirmation, production from an unexpected ref)
+
+Examples:
+  pgrollout --ephemeral apply            apply migrations/ to a throwaway PostgreSQL
+  DATABASE_URL=postgres://app@db/app pgrollout status
+  pgrollout apply --dry-run              rehearse pending migrations, then roll back
+  pgrollout new add_users_email          create migrations/<timestamp>_add_users_email.sql";
+
+/// pgrollout — PostgreSQL migrations for CI: exactly once, under a lock, with clear errors.
+///
+/// Migrations are plain .sql files named <version>_<name>.sql in the migrations directory
+/// (default ./migrations). Each runs in its own transaction together with its tracking row,
+/// unless its section is marked `-- migrate:up transaction:false`.
+#[derive(Debug, Parser)]
+#[command(name = "pgrollout", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database to work on, as a URL (postgres://user:password@host:5432/db?sslmode=require).
+    ///
+    /// sslmode follows libpq: disable, prefer (default), require (encrypt, no verification),
+    /// verify-ca, verify-full; sslrootcert=/path/ca.crt names the CA. The password is never
+    /// printed: URLs are always shown as postgres://user:***@host/db.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Directory holding the migration files.
+    #[arg(long, global = true, env = "PGROLLOUT_MIGRATIONS", value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    /// Start a throwaway local PostgreSQL, use it, and delete it on exit.
+    ///
+    /// Needs the PostgreSQL server binaries (initdb, pg_ctl: Debian package `postgresql`),
+    /// found on PATH, under /usr/lib/postgresql/*/bin, or in $PGROLLOUT_PG_BIN.
+    /// Overrides --database-url.
+    #[arg(long, global = true)]
+    pub ephemeral: bool,
+
+    /// Schema holding pgrollout's tracking tables.
+    #[arg(
+        long,
+        global = true,
+        env = "PGROLLOUT_SCHEMA",
+        default_value = "pgrollout",
+        value_name = "NAME"
+    )]
+    pub schema: String,
+
+    /// Output format of the command's result (progress always goes to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Timing {
+    /// lock_timeout for each migration: how long one statement may wait for a table lock
+    /// before the migration is rolled back and retried (e.g. 5s, 500ms).
+    #[arg(long, global = true, env = "PGROLLOUT_LOCK_TIMEOUT", value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub lock_timeout: Duration,
+
+    /// statement_timeout for each statement of a migration (0 = none; e.g. 15m).
+    #[arg(long, global = true, env = "PGROLLOUT_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "0", value_name = "DURATION")]
+    pub statement_timeout: Duration,
+
+    /// How many times a migration that hit lock_timeout (SQLSTATE 55P03) is retried, with backoff.
+    #[arg(
+        long,
+        global = true,
+        env = "PGROLLOUT_LOCK_RETRIES",
+        default_value_t = 5,
+        value_name = "N"
+    )]
+    pub lock_retries: u32,
+
+    /// How long to wait for another runner's migration lock before failing (names the holder).
+    #[arg(long, global = true, env = "PGROLLOUT_LOCK_WAIT", value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    pub lock_wait: Duration,
+
+    /// How long to keep retrying while the database server is starting up.
+    #[arg(long, global = true, env = "PGROLLOUT_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new migration file with up and down sections.
+    ///
+    /// Writes <migrations>/<UTC YYYYMMDDHHMMSS>_<snake_case_name>.sql and prints its path.
+    #[command(
+        after_help = "Example:\n  pgrollout new \"Add users email\"   →  migrations/20261123190501_add_users_email.sql"
+    )]
+    New {
+        /// What the migration does, in a few words.
+        name: String,
+    },
+
+    /// Show every migration: applied, pending, modified, missing file, failed.
+    Status,
+
+    /// Check the migration files; with a database, also checksums and history.
+    ///
+    /// Without a database: names, duplicate versions, UTF-8, syntax (the real PostgreSQL
+    /// parser), psql meta-commands, statements that cannot run in a transaction.
+    /// With one: files changed after they were applied, applied versions missing from disk,
+    /// pending versions older than the newest applied one, failed migrations.
+    Validate {
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+
+    /// Show what `apply` would do, without changing anything.
+    Plan {
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+
+    /// Apply pending migrations, each exactly once, under the migration lock.
+    ///
+    /// Each migration runs in one transaction with its tracking row (so it is applied
+    /// completely or not at all), or — for `transaction:false` sections — statement by
+    /// statement, recorded as running, then completed or failed.
+    #[command(
+        after_help = "Examples:\n  pgrollout apply\n  pgrollout apply --dry-run\n  pgrollout apply --target 20251105211941"
+    )]
+    Apply {
+        /// Rehearse: run each pending transactional migration inside a transaction that is
+        /// rolled back. Nothing is written, not even the tracking schema.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        plan: PlanFlags,
+    },
+
+    /// Mark an existing database as migrated up to VERSION without running those files.
+    ///
+    /// For adopting pgrollout on a database built before it: files up to and including
+    /// VERSION are treated as applied; later ones are pending. Refused when the tracking
+    /// schema already has rows.
+    Baseline {
+        /// Last version already present in the database.
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+    },
+
+    /// Clear failed or interrupted migrations after fixing their cause, or accept an edited file.
+    ///
+    /// Without --accept: removes the tracking rows of failed/interrupted transaction:false
+    /// migrations so the next apply runs them again from their first statement.
+    /// With --accept VERSION --reason TEXT: records the file's current checksum for an
+    /// intentionally edited, already-applied migration. Both leave an audit row in
+    /// migration_history.
+    #[command(
+        after_help = "Examples:\n  pgrollout repair\n  pgrollout repair --accept 0003 --reason \"comment fixed, SQL unchanged\""
+    )]
+    Repair {
+        /// Version of an applied migration whose edited file should be accepted.
+        #[arg(long, value_name = "VERSION", requires = "reason")]
+        accept: Option<String>,
+        /// Why the edit is safe (stored in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanFlags {
+    /// Stop after this version (it is included).
+    #[arg(long, value_name = "VERSION")]
+    pub target: Option<String>,
+    /// Allow applying pending migrations older than the newest applied one.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Allow applied migrations whose files are no longer on disk.
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
+/// `500ms`, `5s`, `15m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,13 @@
+//! Everything that talks to PostgreSQL: connections and TLS, the advisory-lock guard,
+//! the tracking schema. All of the tool's own SQL text lives under this module.
+
+pub mod conn;
+pub mod lock;
+pub mod tracking;
+
+pub use conn::{ConnectError, Db, SslMode, Target};
+
+/// Quote an identifier (schema, table) for SQL text: the one place this is done.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,622 @@
+//! The tracking schema: its versioned SQL, and every query the tool runs against it.
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::SimpleQueryMessage;
+
+use super::{quote_ident, Db};
+
+/// The tracking schema's own migrations. Step N upgrades from version N to N+1; never
+/// edit a shipped step, append a new one. `{s}` is the quoted schema name.
+const STEPS: &[&str] = &[r#"
+CREATE TABLE {s}.schema_migrations (
+    version             numeric(38,0) PRIMARY KEY,
+    version_text        text NOT NULL,
+    name                text NOT NULL,
+    checksum            text NOT NULL,
+    status              text NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'baseline')),
+    applied_at          timestamptz NOT NULL DEFAULT now(),
+    applied_by          text NOT NULL,
+    execution_time_ms   bigint,
+    error_message       text,
+    -- 0-based index of the statement running (or that failed) in a transaction:false migration
+    statement_index     integer,
+    no_transaction      boolean NOT NULL DEFAULT false,
+    down_sql            text,
+    down_no_transaction boolean NOT NULL DEFAULT false,
+    run_id              text NOT NULL,
+    environment         text
+);
+
+CREATE TABLE {s}.migration_history (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id        text NOT NULL,
+    action        text NOT NULL CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'accept')),
+    version       numeric(38,0),
+    version_text  text,
+    name          text,
+    checksum      text,
+    status        text NOT NULL CHECK (status IN ('started', 'completed', 'failed')),
+    started_at    timestamptz NOT NULL,
+    finished_at   timestamptz,
+    duration_ms   bigint,
+    error         text,
+    reason        text,
+    actor         text NOT NULL,
+    environment   text,
+    git_sha       text,
+    git_ref       text,
+    ci_run_url    text,
+    tool_version  text NOT NULL
+);
+
+CREATE FUNCTION {s}.history_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'migration_history is an append-only audit log';
+END
+$fn$;
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON {s}.migration_history
+    FOR EACH ROW EXECUTE FUNCTION {s}.history_is_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {s}.migration_history
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.history_is_append_only();
+
+CREATE TABLE {s}.backup_markers (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    label            text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    actor            text NOT NULL,
+    environment      text,
+    git_sha          text,
+    git_ref          text,
+    ci_run_url       text,
+    run_id           text,
+    wal_lsn          pg_lsn,
+    txid             bigint NOT NULL,
+    dump_path        text,
+    dump_size_bytes  bigint,
+    dump_sha256      text
+);
+
+CREATE VIEW {s}.migration_status AS
+    SELECT version_text AS version, name, status, applied_at, applied_by,
+           execution_time_ms, checksum, error_message, environment
+    FROM {s}.schema_migrations
+    ORDER BY version;
+
+CREATE FUNCTION {s}.migration_status() RETURNS SETOF {s}.migration_status
+    LANGUAGE sql STABLE AS $fn$ SELECT * FROM {s}.migration_status $fn$;
+"#];
+
+/// The tracking schema version this build creates and understands.
+pub const TRACKING_VERSION: i32 = STEPS.len() as i32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    #[error("reading the tracking schema {schema}: {source}")]
+    Read {
+        schema: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("creating or upgrading the tracking schema {schema} to version {step}: {source}")]
+    Upgrade {
+        schema: String,
+        step: i32,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "the tracking schema {schema} is at version {found}, newer than this pgrollout understands \
+         ({known}); upgrade pgrollout"
+    )]
+    TooNew {
+        schema: String,
+        found: i32,
+        known: i32,
+    },
+    #[error("writing to the tracking schema {schema}: {source}")]
+    Write {
+        schema: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+/// State of one tracking row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    Running,
+    Completed,
+    Failed,
+    Baseline,
+}
+
+impl RowStatus {
+    fn parse(s: &str) -> RowStatus {
+        match s {
+            "running" => RowStatus::Running,
+            "failed" => RowStatus::Failed,
+            "baseline" => RowStatus::Baseline,
+            _ => RowStatus::Completed,
+        }
+    }
+}
+
+/// One row of `schema_migrations`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliedRow {
+    pub version: String,
+    #[serde(skip)]
+    pub value: u128,
+    pub name: String,
+    pub checksum: String,
+    pub status: RowStatus,
+    pub applied_at: chrono::DateTime<chrono::Utc>,
+    pub applied_by: String,
+    pub execution_time_ms: Option<i64>,
+    pub error_message: Option<String>,
+    pub statement_index: Option<i32>,
+    pub no_transaction: bool,
+    pub has_down: bool,
+}
+
+/// What the tracking schema holds, read in one round trip.
+#[derive(Debug, Clone)]
+pub struct TrackingState {
+    /// `None` when the schema does not exist yet.
+    pub version: Option<i32>,
+    pub rows: Vec<AppliedRow>,
+}
+
+impl TrackingState {
+    pub fn is_current(&self) -> bool {
+        self.version == Some(TRACKING_VERSION)
+    }
+}
+
+/// Who and where, written into every history row.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    pub run_id: String,
+    pub actor: String,
+    pub environment: Option<String>,
+    pub git_sha: Option<String>,
+    pub git_ref: Option<String>,
+    pub ci_run_url: Option<String>,
+}
+
+impl RunContext {
+    /// From the GitHub Actions environment when present, else the OS user.
+    pub fn from_env(environment: Option<String>) -> RunContext {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let actor = var("GITHUB_ACTOR")
+            .or_else(|| var("USER"))
+            .or_else(|| var("LOGNAME"))
+            .unwrap_or_else(|| "unknown".into());
+        let ci_run_url = match (
+            var("GITHUB_SERVER_URL"),
+            var("GITHUB_REPOSITORY"),
+            var("GITHUB_RUN_ID"),
+        ) {
+            (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
+            _ => None,
+        };
+        RunContext {
+            run_id: new_run_id(),
+            actor,
+            environment,
+            git_sha: var("GITHUB_SHA"),
+            git_ref: var("GITHUB_REF"),
+            ci_run_url,
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let n: u64 = rng.random();
+    format!("{:016x}", n)
+}
+
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The tracking schema of one database, by name.
+#[derive(Debug, Clone)]
+pub struct Tracking {
+    pub schema: String,
+    q: String,
+}
+
+impl Tracking {
+    pub fn new(schema: &str) -> Tracking {
+        Tracking {
+            schema: schema.to_string(),
+            q: quote_ident(schema),
+        }
+    }
+
+    fn sql(&self, text: &str) -> String {
+        text.replace("{s}", &self.q)
+    }
+
+    /// The key of the session advisory lock that serialises runners on this schema:
+    /// the first 8 bytes of SHA-256("pgrollout:" + schema), stable across versions.
+    pub fn lock_key(&self) -> i64 {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(format!("pgrollout:{}", self.schema).as_bytes());
+        i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+    }
+
+    /// Read the schema version and every tracking row in one simple query (one round
+    /// trip: this is all a no-op `apply` costs). A missing schema is not an error.
+    pub fn read(&self, db: &mut Db) -> Result<TrackingState, TrackingError> {
+        let sql = self.sql(
+            "SELECT (SELECT version FROM {s}.tracking_version), m.version_text, m.version::text, m.name, \
+             m.checksum, m.status, (extract(epoch FROM m.applied_at) * 1000)::bigint, m.applied_by, \
+             m.execution_time_ms, m.error_message, m.statement_index, m.no_transaction, m.down_sql IS NOT NULL \
+             FROM (SELECT 1) AS one LEFT JOIN {s}.schema_migrations AS m ON true ORDER BY m.version",
+        );
+        let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
+            Ok(m) => m,
+            Err(e) => {
+                let code = e.code();
+                if code == Some(&SqlState::UNDEFINED_TABLE)
+                    || code == Some(&SqlState::INVALID_SCHEMA_NAME)
+                {
+                    return Ok(TrackingState {
+                        version: None,
+                        rows: Vec::new(),
+                    });
+                }
+                return Err(TrackingError::Read {
+                    schema: self.schema.clone(),
+                    source: e,
+                });
+            }
+        };
+        let mut version = None;
+        let mut rows = Vec::new();
+        for m in messages {
+            let SimpleQueryMessage::Row(r) = m else {
+                continue;
+            };
+            version = r.get(0).and_then(|v| v.parse().ok());
+            let Some(vtext) = r.get(1) else { continue };
+            let ms: i64 = r.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+            rows.push(AppliedRow {
+                version: vtext.to_string(),
+                value: r.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                name: r.get(3).unwrap_or_default().to_string(),
+                checksum: r.get(4).unwrap_or_default().to_string(),
+                status: RowStatus::parse(r.get(5).unwrap_or_default()),
+                applied_at: chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default(),
+                applied_by: r.get(7).unwrap_or_default().to_string(),
+                execution_time_ms: r.get(8).and_then(|v| v.parse().ok()),
+                error_message: r.get(9).map(str::to_string),
+                statement_index: r.get(10).and_then(|v| v.parse().ok()),
+                no_transaction: r.get(11) == Some("t"),
+                has_down: r.get(12) == Some("t"),
+            });
+        }
+        Ok(TrackingState { version, rows })
+    }
+
+    /// Create the schema or bring it up to [`TRACKING_VERSION`]. Call only while holding
+    /// the advisory lock. Returns the version found before (None: created).
+    pub fn ensure(&self, db: &mut Db, found: Option<i32>) -> Result<Option<i32>, TrackingError> {
+        let from = found.unwrap_or(0);
+        if from > TRACKING_VERSION {
+            return Err(TrackingError::TooNew {
+                schema: self.schema.clone(),
+                found: from,
+                known: TRACKING_VERSION,
+            });
+        }
+        for (i, step) in STEPS.iter().enumerate().skip(from as usize) {
+            let step_no = i as i32 + 1;
+            let mut sql = String::from("BEGIN;\n");
+            if i == 0 {
+                sql.push_str(&self.sql(
+                    "CREATE SCHEMA IF NOT EXISTS {s};\n\
+                     CREATE TABLE {s}.tracking_version (\n\
+                         id boolean PRIMARY KEY DEFAULT true CHECK (id),\n\
+                         version integer NOT NULL,\n\
+                         tool_version text NOT NULL,\n\
+                         upgraded_at timestamptz NOT NULL DEFAULT now());\n\
+                     INSERT INTO {s}.tracking_version (version, tool_version) VALUES (0, '');\n",
+                ));
+            }
+            sql.push_str(&self.sql(step));
+            sql.push_str(&self.sql(&format!(
+                "\nUPDATE {{s}}.tracking_version SET version = {step_no}, tool_version = '{TOOL_VERSION}', upgraded_at = now();\nCOMMIT;"
+            )));
+            if let Err(source) = db.batch(&sql) {
+                let _ = db.batch("ROLLBACK");
+                return Err(TrackingError::Upgrade {
+                    schema: self.schema.clone(),
+                    step: step_no,
+                    source,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Record a completed transactional migration. Runs inside the migration's own
+    /// transaction (pipelined after its SQL), so the change and its record commit together.
+    /// `now()` is the transaction start, so the duration is measured by the server.
+    pub fn record_applied_sql(&self) -> String {
+        self.sql(
+            "WITH m AS (\
+               INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, \
+                 applied_by, execution_time_ms, down_sql, down_no_transaction, no_transaction, run_id, environment) \
+               VALUES ($1::text::numeric, $1, $2, $3, 'completed', now(), $4, \
+                 (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $5, $6, false, $7, $8) \
+               RETURNING execution_time_ms) \
+             INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
+               started_at, finished_at, duration_ms, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
+             SELECT $7, 'apply', $1::text::numeric, $1, $2, $3, 'completed', now(), clock_timestamp(), \
+               m.execution_time_ms, $4, $8, $9, $10, $11, $12 FROM m",
+        )
+    }
+
+    /// Append a history row (outside any migration transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn history(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        action: &str,
+        version: Option<&str>,
+        name: Option<&str>,
+        checksum: Option<&str>,
+        status: &str,
+        duration_ms: Option<i64>,
+        error: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql(
+            "INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
+               started_at, finished_at, duration_ms, error, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
+             VALUES ($1, $2, $3::text::numeric, $3, $4, $5, $6, \
+               clock_timestamp() - make_interval(secs => coalesce($7::bigint, 0) / 1000.0), \
+               CASE WHEN $6 = 'started' THEN NULL ELSE clock_timestamp() END, $7::bigint, $8, $9, $10, $11, $12, $13, $14, $15)",
+        );
+        db.execute(
+            &sql,
+            &[
+                &ctx.run_id,
+                &action,
+                &version,
+                &name,
+                &checksum,
+                &status,
+                &duration_ms,
+                &error,
+                &reason,
+                &ctx.actor,
+                &ctx.environment,
+                &ctx.git_sha,
+                &ctx.git_ref,
+                &ctx.ci_run_url,
+                &TOOL_VERSION,
+            ],
+        )
+        .map(|_| ())
+        .map_err(|source| self.write_err(source))
+    }
+
+    fn write_err(&self, source: tokio_postgres::Error) -> TrackingError {
+        TrackingError::Write {
+            schema: self.schema.clone(),
+            source,
+        }
+    }
+
+    /// Mark a transaction:false migration as running (a retry after `repair` overwrites
+    /// the cleared slot). Autocommit: the row must survive a crash.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_non_transactional(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+        down_sql: Option<&str>,
+        down_no_tx: bool,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql(
+            "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, applied_by, \
+               statement_index, no_transaction, down_sql, down_no_transaction, run_id, environment) \
+             VALUES ($1::text::numeric, $1, $2, $3, 'running', now(), $4, 0, true, $5, $6, $7, $8)",
+        );
+        db.execute(
+            &sql,
+            &[
+                &version,
+                &name,
+                &checksum,
+                &ctx.actor,
+                &down_sql,
+                &down_no_tx,
+                &ctx.run_id,
+                &ctx.environment,
+            ],
+        )
+        .map_err(|e| self.write_err(e))?;
+        self.history(
+            db,
+            ctx,
+            "apply",
+            Some(version),
+            Some(name),
+            Some(checksum),
+            "started",
+            None,
+            None,
+            None,
+        )
+    }
+
+    pub fn set_statement_index(
+        &self,
+        db: &mut Db,
+        version: &str,
+        index: i32,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql("UPDATE {s}.schema_migrations SET statement_index = $2 WHERE version = $1::text::numeric");
+        db.execute(&sql, &[&version, &index])
+            .map(|_| ())
+            .map_err(|e| self.write_err(e))
+    }
+
+    pub fn finish_non_transactional(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+        duration_ms: i64,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql(
+            "UPDATE {s}.schema_migrations SET status = 'completed', statement_index = NULL, error_message = NULL, \
+               execution_time_ms = $2, applied_at = now() WHERE version = $1::text::numeric",
+        );
+        db.execute(&sql, &[&version, &duration_ms])
+            .map_err(|e| self.write_err(e))?;
+        self.history(
+            db,
+            ctx,
+            "apply",
+            Some(version),
+            Some(name),
+            Some(checksum),
+            "completed",
+            Some(duration_ms),
+            None,
+            None,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn fail_non_transactional(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+        index: i32,
+        error: &str,
+        duration_ms: i64,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql(
+            "UPDATE {s}.schema_migrations SET status = 'failed', statement_index = $2, error_message = $3, \
+               execution_time_ms = $4 WHERE version = $1::text::numeric",
+        );
+        db.execute(&sql, &[&version, &index, &error, &duration_ms])
+            .map_err(|e| self.write_err(e))?;
+        self.history(
+            db,
+            ctx,
+            "apply",
+            Some(version),
+            Some(name),
+            Some(checksum),
+            "failed",
+            Some(duration_ms),
+            Some(error),
+            None,
+        )
+    }
+
+    /// Remove failed/interrupted rows so those migrations run again; returns what was cleared.
+    pub fn clear_failed(
+        &self,
+        db: &mut Db,
+    ) -> Result<Vec<(String, String, String, Option<i32>)>, TrackingError> {
+        let sql = self.sql(
+            "DELETE FROM {s}.schema_migrations WHERE status IN ('failed', 'running') \
+             RETURNING version_text, name, status, statement_index",
+        );
+        let rows = db.query(&sql, &[]).map_err(|e| self.write_err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    /// Re-bless an edited file: store its new checksum. Returns the old checksum, or None
+    /// when the version has no completed row.
+    pub fn accept_checksum(
+        &self,
+        db: &mut Db,
+        version: &str,
+        checksum: &str,
+    ) -> Result<Option<String>, TrackingError> {
+        let sql = self.sql(
+            "UPDATE {s}.schema_migrations AS n SET checksum = $2 \
+             FROM (SELECT version, checksum FROM {s}.schema_migrations WHERE version = $1::text::numeric FOR UPDATE) AS o \
+             WHERE n.version = o.version AND n.status = 'completed' RETURNING o.checksum",
+        );
+        let rows = db
+            .query(&sql, &[&version, &checksum])
+            .map_err(|e| self.write_err(e))?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    pub fn insert_baseline(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+    ) -> Result<(), TrackingError> {
+        let sql = self.sql(
+            "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_by, run_id, environment) \
+             VALUES ($1::text::numeric, $1, $2, $3, 'baseline', $4, $5, $6)",
+        );
+        db.execute(
+            &sql,
+            &[
+                &version,
+                &name,
+                &checksum,
+                &ctx.actor,
+                &ctx.run_id,
+                &ctx.environment,
+            ],
+        )
+        .map_err(|e| self.write_err(e))?;
+        self.history(
+            db,
+            ctx,
+            "baseline",
+            Some(version),
+            Some(name),
+            Some(checksum),
+            "completed",
+            Some(0),
+            None,
+            None,
+        )
+    }
+
+    /// Indexes left INVALID (a failed CREATE INDEX CONCURRENTLY leaves one behind).
+    pub fn invalid_indexes(&self, db: &mut Db) -> Result<Vec<String>, TrackingError> {
+        let rows = db
+            .query(
+                "SELECT i.indexrelid::regclass::text FROM pg_index AS i WHERE NOT i.indisvalid ORDER BY 1",
+                &[],
+            )
+            .map_err(|source| TrackingError::Read {
+                schema: self.schema.clone(),
+                source,
+            })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}

@@ -1,0 +1,60 @@
+use std::path::PathBuf;
+
+/// Problems with migration files. Each names the file (and line where there is one)
+/// and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("reading migrations directory {dir}: {source}")]
+    ReadDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: file name is not a migration name: expected <version>_<name>.sql \
+         (or .up.sql/.down.sql), the version made of digits, e.g. 20251105211941_create_users.sql; \
+         rename the file or move it out of the migrations directory"
+    )]
+    BadName { path: PathBuf },
+    #[error("{path}: version {version} has more than 38 digits")]
+    VersionTooLong { path: PathBuf, version: String },
+    #[error(
+        "{first} and {second} both have version {version}: each version must be unique; \
+         renumber one of them"
+    )]
+    DuplicateVersion {
+        version: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{path}:{line}:{col}: not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")]
+    NotUtf8 {
+        path: PathBuf,
+        line: u32,
+        col: u32,
+        byte: u8,
+    },
+    #[error("{path}:{line}: {message}")]
+    Directive {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    #[error(
+        "{path}: a .down.sql file without its .up.sql file; add {expected} or remove the down file"
+    )]
+    OrphanDown { path: PathBuf, expected: String },
+    #[error("{path}:{line}:{col}: {message}")]
+    Sql {
+        path: PathBuf,
+        line: u32,
+        col: u32,
+        message: String,
+    },
+}

@@ -1,0 +1,404 @@
+//! Pure planning: (files, tracking rows, options) → what is applied, what is pending,
+//! and what blocks a run. Serves `status`, `validate`, `plan`, `apply --dry-run` and
+//! `apply` alike, so they can never disagree.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::db::tracking::{AppliedRow, RowStatus};
+use crate::migration::{Migration, MigrationSet, Version};
+use crate::report::{Level, Location};
+use crate::sql::{Item, TxControl};
+
+/// The state of one version, files and database together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Applied, but the file's checksum differs from the recorded one.
+    Modified,
+    /// Applied, but no file on disk has this version.
+    MissingFile,
+    Failed,
+    /// A transaction:false migration recorded as running: another runner is applying it,
+    /// or a runner died while it ran.
+    Running,
+    /// Covered by a baseline: never applied by this tool.
+    Baseline,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub version: String,
+    pub name: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Pending but older than the newest applied version.
+    pub out_of_order: bool,
+}
+
+/// A reason a run cannot go ahead (or a remark about it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub level: Level,
+    pub version: Option<String>,
+    pub location: Option<Location>,
+    pub message: String,
+}
+
+impl Problem {
+    fn error(version: Option<&Version>, location: Option<Location>, message: String) -> Problem {
+        Problem {
+            level: Level::Error,
+            version: version.map(|v| v.text.clone()),
+            location,
+            message,
+        }
+    }
+}
+
+/// Merge files and tracking rows into one ordered list.
+pub fn status(set: &MigrationSet, rows: &[AppliedRow]) -> Vec<Entry> {
+    let mut by_version: BTreeMap<u128, (Option<&Migration>, Option<&AppliedRow>)> = BTreeMap::new();
+    for m in &set.migrations {
+        by_version.entry(m.version.value).or_default().0 = Some(m);
+    }
+    for r in rows {
+        by_version.entry(r.value).or_default().1 = Some(r);
+    }
+    let baseline = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Baseline)
+        .map(|r| r.value)
+        .max();
+    let newest_applied = rows
+        .iter()
+        .filter(|r| r.status != RowStatus::Baseline)
+        .map(|r| r.value)
+        .chain(baseline)
+        .max();
+    by_version
+        .into_values()
+        .map(|(m, r)| {
+            let version = m
+                .map(|m| m.version.text.clone())
+                .or_else(|| r.map(|r| r.version.clone()))
+                .unwrap_or_default();
+            let name = m
+                .map(|m| m.name.clone())
+                .or_else(|| r.map(|r| r.name.clone()))
+                .unwrap_or_default();
+            let value = m
+                .map(|m| m.version.value)
+                .or_else(|| r.map(|r| r.value))
+                .unwrap_or(0);
+            let state = match (m, r) {
+                (_, Some(r)) if r.status == RowStatus::Failed => State::Failed,
+                (_, Some(r)) if r.status == RowStatus::Running => State::Running,
+                (_, Some(r)) if r.status == RowStatus::Baseline => State::Baseline,
+                (None, Some(_)) => State::MissingFile,
+                (Some(m), Some(r)) if m.checksum != r.checksum => State::Modified,
+                (Some(_), Some(_)) => State::Applied,
+                (Some(_), None) if baseline.is_some_and(|b| value <= b) => State::Baseline,
+                (Some(_), None) => State::Pending,
+                (None, None) => unreachable!("an entry has a file or a row"),
+            };
+            Entry {
+                version,
+                name,
+                state,
+                path: m.map(|m| m.path.clone()),
+                applied: r.cloned(),
+                checksum: m.map(|m| m.checksum.clone()),
+                out_of_order: state == State::Pending && newest_applied.is_some_and(|n| value < n),
+            }
+        })
+        .collect()
+}
+
+/// What is wrong with the files themselves, found without a database: psql
+/// meta-commands, syntax errors, statements that cannot run where the file puts them,
+/// transaction control that would commit half-way.
+pub fn check_files(set: &MigrationSet) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for m in &set.migrations {
+        check_section(m, &m.up, &m.source, &m.lines, "up", &mut out);
+        if let Some(d) = &m.down {
+            check_section(m, &d.section, &d.source, &d.lines, "down", &mut out);
+        }
+    }
+    out
+}
+
+fn check_section(
+    m: &Migration,
+    section: &crate::migration::Section,
+    source: &str,
+    lines: &crate::sql::LineIndex,
+    which: &str,
+    out: &mut Vec<Problem>,
+) {
+    let loc = |line: u32, col: u32| Some(Location::new(&section.path, line, col));
+    let stmts: Vec<&crate::sql::Statement> = section
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Statement(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let wrapper = wrapper(section);
+    for item in &section.items {
+        match item {
+            Item::MetaCommand(c) => out.push(Problem::error(
+                Some(&m.version),
+                loc(c.line, c.col),
+                format!(
+                    "psql meta-command `{}` is not SQL and is never sent to the server: \
+                     remove it (for \\i, paste the included file's SQL here)",
+                    c.text.trim()
+                ),
+            )),
+            Item::Statement(s) => {
+                if let Some(e) = &s.syntax_error {
+                    let (line, col) = lines.line_col(source, e.offset);
+                    out.push(Problem::error(
+                        Some(&m.version),
+                        loc(line, col),
+                        format!("syntax error: {}", e.message),
+                    ));
+                }
+                if let Some(label) = s.non_transactional {
+                    if !section.no_transaction {
+                        out.push(Problem::error(
+                            Some(&m.version),
+                            loc(s.line, s.col),
+                            format!(
+                                "{label} cannot run inside a transaction block, and this {which} section runs in one: \
+                                 mark the section `-- migrate:{which} transaction:false` (best in a migration of its own, \
+                                 since each statement then commits on its own)"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(tx) = s.tx_control {
+                    let is_wrapper =
+                        wrapper.is_some_and(|(b, c)| std::ptr::eq(b, s) || std::ptr::eq(c, s));
+                    if is_wrapper {
+                        continue;
+                    }
+                    let what = match tx {
+                        TxControl::Begin => "BEGIN",
+                        TxControl::Commit => "COMMIT",
+                        TxControl::Rollback => "ROLLBACK",
+                        TxControl::Savepoint | TxControl::Release | TxControl::RollbackTo => {
+                            continue
+                        }
+                        TxControl::Other => "this transaction command",
+                    };
+                    let fix = if section.no_transaction {
+                        "a transaction:false section runs each statement on its own; remove it"
+                    } else {
+                        "pgrollout already runs the section in one transaction and a wrapper BEGIN … COMMIT \
+                         around the whole section is recognised; inside it, this would commit or abort half-way. \
+                         Remove it, or split the file into two migrations"
+                    };
+                    out.push(Problem::error(
+                        Some(&m.version),
+                        loc(s.line, s.col),
+                        format!("{what} inside the {which} section: {fix}"),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((b, c)) = wrapper {
+        if section.no_transaction {
+            out.push(Problem::error(
+                Some(&m.version),
+                loc(b.line, b.col),
+                "BEGIN … COMMIT around a transaction:false section: remove the wrapper or the transaction:false marker".into(),
+            ));
+        } else {
+            out.push(Problem {
+                level: Level::Notice,
+                version: Some(m.version.text.clone()),
+                location: loc(b.line, b.col),
+                message: format!(
+                    "the file's own BEGIN (line {}) … COMMIT (line {}) wrapper is recognised: the statements between run in pgrollout's transaction, with the tracking row",
+                    b.line, c.line
+                ),
+            });
+        }
+    }
+    if stmts.is_empty() && which == "up" {
+        out.push(Problem {
+            level: Level::Warning,
+            version: Some(m.version.text.clone()),
+            location: loc(section.marker_line.unwrap_or(1), 1),
+            message: "the up section has no SQL statement: the migration will be recorded without changing anything".into(),
+        });
+    }
+}
+
+/// The file's own `BEGIN; … COMMIT;` around every other statement, if it has one.
+pub fn wrapper(
+    section: &crate::migration::Section,
+) -> Option<(&crate::sql::Statement, &crate::sql::Statement)> {
+    let stmts: Vec<&crate::sql::Statement> = section
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Statement(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let (first, last) = (stmts.first()?, stmts.last()?);
+    if stmts.len() >= 2
+        && first.tx_control == Some(TxControl::Begin)
+        && last.tx_control == Some(TxControl::Commit)
+    {
+        Some((first, last))
+    } else {
+        None
+    }
+}
+
+/// Options that change what a run may do.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Apply up to and including this version only.
+    pub target: Option<Version>,
+    /// Allow pending versions older than the newest applied one.
+    pub allow_out_of_order: bool,
+    /// Allow applied versions whose files are gone.
+    pub allow_missing: bool,
+}
+
+/// The result of planning: what to run, in order, and what stands in the way.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    pub entries: Vec<Entry>,
+    pub to_apply: Vec<&'a Migration>,
+    pub problems: Vec<Problem>,
+}
+
+impl Plan<'_> {
+    pub fn blocked(&self) -> bool {
+        self.problems.iter().any(|p| p.level == Level::Error)
+    }
+}
+
+pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) -> Plan<'a> {
+    let entries = status(set, rows);
+    let mut problems = Vec::new();
+    if let Some(t) = &opts.target {
+        if set.get(t).is_none() && !rows.iter().any(|r| r.value == t.value) {
+            problems.push(Problem::error(
+                Some(t),
+                None,
+                format!("--target {t}: no migration has this version"),
+            ));
+        }
+    }
+    for e in &entries {
+        let m = e
+            .path
+            .as_ref()
+            .and_then(|_| Version::parse(&e.version).and_then(|v| set.get(&v)));
+        let file_loc = m.map(|m| Location::new(&m.path, 1, 1));
+        let v = Version::parse(&e.version);
+        match e.state {
+            State::Failed | State::Running => {
+                let r = e.applied.as_ref().expect("failed rows have a row");
+                let at = r.statement_index.map(|i| {
+                    let line = m
+                        .and_then(|m| m.statements().nth(i as usize))
+                        .map(|s| format!(" (line {})", s.line))
+                        .unwrap_or_default();
+                    format!(" at statement {}{line}", i + 1)
+                });
+                let what = if e.state == State::Failed {
+                    format!("failed{}: {}", at.unwrap_or_default(), r.error_message.as_deref().unwrap_or("no error recorded"))
+                } else {
+                    format!(
+                        "was interrupted{} (recorded as running since {}, and no runner holds the lock: the runner or the server stopped mid-way)",
+                        at.unwrap_or_default(),
+                        r.applied_at.format("%Y-%m-%d %H:%M:%SZ")
+                    )
+                };
+                problems.push(Problem::error(
+                    v.as_ref(),
+                    file_loc.clone(),
+                    format!(
+                        "migration {} {} {what}. It ran outside a transaction, so the statements before that one \
+                         are in effect. Check the database (for a failed CREATE INDEX CONCURRENTLY, drop the INVALID \
+                         index it left), then run `pgrollout repair` so the migration runs again from its first \
+                         statement (write its statements with IF [NOT] EXISTS so a rerun is safe)",
+                        e.version, e.name
+                    ),
+                ));
+            }
+            State::Modified => {
+                let r = e.applied.as_ref().expect("modified rows have a row");
+                problems.push(Problem::error(
+                    v.as_ref(),
+                    file_loc.clone(),
+                    format!(
+                        "migration {} was changed after it was applied (checksum {} applied, {} on disk): \
+                         restore the file as it was applied and put the change in a new migration, or, \
+                         if the edit is intended (a comment, a no-op), run `pgrollout repair --accept {} --reason \"…\"`",
+                        e.version,
+                        &r.checksum[..12.min(r.checksum.len())],
+                        &e.checksum.as_deref().unwrap_or("")[..12],
+                        e.version
+                    ),
+                ));
+            }
+            State::MissingFile if !opts.allow_missing => problems.push(Problem::error(
+                v.as_ref(),
+                None,
+                format!(
+                    "migration {} {} is applied but its file is not in {}: restore the file (or pass --allow-missing)",
+                    e.version,
+                    e.name,
+                    set.dir.display()
+                ),
+            )),
+            State::Pending if e.out_of_order && !opts.allow_out_of_order => {
+                if opts.target.as_ref().is_none_or(|t| v.as_ref().is_some_and(|v| v <= t)) {
+                    problems.push(Problem::error(
+                        v.as_ref(),
+                        file_loc.clone(),
+                        format!(
+                            "migration {} {} is pending but older than the newest applied migration: \
+                             give it a newer version (rename the file), or pass --allow-out-of-order \
+                             if running it after newer ones is safe",
+                            e.version, e.name
+                        ),
+                    ))
+                }
+            }
+            _ => {}
+        }
+    }
+    let to_apply = entries
+        .iter()
+        .filter(|e| e.state == State::Pending)
+        .filter_map(|e| Version::parse(&e.version))
+        .filter(|v| opts.target.as_ref().is_none_or(|t| v <= t))
+        .filter_map(|v| set.get(&v))
+        .collect();
+    Plan {
+        entries,
+        to_apply,
+        problems,
+    }
+}

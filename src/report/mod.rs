@@ -1,0 +1,185 @@
+//! What the core tells the world: typed events, and the reporters that format them.
+//! The core never prints; a new observable fact is a new [`Event`] variant.
+
+pub mod terminal;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::db::lock::LockHolder;
+
+/// A place in a file, for messages and annotations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Location {
+    pub fn new(path: &Path, line: u32, col: u32) -> Location {
+        Location {
+            path: path.to_path_buf(),
+            line,
+            col,
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)
+    }
+}
+
+/// How a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One transaction, tracking row included.
+    Transactional,
+    /// `transaction:false`: statement by statement.
+    NonTransactional,
+    /// Dry run: inside a transaction that is rolled back.
+    Rehearsal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Notice,
+    Warning,
+    Error,
+}
+
+/// Everything observable that happens during a command.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Connecting {
+        target: &'a str,
+    },
+    ConnectRetry {
+        attempt: u32,
+        wait: Duration,
+        reason: &'a str,
+    },
+    Connected {
+        target: &'a str,
+        server_version: &'a str,
+    },
+    LockWaiting {
+        waited: Duration,
+        holder: Option<&'a LockHolder>,
+    },
+    LockAcquired {
+        waited: Duration,
+    },
+    TrackingSchemaReady {
+        schema: &'a str,
+        /// Version found before; None when the schema was created.
+        from: Option<i32>,
+        to: i32,
+    },
+    /// Nothing to do.
+    UpToDate {
+        applied: usize,
+    },
+    /// The migrations about to run (or be rehearsed).
+    PlanReady {
+        pending: &'a [(String, String)],
+        dry_run: bool,
+    },
+    MigrationStarted {
+        version: &'a str,
+        name: &'a str,
+        path: &'a Path,
+        mode: Mode,
+        statements: usize,
+    },
+    /// A transaction:false statement is about to run.
+    StatementStarted {
+        version: &'a str,
+        index: usize,
+        total: usize,
+        line: u32,
+        label: &'a str,
+    },
+    /// SQLSTATE 55P03: the migration's transaction was rolled back and will be retried.
+    LockTimeoutRetry {
+        version: &'a str,
+        attempt: u32,
+        max: u32,
+        wait: Duration,
+        message: &'a str,
+    },
+    /// NOTICE/WARNING from the server. Untrusted text: reporters must neutralise it.
+    ServerNotice {
+        version: Option<&'a str>,
+        severity: &'a str,
+        message: &'a str,
+    },
+    MigrationApplied {
+        version: &'a str,
+        name: &'a str,
+        mode: Mode,
+        duration: Duration,
+    },
+    /// Dry run: the migration could not be rehearsed (it runs outside a transaction).
+    MigrationNotRehearsable {
+        version: &'a str,
+        name: &'a str,
+        reason: &'a str,
+    },
+    MigrationFailed {
+        version: &'a str,
+        name: &'a str,
+        location: Option<&'a Location>,
+        message: &'a str,
+    },
+    /// A problem or remark about the files or the database state.
+    Diagnostic {
+        level: Level,
+        location: Option<&'a Location>,
+        message: &'a str,
+    },
+    /// Free-form progress line from a command (e.g. "created migrations/…").
+    Info {
+        message: &'a str,
+    },
+}
+
+/// Receives events. Implementations: terminal (human), GitHub Actions, JSON.
+pub trait Reporter {
+    fn event(&mut self, event: &Event<'_>);
+}
+
+/// A reporter that forwards to several.
+pub struct Tee<'r>(pub Vec<&'r mut dyn Reporter>);
+
+impl Reporter for Tee<'_> {
+    fn event(&mut self, event: &Event<'_>) {
+        for r in self.0.iter_mut() {
+            r.event(event);
+        }
+    }
+}
+
+/// Collects nothing: for library callers that do not care.
+pub struct Silent;
+impl Reporter for Silent {
+    fn event(&mut self, _: &Event<'_>) {}
+}
+
+/// Format a duration the way logs show it: `850 ms`, `2.4 s`, `3 min 05 s`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
+}

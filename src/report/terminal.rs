@@ -1,0 +1,191 @@
+//! Human output on a terminal: progress to stderr, colour only on a TTY.
+
+use std::io::{IsTerminal, Write};
+
+use super::{human_duration, Event, Level, Mode, Reporter};
+
+pub struct Terminal {
+    color: bool,
+    out: Box<dyn Write>,
+    secrets: Vec<String>,
+}
+
+impl Terminal {
+    /// Progress goes to stderr, so stdout stays clean for `--format json`.
+    pub fn stderr(secrets: Vec<String>) -> Terminal {
+        Terminal {
+            color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            out: Box::new(std::io::stderr()),
+            secrets,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn line(&mut self, text: String) {
+        let text = crate::db::conn::redact(&text, &self.secrets);
+        let _ = writeln!(self.out, "{text}");
+    }
+}
+
+/// Strip control characters (escape sequences included) from untrusted text.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl Reporter for Terminal {
+    fn event(&mut self, e: &Event<'_>) {
+        match e {
+            Event::Connecting { target } => self.line(format!("connecting to {target}")),
+            Event::ConnectRetry {
+                attempt,
+                wait,
+                reason,
+            } => self.line(format!(
+                "  server not ready (attempt {attempt}): {reason}; retrying in {}",
+                human_duration(*wait)
+            )),
+            Event::Connected { server_version, .. } => {
+                self.line(format!("connected: PostgreSQL {server_version}"))
+            }
+            Event::LockWaiting { waited, holder } => self.line(format!(
+                "waiting for the migration lock ({} so far){}",
+                human_duration(*waited),
+                holder.map_or(String::new(), |h| format!(", held by {h}"))
+            )),
+            Event::LockAcquired { waited } => {
+                if waited.as_millis() > 100 {
+                    self.line(format!(
+                        "migration lock taken after {}",
+                        human_duration(*waited)
+                    ))
+                }
+            }
+            Event::TrackingSchemaReady { schema, from, to } => match from {
+                None => self.line(format!("created tracking schema {schema} (version {to})")),
+                Some(f) if f != to => self.line(format!(
+                    "upgraded tracking schema {schema} from version {f} to {to}"
+                )),
+                _ => {}
+            },
+            Event::UpToDate { applied } => self.line(format!(
+                "{} database is up to date ({applied} migrations applied, nothing pending)",
+                self.paint("32", "✓")
+            )),
+            Event::PlanReady { pending, dry_run } => {
+                let verb = if *dry_run { "to rehearse" } else { "to apply" };
+                self.line(format!("{} pending migration(s) {verb}:", pending.len()));
+                for (v, n) in pending.iter() {
+                    self.line(format!("  {v}  {n}"));
+                }
+            }
+            Event::MigrationStarted {
+                version,
+                name,
+                mode,
+                statements,
+                ..
+            } => {
+                let how = match mode {
+                    Mode::Transactional => "in a transaction",
+                    Mode::NonTransactional => "statement by statement, outside a transaction",
+                    Mode::Rehearsal => "rehearsal, rolled back",
+                };
+                self.line(format!(
+                    "→ {version} {name} ({statements} statements, {how})"
+                ))
+            }
+            Event::StatementStarted {
+                index,
+                total,
+                line,
+                label,
+                ..
+            } => self.line(format!("    [{}/{total}] line {line}: {label}", index + 1)),
+            Event::LockTimeoutRetry {
+                attempt,
+                max,
+                wait,
+                message,
+                ..
+            } => self.line(format!(
+                "  {} lock timeout ({}), rolled back; retry {attempt}/{max} in {}",
+                self.paint("33", "!"),
+                sanitize(message),
+                human_duration(*wait)
+            )),
+            Event::ServerNotice {
+                severity, message, ..
+            } => self.line(format!(
+                "    {}: {}",
+                severity.to_lowercase(),
+                sanitize(message)
+            )),
+            Event::MigrationApplied {
+                version,
+                name,
+                mode,
+                duration,
+            } => {
+                let verb = if *mode == Mode::Rehearsal {
+                    "rehearsed"
+                } else {
+                    "applied"
+                };
+                self.line(format!(
+                    "{} {verb} {version} {name} in {}",
+                    self.paint("32", "✓"),
+                    human_duration(*duration)
+                ))
+            }
+            Event::MigrationNotRehearsable {
+                version,
+                name,
+                reason,
+            } => self.line(format!("- {version} {name}: not rehearsed ({reason})")),
+            Event::MigrationFailed {
+                version,
+                name,
+                location,
+                message,
+            } => {
+                let at = location.map_or(String::new(), |l| format!(" at {l}"));
+                self.line(format!(
+                    "{} {version} {name} failed{at}:",
+                    self.paint("31", "✗")
+                ));
+                for l in sanitize(message).lines() {
+                    self.line(format!("    {l}"));
+                }
+            }
+            Event::Diagnostic {
+                level,
+                location,
+                message,
+            } => {
+                let tag = match level {
+                    Level::Error => self.paint("31", "error"),
+                    Level::Warning => self.paint("33", "warning"),
+                    Level::Notice => self.paint("36", "note"),
+                };
+                let at = location.map_or(String::new(), |l| format!("{l}: "));
+                self.line(format!("{at}{tag}: {}", sanitize(message)))
+            }
+            Event::Info { message } => self.line(message.to_string()),
+        }
+    }
+}
