@@ -9,6 +9,14 @@
 
 use std::ops::Range;
 
+mod classify;
+mod parse;
+mod split;
+
+pub use classify::{is_copy_from_stdin, non_transactional, statement_keyword, tx_control};
+pub use parse::char_offset_to_byte;
+pub use split::split;
+
 /// Byte offsets of line starts, for turning a byte offset into a 1-based line and column.
 #[derive(Debug, Clone)]
 pub struct LineIndex {
@@ -90,6 +98,9 @@ pub struct MetaCommand {
     pub text: String,
 }
 
+// Items are built once per file and moved, never copied in bulk; boxing the statement
+// would only add an allocation per statement and churn for every user of the type.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Statement(Statement),
@@ -104,3 +115,6 @@ pub struct SplitError {
     pub offset: usize,
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests;
