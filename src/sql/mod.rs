@@ -9,6 +9,14 @@
 
 use std::ops::Range;
 
+mod classify;
+mod parse;
+mod split;
+
+pub use classify::{is_copy_from_stdin, non_transactional, statement_keyword, tx_control};
+pub use parse::char_offset_to_byte;
+pub use split::split;
+
 /// Byte offsets of line starts, for turning a byte offset into a 1-based line and column.
 #[derive(Debug, Clone)]
 pub struct LineIndex {
@@ -90,6 +98,9 @@ pub struct MetaCommand {
     pub text: String,
 }
 
+// Items are built once per file and moved, never copied in bulk; boxing the statement
+// would only add an allocation per statement and churn for every user of the type.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Statement(Statement),
@@ -105,53 +116,5 @@ pub struct SplitError {
     pub message: String,
 }
 
-// TEMPORARY naive splitter so the rest of the crate compiles until the real
-// implementation (branch `sqlsplit`) is merged; replaced wholesale at merge.
-pub fn split(text: &str, range: Range<usize>, lines: &LineIndex) -> Result<Vec<Item>, SplitError> {
-    let mut out = Vec::new();
-    let mut start = range.start;
-    let body = &text[range.clone()];
-    let mut push = |s: usize, e: usize, terminated: bool, out: &mut Vec<Item>| {
-        let seg = &text[s..e];
-        let lead = seg.len() - seg.trim_start().len();
-        let s = s + lead;
-        if text[s..e].trim().trim_end_matches(';').trim().is_empty() {
-            return;
-        }
-        let (line, col) = lines.line_col(text, s);
-        let stmt_text = &text[s..e];
-        let parsed = pg_query::parse(stmt_text, 0);
-        let ast = parsed.ok().and_then(|r| {
-            r.protobuf
-                .stmts
-                .first()
-                .and_then(|s| s.stmt.as_ref())
-                .and_then(|n| n.node.clone())
-        });
-        out.push(Item::Statement(Statement {
-            span: s..e,
-            line,
-            col,
-            terminated,
-            ast,
-            syntax_error: None,
-            non_transactional: None,
-            tx_control: None,
-            copy_data: None,
-        }));
-    };
-    for (i, _) in body.match_indices(';') {
-        let e = range.start + i + 1;
-        push(start, e, true, &mut out);
-        start = e;
-    }
-    push(start, range.end, false, &mut out);
-    Ok(out)
-}
-
-pub fn char_offset_to_byte(s: &str, char_pos_1based: usize) -> usize {
-    s.char_indices()
-        .nth(char_pos_1based.saturating_sub(1))
-        .map(|(i, _)| i)
-        .unwrap_or(s.len())
-}
+#[cfg(test)]
+mod tests;
