@@ -728,7 +728,7 @@ fn apply_non_transactional(
         if i > 0 {
             s.tracking.set_statement_index(&mut s.db, v, i as i32)?;
         }
-        let label = st.ast.as_ref().map_or("statement", sql_label);
+        let label = st.ast.as_ref().map_or("statement", sql::statement_keyword);
         reporter.event(&Event::StatementStarted {
             version: v,
             index: i,
@@ -784,10 +784,6 @@ fn apply_non_transactional(
         mode: Mode::NonTransactional,
         duration_ms: duration.as_millis() as u64,
     })
-}
-
-fn sql_label(_n: &pg_query::NodeEnum) -> &'static str {
-    "statement"
 }
 
 /// Dry run: every pending transactional migration, in order, inside one transaction

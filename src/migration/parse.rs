@@ -147,6 +147,7 @@ fn marker(path: &Path, line: &Line) -> Result<Option<(MarkerKind, bool)>, FileEr
 }
 
 /// The up and down parts of one file's text.
+#[derive(Debug)]
 pub struct Sections {
     pub up: (Range<usize>, bool, Option<u32>),
     pub down: Option<(Range<usize>, bool, Option<u32>)>,
