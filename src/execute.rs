@@ -316,6 +316,12 @@ pub fn apply(
         if p.blocked() {
             return Err(ApplyError::Blocked(p.problems).into());
         }
+        if p.to_apply.is_empty() {
+            reporter.event(&Event::UpToDate {
+                applied: state.rows.len(),
+            });
+            return Ok(report);
+        }
         return rehearse(&mut s, &p.to_apply, opts, report, reporter);
     }
 
@@ -332,7 +338,24 @@ pub fn apply(
     }
 
     let (_guard, state) = s.lock(opts, &state, reporter)?;
-    let p = plan::plan(set, &state.rows, &opts.plan);
+    let mut p = plan::plan(set, &state.rows, &opts.plan);
+    if p.entries
+        .iter()
+        .any(|e| matches!(e.state, plan::State::Failed | plan::State::Running))
+    {
+        let invalid = s.tracking.invalid_indexes(&mut s.db)?;
+        if !invalid.is_empty() {
+            p.problems.push(Problem {
+                level: Level::Notice,
+                version: None,
+                location: None,
+                message: format!(
+                    "INVALID indexes in the database (left by a failed CONCURRENTLY build): drop them before `pgrollout repair`: {}",
+                    invalid.iter().map(|i| format!("DROP INDEX CONCURRENTLY IF EXISTS {i};")).collect::<Vec<_>>().join(" ")
+                ),
+            });
+        }
+    }
     problems_event(&p.problems, reporter);
     if p.blocked() {
         return Err(ApplyError::Blocked(p.problems).into());
@@ -796,10 +819,6 @@ fn rehearse(
     mut report: ApplyReport,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    if to_apply.is_empty() {
-        reporter.event(&Event::UpToDate { applied: 0 });
-        return Ok(report);
-    }
     let list: Vec<(String, String)> = to_apply
         .iter()
         .map(|m| (m.version.text.clone(), m.name.clone()))

@@ -32,9 +32,11 @@ impl FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown sslmode `{other}`: use disable, prefer, require, verify-ca or verify-full"
-            )),
+            ))
+            }
         })
     }
 }
