@@ -322,7 +322,9 @@ pub fn apply(
             });
             return Ok(report);
         }
-        return rehearse(&mut s, &p.to_apply, opts, report, reporter);
+        let pending = parse_pending(set, &p, reporter)?;
+        let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
+        return rehearse(&mut s, &to_apply, opts, report, reporter);
     }
 
     // Fast path: nothing to do costs one query, and no lock.
@@ -338,7 +340,12 @@ pub fn apply(
     }
 
     let (_guard, state) = s.lock(opts, &state, reporter)?;
-    let mut p = plan::plan(set, &state.rows, &opts.plan);
+    let p = plan::plan(set, &state.rows, &opts.plan);
+    let pending = parse_pending(set, &p, reporter)?;
+    let mut p = plan::Plan {
+        to_apply: pending.migrations.iter().collect(),
+        ..p
+    };
     if p.entries
         .iter()
         .any(|e| matches!(e.state, plan::State::Failed | plan::State::Running))
@@ -416,6 +423,41 @@ pub fn apply(
     }
     report.pending.extend(pending_beyond(&p));
     Ok(report)
+}
+
+/// Copies of the migrations about to run, with their statements parsed (the set may
+/// have been loaded without them) and checked.
+fn parse_pending(
+    set: &MigrationSet,
+    p: &plan::Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<MigrationSet, ApplyError> {
+    let mut pending = MigrationSet {
+        dir: set.dir.clone(),
+        migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
+    };
+    let mut errors = Vec::new();
+    for m in pending.migrations.iter_mut() {
+        if let Err(e) = m.parse_statements() {
+            errors.push(Problem {
+                level: Level::Error,
+                version: Some(m.version.text.clone()),
+                location: None,
+                message: e.to_string(),
+            });
+        }
+    }
+    errors.extend(
+        plan::check_files(&pending)
+            .into_iter()
+            .filter(|p| p.level == Level::Error),
+    );
+    if errors.is_empty() {
+        Ok(pending)
+    } else {
+        problems_event(&errors, reporter);
+        Err(ApplyError::Files(errors))
+    }
 }
 
 fn pending_beyond(p: &plan::Plan) -> Vec<String> {

@@ -107,7 +107,18 @@ impl<'r> Context<'r> {
     }
 
     fn load(&mut self) -> Result<MigrationSet, CliError> {
-        MigrationSet::load(&self.migrations_dir).map_err(|errors| {
+        self.load_set(MigrationSet::load)
+    }
+
+    fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
+        self.load_set(MigrationSet::load_lazy)
+    }
+
+    fn load_set(
+        &mut self,
+        load: fn(&std::path::Path) -> Result<MigrationSet, Vec<migration::FileError>>,
+    ) -> Result<MigrationSet, CliError> {
+        load(&self.migrations_dir).map_err(|errors| {
             for e in &errors {
                 self.reporter.event(&Event::Diagnostic {
                     level: Level::Error,
@@ -327,7 +338,8 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
 
 fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome, CliError> {
     let target = ctx.need_target("apply")?;
-    let set = ctx.load()?;
+    // Statements are parsed only for the migrations that will run.
+    let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
     let run = RunContext::from_env(None);
     match execute::apply(&target, &set, &opts, &run, ctx.reporter) {
