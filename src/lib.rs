@@ -4,5 +4,6 @@
 //! and everything may use `report` (event definitions only).
 
 pub mod ephemeral;
-pub mod sql;
+pub mod lint;
 pub mod migration;
+pub mod sql;
