@@ -196,3 +196,102 @@ pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
     findings.sort_by(|a, b| (a.line, a.col, a.rule).cmp(&(b.line, b.col, b.rule)));
     findings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{lint, migration};
+    use super::*;
+
+    #[test]
+    fn severity_override_and_disable() {
+        let m = migration("DROP TABLE a;\nALTER TABLE b RENAME TO c;", false);
+        let opts = LintOptions {
+            disabled: vec!["rename-table".into()],
+            severity_overrides: BTreeMap::from([("ban-drop-table".into(), Severity::Warning)]),
+        };
+        let f = lint_migration(&m, &opts);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].rule, f[0].severity),
+            ("ban-drop-table", Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn disabled_rule_makes_its_allow_not_unused() {
+        let m = migration(
+            "-- pgrollout:allow rename-table legacy name\nSELECT 1;",
+            false,
+        );
+        let opts = LintOptions {
+            disabled: vec!["rename-table".into()],
+            ..Default::default()
+        };
+        assert!(lint_migration(&m, &opts).is_empty());
+    }
+
+    #[test]
+    fn unknown_option_rules_suggest() {
+        let opts = LintOptions {
+            disabled: vec!["prefer-timestamp".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            opts.unknown_rules(),
+            vec![("prefer-timestamp".to_string(), Some("prefer-timestamptz"))]
+        );
+    }
+
+    #[test]
+    fn syntax_error_and_meta_command() {
+        let f = lint("\\set ON_ERROR_STOP on\nSELEC 1;\nDROP TABLE a;");
+        let rules: Vec<_> = f.iter().map(|f| (f.rule, f.line, f.severity)).collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("psql-meta-command", 1, Severity::Info),
+                ("syntax-error", 2, Severity::Error),
+                ("ban-drop-table", 3, Severity::Error),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_table_gets_no_locking_findings() {
+        let sql = "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text);\n\
+                   CREATE INDEX events_kind ON events (kind);\n\
+                   ALTER TABLE events ADD CONSTRAINT kind_ok CHECK (kind <> '');\n\
+                   ALTER TABLE events ALTER COLUMN kind SET NOT NULL;\n\
+                   ALTER TABLE events ADD COLUMN at timestamptz NOT NULL DEFAULT clock_timestamp();";
+        let f = lint(sql);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn realistic_migration_sorted_by_position() {
+        let sql =
+            "ALTER TABLE orders ADD COLUMN note varchar(80), ALTER COLUMN total TYPE bigint;\n\
+                   CREATE INDEX orders_note ON orders (note);\n";
+        let f = lint(sql);
+        let got: Vec<_> = f.iter().map(|f| (f.line, f.col, f.rule)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 36, "prefer-text-field"),
+                (1, 73, "column-type-rewrite"),
+                (2, 1, "require-concurrent-index-creation"),
+            ]
+        );
+        assert!(f.iter().all(|f| f.path.ends_with("001_test.sql")));
+        assert_eq!(tables_of_interest(&f), vec!["orders"]);
+    }
+
+    #[test]
+    fn severities_are_ordered_and_serialize_lowercase() {
+        assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Error);
+        assert_eq!(
+            serde_json::to_string(&Severity::Warning).unwrap(),
+            "\"warning\""
+        );
+    }
+}
