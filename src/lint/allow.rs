@@ -52,7 +52,7 @@ pub(crate) fn apply_allows(
     let lines: Vec<&str> = m.source.lines().collect();
     let is_comment = |line: u32| {
         lines
-            .get(line as usize - 1)
+            .get((line as usize).wrapping_sub(1))
             .is_some_and(|l| l.trim_start().starts_with("--"))
     };
     let item_lines: Vec<u32> =
@@ -94,7 +94,7 @@ pub(crate) fn apply_allows(
     let up_end_line = m.lines.line_col(&m.source, m.up.range.end).0;
     for (i, a) in m.allows.iter().enumerate() {
         let col = lines
-            .get(a.line as usize - 1)
+            .get((a.line as usize).wrapping_sub(1))
             .and_then(|l| {
                 l.find(LINE_DIRECTIVE)
                     .map(|b| l[..b].chars().count() as u32 + 1)
