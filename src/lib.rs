@@ -6,6 +6,7 @@
 pub mod db;
 pub mod ephemeral;
 pub mod execute;
+pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod report;
