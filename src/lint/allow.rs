@@ -14,34 +14,6 @@ use crate::sql::Item;
 const LINE_DIRECTIVE: &str = "pgrollout:allow";
 const FILE_DIRECTIVE: &str = "pgrollout:allow-file";
 
-/// Every allow directive of a source text, in order. Only whole-line `--` comments count.
-pub fn parse_allows(source: &str) -> Vec<Allow> {
-    source
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let body = line.trim_start().strip_prefix("--")?.trim_start();
-            let (file_level, rest) = if let Some(rest) = body.strip_prefix(FILE_DIRECTIVE) {
-                (true, rest)
-            } else {
-                (false, body.strip_prefix(LINE_DIRECTIVE)?)
-            };
-            // `-- pgrollout:allowance …` is not a directive.
-            if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
-                return None;
-            }
-            let rest = rest.trim();
-            let (rule, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            Some(Allow {
-                rule: rule.to_string(),
-                reason: reason.trim().to_string(),
-                line: i as u32 + 1,
-                file_level,
-            })
-        })
-        .collect()
-}
-
 /// Drops the findings the directives of `m` suppress, and adds findings about the
 /// directives themselves.
 pub(crate) fn apply_allows(
@@ -175,7 +147,7 @@ mod tests {
         let src = "-- pgrollout:allow-file ban-drop-table old tables go\n\
                    SELECT 1;\n  --   pgrollout:allow rename-column  clients updated in v2 \n\
                    -- pgrollout:allowance not a directive\n-- pgrollout:allow\n";
-        let allows = parse_allows(src);
+        let allows = crate::migration::parse::allows(src);
         assert_eq!(
             allows,
             vec![

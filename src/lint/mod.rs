@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use crate::migration::Migration;
 use crate::sql::Item;
 
-pub use allow::parse_allows;
 pub use context::RuleContext;
 pub use output::{render_json, render_terminal};
 pub use registry::{rule, Category, RuleInfo, RULES};
