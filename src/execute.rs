@@ -450,16 +450,12 @@ fn parse_pending(
             });
         }
     }
-    errors.extend(
-        plan::check_files(&pending)
-            .into_iter()
-            .filter(|p| p.level == Level::Error),
-    );
-    if errors.is_empty() {
-        Ok(pending)
-    } else {
-        problems_event(&errors, reporter);
+    errors.extend(plan::check_files(&pending));
+    problems_event(&errors, reporter);
+    if errors.iter().any(|p| p.level == Level::Error) {
         Err(ApplyError::Files(errors))
+    } else {
+        Ok(pending)
     }
 }
 

@@ -251,6 +251,22 @@ fn check_section(
     }
 }
 
+/// Line of the `index`-th statement of the up section, splitting it if the migration
+/// was loaded without statements.
+fn statement_line(m: &Migration, index: usize) -> Option<u32> {
+    if m.up.parsed {
+        return m.statements().nth(index).map(|s| s.line);
+    }
+    let items = crate::sql::split(&m.source, m.up.range.clone(), &m.lines).ok()?;
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Statement(s) => Some(s.line),
+            Item::MetaCommand(_) => None,
+        })
+        .nth(index)
+}
+
 /// The file's own `BEGIN; … COMMIT;` around every other statement, if it has one.
 pub fn wrapper(
     section: &crate::migration::Section,
@@ -323,8 +339,8 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
                 let r = e.applied.as_ref().expect("failed rows have a row");
                 let at = r.statement_index.map(|i| {
                     let line = m
-                        .and_then(|m| m.statements().nth(i as usize))
-                        .map(|s| format!(" (line {})", s.line))
+                        .and_then(|m| statement_line(m, i as usize))
+                        .map(|l| format!(" (line {l})"))
                         .unwrap_or_default();
                     format!(" at statement {}{line}", i + 1)
                 });
