@@ -214,7 +214,7 @@ fn server_crash_during_non_transactional_migration_then_repair() {
         "2_slow.sql",
         "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\nSELECT pg_sleep(30);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id2 ON t (id);\n",
     );
-    let mut child = cmd(dir.path(), Some(&url))
+    let child = cmd(dir.path(), Some(&url))
         .arg("apply")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -491,13 +491,13 @@ fn changed_file_after_apply_is_refused_but_crlf_is_not_a_change() {
     );
     assert_eq!(accepted.code, 0, "{}", accepted.all());
     assert_eq!(run(dir.path(), Some(&db.url), &["apply"]).code, 0);
-    assert_eq!(
-        scalar(
-            &db.url,
-            "SELECT reason FROM pgrollout.migration_history WHERE action = 'accept'"
-        )
-        .starts_with("type widened by hand in prod"),
-        true
+    let reason = scalar(
+        &db.url,
+        "SELECT reason FROM pgrollout.migration_history WHERE action = 'accept'",
+    );
+    assert!(
+        reason.starts_with("type widened by hand in prod"),
+        "{reason}"
     );
 }
 
