@@ -951,3 +951,42 @@ fn ephemeral_runs_the_sample_and_cleans_up() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("10 migration(s) applied"), "{}", r.stdout);
 }
+
+#[test]
+fn ephemeral_cluster_is_removed_on_ctrl_c() {
+    let dir = Dir::new();
+    dir.write("1_slow.sql", "SELECT pg_sleep(60);\n");
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("--migrations")
+        .arg(dir.path())
+        .args(["--ephemeral", "apply"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read stderr until the migration is running, remembering where the data lives.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut data_dir = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "pgrollout ended before the migration started");
+        if let Some(rest) = line.split("(data in ").nth(1) {
+            data_dir = Some(PathBuf::from(rest.split(';').next().unwrap()));
+        }
+        if line.contains("→ 1 slow") {
+            break;
+        }
+    }
+    let data_dir = data_dir.expect("the data dir is announced");
+    assert!(data_dir.exists());
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+}

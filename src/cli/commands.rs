@@ -75,6 +75,14 @@ impl<'r> Context<'r> {
             });
             let c = Cluster::start(&ClusterOptions::default())
                 .map_err(|e| CliError::Failed(format!("--ephemeral: {e}")))?;
+            reporter.event(&Event::Info {
+                message: &format!(
+                    "throwaway PostgreSQL on {}:{} (data in {}; removed on exit)",
+                    c.host(),
+                    c.port(),
+                    c.data_dir().display()
+                ),
+            });
             let t =
                 Target::parse(&c.url("postgres")).map_err(|e| CliError::Failed(e.to_string()))?;
             cluster = Some(c);
