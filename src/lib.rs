@@ -8,6 +8,7 @@ pub mod db;
 pub mod ephemeral;
 pub mod execute;
 pub mod migration;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod sql;

@@ -177,6 +177,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
         Command::Apply { dry_run, plan } => apply(ctx, &plan, dry_run),
         Command::Baseline { version } => baseline(ctx, &version),
         Command::Repair { accept, reason } => repair(ctx, accept.as_deref(), reason.as_deref()),
+        Command::Pipeline { command } => crate::cli::pipeline_cmd::run(ctx, command),
     }
 }
 

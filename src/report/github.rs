@@ -346,7 +346,7 @@ impl GitHub {
     /// Most severe first, at most 10 per kind, then one notice for the rest.
     fn emit_annotations(&mut self) {
         let mut all = std::mem::take(&mut self.annotations);
-        all.sort_by(|a, b| b.level.cmp(&a.level));
+        all.sort_by_key(|a| std::cmp::Reverse(a.level));
         let mut shown = [0usize; 3];
         let mut hidden = 0;
         let total_notices = all.iter().filter(|a| a.level == Level::Notice).count();
