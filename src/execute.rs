@@ -316,7 +316,15 @@ pub fn apply(
         if p.blocked() {
             return Err(ApplyError::Blocked(p.problems).into());
         }
-        return rehearse(&mut s, &p.to_apply, opts, report, reporter);
+        if p.to_apply.is_empty() {
+            reporter.event(&Event::UpToDate {
+                applied: state.rows.len(),
+            });
+            return Ok(report);
+        }
+        let pending = parse_pending(set, &p, reporter)?;
+        let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
+        return rehearse(&mut s, &to_apply, opts, report, reporter);
     }
 
     // Fast path: nothing to do costs one query, and no lock.
@@ -333,6 +341,28 @@ pub fn apply(
 
     let (_guard, state) = s.lock(opts, &state, reporter)?;
     let p = plan::plan(set, &state.rows, &opts.plan);
+    let pending = parse_pending(set, &p, reporter)?;
+    let mut p = plan::Plan {
+        to_apply: pending.migrations.iter().collect(),
+        ..p
+    };
+    if p.entries
+        .iter()
+        .any(|e| matches!(e.state, plan::State::Failed | plan::State::Running))
+    {
+        let invalid = s.tracking.invalid_indexes(&mut s.db)?;
+        if !invalid.is_empty() {
+            p.problems.push(Problem {
+                level: Level::Notice,
+                version: None,
+                location: None,
+                message: format!(
+                    "INVALID indexes in the database (left by a failed CONCURRENTLY build): drop them before `pgrollout repair`: {}",
+                    invalid.iter().map(|i| format!("DROP INDEX CONCURRENTLY IF EXISTS {i};")).collect::<Vec<_>>().join(" ")
+                ),
+            });
+        }
+    }
     problems_event(&p.problems, reporter);
     if p.blocked() {
         return Err(ApplyError::Blocked(p.problems).into());
@@ -393,6 +423,41 @@ pub fn apply(
     }
     report.pending.extend(pending_beyond(&p));
     Ok(report)
+}
+
+/// Copies of the migrations about to run, with their statements parsed (the set may
+/// have been loaded without them) and checked.
+fn parse_pending(
+    set: &MigrationSet,
+    p: &plan::Plan,
+    reporter: &mut dyn Reporter,
+) -> Result<MigrationSet, ApplyError> {
+    let mut pending = MigrationSet {
+        dir: set.dir.clone(),
+        migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
+    };
+    let mut errors = Vec::new();
+    for m in pending.migrations.iter_mut() {
+        if let Err(e) = m.parse_statements() {
+            errors.push(Problem {
+                level: Level::Error,
+                version: Some(m.version.text.clone()),
+                location: None,
+                message: e.to_string(),
+            });
+        }
+    }
+    errors.extend(
+        plan::check_files(&pending)
+            .into_iter()
+            .filter(|p| p.level == Level::Error),
+    );
+    if errors.is_empty() {
+        Ok(pending)
+    } else {
+        problems_event(&errors, reporter);
+        Err(ApplyError::Files(errors))
+    }
 }
 
 fn pending_beyond(p: &plan::Plan) -> Vec<String> {
@@ -796,10 +861,6 @@ fn rehearse(
     mut report: ApplyReport,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    if to_apply.is_empty() {
-        reporter.event(&Event::UpToDate { applied: 0 });
-        return Ok(report);
-    }
     let list: Vec<(String, String)> = to_apply
         .iter()
         .map(|m| (m.version.text.clone(), m.name.clone()))

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod ephemeral;
 pub mod execute;
+pub mod lint;
 pub mod migration;
 pub mod pipeline;
 pub mod plan;

@@ -145,6 +145,9 @@ fn check_section(
     which: &str,
     out: &mut Vec<Problem>,
 ) {
+    if !section.parsed {
+        return;
+    }
     let loc = |line: u32, col: u32| Some(Location::new(&section.path, line, col));
     let stmts: Vec<&crate::sql::Statement> = section
         .items

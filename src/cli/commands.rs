@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{exit, Command, Format, Global, PlanFlags};
-use crate::db::tracking::{RunContext, TrackingState};
+use crate::db::tracking::{RowStatus, RunContext, TrackingState};
 use crate::db::Target;
 use crate::ephemeral::{Cluster, ClusterOptions};
 use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
@@ -107,7 +107,18 @@ impl<'r> Context<'r> {
     }
 
     fn load(&mut self) -> Result<MigrationSet, CliError> {
-        MigrationSet::load(&self.migrations_dir).map_err(|errors| {
+        self.load_set(MigrationSet::load)
+    }
+
+    fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
+        self.load_set(MigrationSet::load_lazy)
+    }
+
+    fn load_set(
+        &mut self,
+        load: fn(&std::path::Path) -> Result<MigrationSet, Vec<migration::FileError>>,
+    ) -> Result<MigrationSet, CliError> {
+        load(&self.migrations_dir).map_err(|errors| {
             for e in &errors {
                 self.reporter.event(&Event::Diagnostic {
                     level: Level::Error,
@@ -176,7 +187,11 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
         Command::Plan { plan } => plan_cmd(ctx, &plan),
         Command::Apply { dry_run, plan } => apply(ctx, &plan, dry_run),
         Command::Baseline { version } => baseline(ctx, &version),
-        Command::Repair { accept, reason } => repair(ctx, accept.as_deref(), reason.as_deref()),
+        Command::Repair {
+            accept,
+            reason,
+            force,
+        } => repair(ctx, accept.as_deref(), reason.as_deref(), force),
         Command::Pipeline { command } => crate::cli::pipeline_cmd::run(ctx, command),
     }
 }
@@ -324,7 +339,8 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
 
 fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome, CliError> {
     let target = ctx.need_target("apply")?;
-    let set = ctx.load()?;
+    // Statements are parsed only for the migrations that will run.
+    let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
     let run = RunContext::from_env(None);
     match execute::apply(&target, &set, &opts, &run, ctx.reporter) {
@@ -351,7 +367,14 @@ fn failure(
             stdout: text::apply_json(report, Some(&error)),
         });
     }
-    let mut stdout = text::apply_text(report, dry_run);
+    let did_something = !report.applied.is_empty()
+        || !report.rehearsed.is_empty()
+        || !report.not_rehearsed.is_empty();
+    let mut stdout = if did_something {
+        text::apply_text(report, dry_run)
+    } else {
+        String::new()
+    };
     if !matches!(error, ApplyError::Migration(_)) {
         ctx.reporter.event(&Event::Diagnostic {
             level: Level::Error,
@@ -419,6 +442,7 @@ fn repair(
     ctx: &mut Context,
     accept: Option<&str>,
     reason: Option<&str>,
+    force: bool,
 ) -> Result<Outcome, CliError> {
     let run = RunContext::from_env(None);
     if let Some(version) = accept {
@@ -475,7 +499,29 @@ fn repair(
             &m.checksum[..12]
         )));
     }
-    let cleared = with_lock(ctx, "repair", |s, _, _| {
+    let cleared = with_lock(ctx, "repair", |s, state, _| {
+        let failing = state
+            .rows
+            .iter()
+            .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
+        if failing && !force {
+            let invalid = s
+                .tracking
+                .invalid_indexes(&mut s.db)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            if !invalid.is_empty() {
+                let drops: Vec<String> = invalid
+                    .iter()
+                    .map(|i| format!("  DROP INDEX CONCURRENTLY IF EXISTS {i};"))
+                    .collect();
+                return Err(CliError::Failed(format!(
+                    "the database still has INVALID indexes, as a failed CREATE INDEX CONCURRENTLY leaves behind; \
+                     a rerun with IF NOT EXISTS would keep them, unusable. Drop them first:\n{}\n\
+                     then run `pgrollout repair` again (or pass --force if they are unrelated)",
+                    drops.join("\n")
+                )));
+            }
+        }
         let cleared = s
             .tracking
             .clear_failed(&mut s.db)

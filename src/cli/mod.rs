@@ -243,6 +243,9 @@ pub enum Command {
         /// Why the edit is safe (stored in the audit log).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Clear failed migrations even though INVALID indexes remain in the database.
+        #[arg(long)]
+        force: bool,
     },
 
     /// Run the pipeline file's environments (`pipeline run`).

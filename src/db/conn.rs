@@ -32,9 +32,11 @@ impl FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown sslmode `{other}`: use disable, prefer, require, verify-ca or verify-full"
-            )),
+            ))
+            }
         })
     }
 }
@@ -243,6 +245,31 @@ fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Run the connection on the session's runtime, forwarding NOTICEs to a channel.
+fn drive<S, T>(
+    rt: &Runtime,
+    mut connection: tokio_postgres::Connection<S, T>,
+) -> UnboundedReceiver<DbError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, notices) = unbounded_channel();
+    rt.spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notice(n)) => {
+                    let _ = tx.send(n);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    notices
+}
+
 /// One database session, driven synchronously. NOTICEs the server sends are kept for the
 /// caller to report (they are untrusted text).
 pub struct Db {
@@ -352,7 +379,11 @@ impl Db {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("starting the I/O runtime: {e}")))?;
-        let tls = target.tls().map_err(fail)?;
+        // Building a TLS connector loads the system's CA store: skip it when TLS is off.
+        let tls = match target.sslmode {
+            SslMode::Disable => None,
+            _ => Some(target.tls().map_err(fail)?),
+        };
         let mut config = target.config.clone();
         config.application_name(application_name);
         config.ssl_mode(match target.sslmode {
@@ -363,9 +394,17 @@ impl Db {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut wait = Duration::from_millis(100);
-        let (client, connection) = loop {
+        let (client, notices) = loop {
             attempt += 1;
-            match rt.block_on(config.connect(tls.clone())) {
+            let result = match &tls {
+                None => rt
+                    .block_on(config.connect(tokio_postgres::NoTls))
+                    .map(|(c, conn)| (c, drive(&rt, conn))),
+                Some(tls) => rt
+                    .block_on(config.connect(tls.clone()))
+                    .map(|(c, conn)| (c, drive(&rt, conn))),
+            };
+            match result {
                 Ok(pair) => break pair,
                 Err(e) => {
                     let (retry, message) = classify(target, &e);
@@ -378,20 +417,6 @@ impl Db {
                 }
             }
         };
-        let (tx, notices) = unbounded_channel();
-        let mut connection = connection;
-        rt.spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(m) = messages.next().await {
-                match m {
-                    Ok(AsyncMessage::Notice(n)) => {
-                        let _ = tx.send(n);
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        });
         let mut db = Db {
             rt,
             client,
@@ -399,17 +424,19 @@ impl Db {
             backend_pid: 0,
             server_version: String::new(),
         };
-        let row = db
+        // Simple protocol: one round trip (the extended protocol would add a Parse).
+        let rows = db
             .run(|c| async move {
-                c.query_one(
-                    "SELECT pg_backend_pid(), current_setting('server_version')",
-                    &[],
-                )
-                .await
+                c.simple_query("SELECT pg_backend_pid(), current_setting('server_version')")
+                    .await
             })
             .map_err(|e| fail(format!("first query failed: {e}")))?;
-        db.backend_pid = row.get(0);
-        db.server_version = row.get(1);
+        for m in rows {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                db.backend_pid = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
+                db.server_version = r.get(1).unwrap_or_default().to_string();
+            }
+        }
         Ok(db)
     }
 

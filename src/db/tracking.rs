@@ -192,6 +192,7 @@ impl RunContext {
         let actor = var("GITHUB_ACTOR")
             .or_else(|| var("USER"))
             .or_else(|| var("LOGNAME"))
+            .or_else(os_user)
             .unwrap_or_else(|| "unknown".into());
         let ci_run_url = match (
             var("GITHUB_SERVER_URL"),
@@ -210,6 +211,30 @@ impl RunContext {
             ci_run_url,
         }
     }
+}
+
+/// The name of the effective OS user, for runs outside CI with no $USER set.
+fn os_user() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, both valid for their sizes;
+    // on success `result` points at `pwd`, whose string fields point into `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buf`, alive for this scope.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 fn new_run_id() -> String {

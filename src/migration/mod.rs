@@ -88,6 +88,9 @@ pub struct Section {
     pub marker_line: Option<u32>,
     /// Statements and meta-commands of the body, positioned in `source`.
     pub items: Vec<Item>,
+    /// False when loaded without splitting (see [`MigrationSet::load_lazy`]): `items` is
+    /// empty until [`Migration::parse_statements`].
+    pub parsed: bool,
 }
 
 /// One migration: a file (or an up/down pair of files).
@@ -192,11 +195,23 @@ impl Migration {
         path: &Path,
         down_file: Option<&Path>,
     ) -> Result<Migration, FileError> {
+        Self::load_with(version, name, path, down_file, true)
+    }
+
+    /// With `split: false` the statements are not parsed yet: reading 1000 applied files
+    /// for a no-op `apply` needs only their versions and checksums.
+    pub fn load_with(
+        version: Version,
+        name: String,
+        path: &Path,
+        down_file: Option<&Path>,
+        split: bool,
+    ) -> Result<Migration, FileError> {
         let source = read_text(path)?;
         let lines = LineIndex::new(&source);
         let sections = parse::sections(path, &source)?;
         let (range, no_tx, marker) = sections.up;
-        let up = parse::section(path, &source, &lines, range.clone(), no_tx, marker)?;
+        let up = parse::section(path, &source, &lines, range.clone(), no_tx, marker, split)?;
         let checksum = parse::checksum(&source[range]);
 
         let down = if let Some(down_path) = down_file {
@@ -216,7 +231,7 @@ impl Migration {
             // A .down.sql may carry a `-- migrate:up transaction:false` style marker for its
             // own options; without one, the whole file is the down SQL.
             let (r, no_tx, marker) = ds.up;
-            let section = parse::section(down_path, &dsrc, &dlines, r, no_tx, marker)?;
+            let section = parse::section(down_path, &dsrc, &dlines, r, no_tx, marker, split)?;
             Some(Down {
                 source_kind: DownSource::File,
                 source: dsrc,
@@ -224,7 +239,7 @@ impl Migration {
                 section,
             })
         } else if let Some((r, no_tx, marker)) = sections.down {
-            let section = parse::section(path, &source, &lines, r, no_tx, marker)?;
+            let section = parse::section(path, &source, &lines, r, no_tx, marker, split)?;
             Some(Down {
                 source_kind: DownSource::Section,
                 source: source.clone(),
@@ -233,7 +248,7 @@ impl Migration {
             })
         } else if let Some(rb) = sections.rollback_comments {
             let rlines = LineIndex::new(&rb);
-            let section = parse::section(path, &rb, &rlines, 0..rb.len(), false, None)?;
+            let section = parse::section(path, &rb, &rlines, 0..rb.len(), false, None, split)?;
             Some(Down {
                 source_kind: DownSource::RollbackComments,
                 source: rb,
@@ -255,6 +270,37 @@ impl Migration {
             checksum,
             allows,
         })
+    }
+
+    /// Split and parse the statements if [`Migration::load_with`] skipped it.
+    pub fn parse_statements(&mut self) -> Result<(), FileError> {
+        if !self.up.parsed {
+            let u = &self.up;
+            self.up = parse::section(
+                &u.path,
+                &self.source,
+                &self.lines,
+                u.range.clone(),
+                u.no_transaction,
+                u.marker_line,
+                true,
+            )?;
+        }
+        if let Some(d) = &mut self.down {
+            if !d.section.parsed {
+                let s = &d.section;
+                d.section = parse::section(
+                    &s.path,
+                    &d.source,
+                    &d.lines,
+                    s.range.clone(),
+                    s.no_transaction,
+                    s.marker_line,
+                    true,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// The up section's text as written in the file.
@@ -287,6 +333,16 @@ impl MigrationSet {
     /// ignored; `.sql` files with a name that does not parse, duplicate versions,
     /// unreadable or non-UTF-8 files are errors — never skipped. Every error is returned.
     pub fn load(dir: &Path) -> Result<MigrationSet, Vec<FileError>> {
+        Self::load_with(dir, true)
+    }
+
+    /// Like [`MigrationSet::load`] but without splitting statements (names, sections and
+    /// checksums only); parse what will run with [`Migration::parse_statements`].
+    pub fn load_lazy(dir: &Path) -> Result<MigrationSet, Vec<FileError>> {
+        Self::load_with(dir, false)
+    }
+
+    fn load_with(dir: &Path, split: bool) -> Result<MigrationSet, Vec<FileError>> {
         let entries = std::fs::read_dir(dir).map_err(|source| {
             vec![FileError::ReadDir {
                 dir: dir.to_path_buf(),
@@ -344,7 +400,7 @@ impl MigrationSet {
             match (up, down) {
                 (Some((path, name)), down) => {
                     // A pair's down file must pair with an `.up.sql`, not a plain file.
-                    match Migration::load(version, name, &path, down.as_deref()) {
+                    match Migration::load_with(version, name, &path, down.as_deref(), split) {
                         Ok(m) => migrations.push(m),
                         Err(e) => errors.push(e),
                     }

@@ -267,7 +267,18 @@ pub fn section(
     range: Range<usize>,
     no_transaction: bool,
     marker_line: Option<u32>,
+    split: bool,
 ) -> Result<Section, FileError> {
+    if !split {
+        return Ok(Section {
+            path: path.to_path_buf(),
+            range,
+            no_transaction,
+            marker_line,
+            items: Vec::new(),
+            parsed: false,
+        });
+    }
     let items = sql::split(text, range.clone(), lines).map_err(|e| {
         let (line, col) = lines.line_col(text, e.offset);
         FileError::Sql {
@@ -283,6 +294,7 @@ pub fn section(
         no_transaction,
         marker_line,
         items,
+        parsed: true,
     })
 }
 

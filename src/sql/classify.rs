@@ -357,3 +357,202 @@ pub fn statement_keyword(ast: &NodeEnum) -> &'static str {
         _ => "STATEMENT",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ast(sql: &str) -> NodeEnum {
+        crate::sql::parse::parse_statement(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+    }
+
+    #[test]
+    fn non_transactional_statements() {
+        let cases = [
+            (
+                "CREATE INDEX CONCURRENTLY i ON t (a)",
+                "CREATE INDEX CONCURRENTLY",
+            ),
+            (
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a)",
+                "CREATE INDEX CONCURRENTLY",
+            ),
+            (
+                "DROP INDEX CONCURRENTLY IF EXISTS i",
+                "DROP INDEX CONCURRENTLY",
+            ),
+            ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY"),
+            ("REINDEX (CONCURRENTLY) TABLE t", "REINDEX CONCURRENTLY"),
+            ("REINDEX SYSTEM", "REINDEX SYSTEM"),
+            ("REINDEX DATABASE db", "REINDEX DATABASE"),
+            ("REINDEX SCHEMA s", "REINDEX SCHEMA"),
+            ("VACUUM", "VACUUM"),
+            ("VACUUM (ANALYZE, VERBOSE) t", "VACUUM"),
+            ("VACUUM FULL t", "VACUUM"),
+            ("CLUSTER", "CLUSTER"),
+            ("CREATE DATABASE d", "CREATE DATABASE"),
+            ("DROP DATABASE IF EXISTS d WITH (FORCE)", "DROP DATABASE"),
+            (
+                "ALTER DATABASE d SET TABLESPACE ts",
+                "ALTER DATABASE SET TABLESPACE",
+            ),
+            ("CREATE TABLESPACE ts LOCATION '/x'", "CREATE TABLESPACE"),
+            ("DROP TABLESPACE ts", "DROP TABLESPACE"),
+            ("ALTER SYSTEM SET work_mem = '64MB'", "ALTER SYSTEM"),
+            ("ALTER SYSTEM RESET ALL", "ALTER SYSTEM"),
+            (
+                "ALTER TABLE p DETACH PARTITION c CONCURRENTLY",
+                "ALTER TABLE DETACH PARTITION CONCURRENTLY",
+            ),
+            (
+                "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p",
+                "CREATE SUBSCRIPTION",
+            ),
+            (
+                "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (create_slot = true)",
+                "CREATE SUBSCRIPTION",
+            ),
+            ("DROP SUBSCRIPTION IF EXISTS s", "DROP SUBSCRIPTION"),
+            (
+                "ALTER SUBSCRIPTION s REFRESH PUBLICATION",
+                "ALTER SUBSCRIPTION REFRESH PUBLICATION",
+            ),
+            (
+                "ALTER SUBSCRIPTION s REFRESH PUBLICATION WITH (copy_data = false)",
+                "ALTER SUBSCRIPTION REFRESH PUBLICATION",
+            ),
+            (
+                "ALTER SUBSCRIPTION s SET PUBLICATION p",
+                "ALTER SUBSCRIPTION PUBLICATION WITH REFRESH",
+            ),
+            (
+                "ALTER SUBSCRIPTION s ADD PUBLICATION p WITH (refresh = true)",
+                "ALTER SUBSCRIPTION PUBLICATION WITH REFRESH",
+            ),
+            ("DISCARD ALL", "DISCARD ALL"),
+            ("COMMIT PREPARED 'x'", "COMMIT PREPARED"),
+            ("ROLLBACK PREPARED 'x'", "ROLLBACK PREPARED"),
+        ];
+        for (sql, label) in cases {
+            assert_eq!(non_transactional(&ast(sql)), Some(label), "{sql}");
+        }
+    }
+
+    #[test]
+    fn transactional_statements() {
+        for sql in [
+            "CREATE INDEX i ON t (a)",
+            "DROP INDEX i",
+            "DROP TABLE t",
+            "REINDEX TABLE t",
+            "REINDEX INDEX i",
+            "REINDEX (CONCURRENTLY false) TABLE t",
+            "ANALYZE t",
+            "CLUSTER t USING i",
+            "ALTER DATABASE d SET work_mem = '1MB'",
+            "ALTER DATABASE d OWNER TO r",
+            "ALTER TABLE p DETACH PARTITION c",
+            "ALTER TABLE p DETACH PARTITION c FINALIZE",
+            "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (create_slot = false)",
+            "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (connect = false)",
+            "CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p WITH (create_slot = off)",
+            "ALTER SUBSCRIPTION s SET PUBLICATION p WITH (refresh = false)",
+            "ALTER SUBSCRIPTION s DISABLE",
+            "DISCARD PLANS",
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY m",
+            "ALTER TYPE e ADD VALUE 'x'",
+            "BEGIN",
+            "COMMIT",
+        ] {
+            assert_eq!(non_transactional(&ast(sql)), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn transaction_control() {
+        use TxControl::*;
+        let cases = [
+            ("BEGIN", Some(Begin)),
+            ("BEGIN ISOLATION LEVEL SERIALIZABLE", Some(Begin)),
+            ("START TRANSACTION", Some(Begin)),
+            ("COMMIT", Some(Commit)),
+            ("END", Some(Commit)),
+            ("COMMIT AND CHAIN", Some(Other)),
+            ("ROLLBACK", Some(Rollback)),
+            ("ABORT", Some(Rollback)),
+            ("ROLLBACK AND CHAIN", Some(Other)),
+            ("SAVEPOINT a", Some(Savepoint)),
+            ("RELEASE SAVEPOINT a", Some(Release)),
+            ("RELEASE a", Some(Release)),
+            ("ROLLBACK TO SAVEPOINT a", Some(RollbackTo)),
+            ("ROLLBACK TO a", Some(RollbackTo)),
+            ("PREPARE TRANSACTION 'x'", Some(Other)),
+            ("COMMIT PREPARED 'x'", Some(Other)),
+            ("ROLLBACK PREPARED 'x'", Some(Other)),
+            ("SELECT 1", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(tx_control(&ast(sql)), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn copy_from_stdin() {
+        assert!(is_copy_from_stdin(&ast("COPY t FROM STDIN")));
+        assert!(is_copy_from_stdin(&ast(
+            "copy t (a) from stdin with (format csv, header)"
+        )));
+        assert!(!is_copy_from_stdin(&ast("COPY t FROM '/tmp/x'")));
+        assert!(!is_copy_from_stdin(&ast("COPY t FROM PROGRAM 'cat'")));
+        assert!(!is_copy_from_stdin(&ast("COPY t TO STDOUT")));
+    }
+
+    #[test]
+    fn keywords() {
+        let cases = [
+            ("CREATE TABLE t (a int)", "CREATE TABLE"),
+            ("ALTER TABLE t ADD COLUMN b int", "ALTER TABLE"),
+            ("ALTER INDEX i SET TABLESPACE x", "ALTER INDEX"),
+            ("ALTER TABLE t RENAME TO u", "ALTER TABLE"),
+            ("ALTER VIEW v RENAME TO w", "ALTER VIEW"),
+            ("DROP VIEW v", "DROP VIEW"),
+            ("DROP INDEX CONCURRENTLY i", "DROP INDEX CONCURRENTLY"),
+            ("CREATE INDEX i ON t (a)", "CREATE INDEX"),
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("UPDATE t SET a = 1", "UPDATE"),
+            ("DELETE FROM t", "DELETE"),
+            ("SELECT 1 UNION SELECT 2", "SELECT"),
+            (
+                "CREATE MATERIALIZED VIEW m AS SELECT 1",
+                "CREATE MATERIALIZED VIEW",
+            ),
+            ("CREATE TABLE t2 AS SELECT 1", "CREATE TABLE AS"),
+            ("CREATE TYPE e AS ENUM ('a')", "CREATE TYPE"),
+            (
+                "CREATE AGGREGATE a (int) (sfunc = f, stype = int)",
+                "CREATE AGGREGATE",
+            ),
+            (
+                "CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'",
+                "CREATE PROCEDURE",
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                "CREATE FUNCTION",
+            ),
+            ("ALTER FUNCTION f() OWNER TO r", "ALTER FUNCTION"),
+            ("GRANT SELECT ON t TO r", "GRANT"),
+            ("REVOKE SELECT ON t FROM r", "REVOKE"),
+            ("SET search_path = public", "SET"),
+            ("COMMENT ON TABLE t IS 'x'", "COMMENT"),
+            ("VACUUM t", "VACUUM"),
+            ("ANALYZE t", "ANALYZE"),
+            ("COPY t FROM STDIN", "COPY"),
+            ("DO $$BEGIN END$$", "DO"),
+            ("START TRANSACTION", "START TRANSACTION"),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(statement_keyword(&ast(sql)), want, "{sql}");
+        }
+    }
+}

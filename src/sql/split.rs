@@ -221,47 +221,17 @@ impl Splitter<'_> {
                 }
                 Some(b'\\') if backslash => i += 2,
                 Some(c) if c == quote => {
+                    // No SQL-standard continuation (`'a'<newline>'b'`): psql reads its
+                    // input a line at a time and so always ends the string at the
+                    // quote. It matters for `E'…'`, whose continuation the server would
+                    // still lex with backslash escapes.
                     if self.at(i + 1) == Some(quote) {
                         i += 2;
-                    } else if let (true, Some(q)) = (backslash, self.continuation(i + 1)) {
-                        // `E'a'<newline>'b'` is one string, and the continuation is
-                        // still lexed with backslash escapes.
-                        i = q + 1;
                     } else {
                         return Ok(i + 1);
                     }
                 }
                 Some(_) => i += 1,
-            }
-        }
-    }
-
-    /// The SQL-standard string continuation: after a closing quote at `p - 1`,
-    /// whitespace that includes a newline (and possibly `--` comments) followed by a
-    /// quote continues the string. Returns the offset of that quote.
-    fn continuation(&self, p: usize) -> Option<usize> {
-        let mut i = p;
-        while self
-            .at(i)
-            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\r' | 0x0c | 0x0b))
-        {
-            i += 1;
-        }
-        if self.at(i) != Some(b'\n') {
-            return None;
-        }
-        loop {
-            match self.at(i) {
-                Some(c) if is_space(c) => i += 1,
-                Some(b'-') if self.at(i + 1) == Some(b'-') => {
-                    let e = self.line_end(i);
-                    if e == self.end {
-                        return None;
-                    }
-                    i = e + 1;
-                }
-                Some(b'\'') => return Some(i),
-                _ => return None,
             }
         }
     }

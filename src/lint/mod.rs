@@ -1,0 +1,296 @@
+//! The migration safety linter.
+//!
+//! Every rule lives in its own file under `rules/`, with its ok/err tests beside it, and
+//! is listed once in [`registry::RULES`] (id ↔ default severity ↔ summary ↔ lock ↔ docs).
+//! [`lint_migration`] walks the up section of one migration, runs every enabled rule on
+//! every statement, then applies the `-- pgrollout:allow` directives.
+//!
+//! Lint findings are results, not errors: nothing here fails.
+
+mod allow;
+mod ast;
+mod context;
+mod output;
+pub mod registry;
+mod rules;
+mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::migration::Migration;
+use crate::sql::Item;
+
+pub use context::RuleContext;
+pub use output::{render_json, render_terminal};
+pub use registry::{rule, Category, RuleInfo, RULES};
+pub use stats::{apply_table_stats, tables_of_interest, TableStats};
+
+/// How bad a finding is. Ordered: `Info < Warning < Error`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing a rule found, positioned in a file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Stable kebab-case rule id, e.g. `require-concurrent-index-creation`.
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub path: PathBuf,
+    /// 1-based line and column (characters) of the offending clause.
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+    /// What to do instead, concretely.
+    pub fix: String,
+    /// The table the statement touches, as written (`events`, `app.events`), so the caller
+    /// can look up its size and feed it to [`apply_table_stats`].
+    pub table: Option<String>,
+}
+
+/// What the caller (CLI flags, the pipeline file) can change about linting.
+#[derive(Debug, Clone, Default)]
+pub struct LintOptions {
+    /// Rule ids that are not run at all.
+    pub disabled: Vec<String>,
+    /// Rule id → severity, replacing the registry's default.
+    pub severity_overrides: BTreeMap<String, Severity>,
+}
+
+impl LintOptions {
+    /// Rule ids named in these options that the registry does not know, each with the
+    /// closest known id when there is one (for "did you mean" in config errors).
+    pub fn unknown_rules(&self) -> Vec<(String, Option<&'static str>)> {
+        self.disabled
+            .iter()
+            .chain(self.severity_overrides.keys())
+            .filter(|id| rule(id).is_none())
+            .map(|id| (id.clone(), suggest_rule(id)))
+            .collect()
+    }
+
+    fn is_disabled(&self, id: &str) -> bool {
+        self.disabled.iter().any(|d| d == id)
+    }
+}
+
+/// The known rule id closest to `unknown` (edit distance at most a third of its length,
+/// and at least 2), for "did you mean".
+pub fn suggest_rule(unknown: &str) -> Option<&'static str> {
+    let max = (unknown.len() / 3).max(2);
+    RULES
+        .iter()
+        .map(|r| (edit_distance(unknown, r.id), r.id))
+        .filter(|(d, _)| *d <= max)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, id)| id)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Lint the up section of one migration.
+///
+/// Findings come back sorted by position. Suppressed findings are dropped; allow
+/// directives that are malformed, name an unknown rule, or suppress nothing yield
+/// findings of their own (`allow-missing-reason`, `allow-unknown-rule`, `unused-allow`).
+pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
+    let facts = context::FileFacts::new(m);
+    let checks: Vec<&RuleInfo> = RULES
+        .iter()
+        .filter(|r| r.check.is_some() && !opts.is_disabled(r.id))
+        .collect();
+
+    // Each raw finding remembers the item (statement or meta-command) it is about, so a
+    // directive above that item can suppress it.
+    let mut raw: Vec<(usize, Finding)> = Vec::new();
+    let mut out = Vec::new();
+    for (item_idx, item) in m.up.items.iter().enumerate() {
+        match item {
+            Item::MetaCommand(mc) => {
+                let f = context::finding_at_line_col(
+                    m,
+                    "psql-meta-command",
+                    mc.line,
+                    mc.col,
+                    format!(
+                        "psql meta-command `{}` is not SQL: pgrollout does not run it",
+                        mc.text.trim()
+                    ),
+                    "remove it, or do what it does in SQL (`\\set ON_ERROR_STOP` is implied: pgrollout stops at the first error)".into(),
+                );
+                raw.push((item_idx, f));
+            }
+            Item::Statement(stmt) => {
+                if let Some(err) = &stmt.syntax_error {
+                    let (line, col) = m.lines.line_col(&m.source, err.offset);
+                    let f = context::finding_at_line_col(
+                        m,
+                        "syntax-error",
+                        line,
+                        col,
+                        err.message.clone(),
+                        "fix the statement; nothing else in it was checked".into(),
+                    );
+                    raw.push((item_idx, f));
+                    continue;
+                }
+                let Some(pos) = facts.position_of_item(item_idx) else {
+                    continue;
+                };
+                let ctx = RuleContext::new(m, &facts, pos);
+                for r in &checks {
+                    if let Some(check) = r.check {
+                        check(&ctx, &mut out);
+                        raw.extend(out.drain(..).map(|f| (item_idx, f)));
+                    }
+                }
+            }
+        }
+    }
+    raw.retain(|(_, f)| !opts.is_disabled(f.rule));
+
+    let mut findings = allow::apply_allows(m, raw, opts);
+    for f in &mut findings {
+        if let Some(sev) = opts.severity_overrides.get(f.rule) {
+            f.severity = *sev;
+        }
+    }
+    findings.sort_by(|a, b| (a.line, a.col, a.rule).cmp(&(b.line, b.col, b.rule)));
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{lint, migration};
+    use super::*;
+
+    #[test]
+    fn severity_override_and_disable() {
+        let m = migration("DROP TABLE a;\nALTER TABLE b RENAME TO c;", false);
+        let opts = LintOptions {
+            disabled: vec!["rename-table".into()],
+            severity_overrides: BTreeMap::from([("ban-drop-table".into(), Severity::Warning)]),
+        };
+        let f = lint_migration(&m, &opts);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].rule, f[0].severity),
+            ("ban-drop-table", Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn disabled_rule_makes_its_allow_not_unused() {
+        let m = migration(
+            "-- pgrollout:allow rename-table legacy name\nSELECT 1;",
+            false,
+        );
+        let opts = LintOptions {
+            disabled: vec!["rename-table".into()],
+            ..Default::default()
+        };
+        assert!(lint_migration(&m, &opts).is_empty());
+    }
+
+    #[test]
+    fn unknown_option_rules_suggest() {
+        let opts = LintOptions {
+            disabled: vec!["prefer-timestamp".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            opts.unknown_rules(),
+            vec![("prefer-timestamp".to_string(), Some("prefer-timestamptz"))]
+        );
+    }
+
+    #[test]
+    fn syntax_error_and_meta_command() {
+        let f = lint("\\set ON_ERROR_STOP on\nSELEC 1;\nDROP TABLE a;");
+        let rules: Vec<_> = f.iter().map(|f| (f.rule, f.line, f.severity)).collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("psql-meta-command", 1, Severity::Info),
+                ("syntax-error", 2, Severity::Error),
+                ("ban-drop-table", 3, Severity::Error),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_table_gets_no_locking_findings() {
+        let sql = "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text);\n\
+                   CREATE INDEX events_kind ON events (kind);\n\
+                   ALTER TABLE events ADD CONSTRAINT kind_ok CHECK (kind <> '');\n\
+                   ALTER TABLE events ALTER COLUMN kind SET NOT NULL;\n\
+                   ALTER TABLE events ADD COLUMN at timestamptz NOT NULL DEFAULT clock_timestamp();";
+        let f = lint(sql);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn realistic_migration_sorted_by_position() {
+        let sql =
+            "ALTER TABLE orders ADD COLUMN note varchar(80), ALTER COLUMN total TYPE bigint;\n\
+                   CREATE INDEX orders_note ON orders (note);\n";
+        let f = lint(sql);
+        let got: Vec<_> = f.iter().map(|f| (f.line, f.col, f.rule)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 36, "prefer-text-field"),
+                (1, 73, "column-type-rewrite"),
+                (2, 1, "require-concurrent-index-creation"),
+            ]
+        );
+        assert!(f.iter().all(|f| f.path.ends_with("001_test.sql")));
+        assert_eq!(tables_of_interest(&f), vec!["orders"]);
+    }
+
+    #[test]
+    fn severities_are_ordered_and_serialize_lowercase() {
+        assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Error);
+        assert_eq!(
+            serde_json::to_string(&Severity::Warning).unwrap(),
+            "\"warning\""
+        );
+    }
+}
