@@ -321,12 +321,14 @@ fn decide_dispatch(
             .unwrap_or_default()
     );
     let env = match (chosen, flag_env) {
-        (Some(a), Some(b)) if a != b => return Decision::Refuse {
-            trigger,
-            reason: format!(
+        (Some(a), Some(b)) if a != b => {
+            return Decision::Refuse {
+                trigger,
+                reason: format!(
                 "the dispatch chose environment {a} but the action was given {b}: they must agree"
             ),
-        },
+            }
+        }
         (Some(a), _) => a,
         (None, Some(b)) => b,
         (None, None) => {
@@ -557,6 +559,12 @@ impl Runner<'_, '_> {
                 Some("dry run: rehearsed by the dry-run step instead".into())
             }
             Step::Verify => Some("dry run: nothing was applied".into()),
+            Step::SmokeTest(_) if !self.rehearsed.is_empty() || !self.not_rehearsed.is_empty() => {
+                Some(
+                    "dry run: the checks need the migrated schema, which the rehearsal rolled back"
+                        .into(),
+                )
+            }
             _ => None,
         }
     }
@@ -1140,28 +1148,36 @@ impl Runner<'_, '_> {
 }
 
 /// The `lint` step: every migration through the lint engine; findings at or above
-/// `fail_on` fail the step.
-// WIRE: replace the body with the `crate::lint` call once src/lint/ is merged (see the
-// report to the lead). Until then it runs the file checks the engine builds on.
+/// `fail_on` (the `lint_fail_on` setting, default error) fail the step.
 fn lint_step(
     set: &MigrationSet,
     fail_on: FailOn,
     findings: &mut Vec<FindingRow>,
     reporter: &mut dyn Reporter,
 ) -> StepResult {
-    let problems = plan::check_files(set);
-    for p in &problems {
-        reporter.event(&Event::Diagnostic {
-            level: p.level,
-            location: p.location.as_ref(),
-            message: &p.message,
-        });
-        findings.push(FindingRow {
-            level: p.level,
-            rule: None,
-            location: p.location.clone(),
-            message: p.message.clone(),
-        });
+    use crate::lint::{lint_migration, LintOptions, Severity};
+    let opts = LintOptions::default();
+    for m in &set.migrations {
+        for f in lint_migration(m, &opts) {
+            let level = match f.severity {
+                Severity::Error => Level::Error,
+                Severity::Warning => Level::Warning,
+                Severity::Info => Level::Notice,
+            };
+            let location = crate::report::Location::new(&f.path, f.line, f.col);
+            let message = format!("{}: {} — {}", f.rule, f.message, f.fix);
+            reporter.event(&Event::Diagnostic {
+                level,
+                location: Some(&location),
+                message: &message,
+            });
+            findings.push(FindingRow {
+                level,
+                rule: Some(f.rule.to_string()),
+                location: Some(location),
+                message: format!("{} — {}", f.message, f.fix),
+            });
+        }
     }
     let threshold = match fail_on {
         FailOn::Error => Some(Level::Error),
@@ -1175,7 +1191,13 @@ fn lint_step(
         .count();
     if failing > 0 {
         Err(format!(
-            "{failing} finding(s) at or above the lint_fail_on level"
+            "{failing} finding(s) at or above lint_fail_on ({})",
+            match fail_on {
+                FailOn::Error => "error",
+                FailOn::Warning => "warning",
+                FailOn::Info => "info",
+                FailOn::Never => "never",
+            }
         ))
     } else {
         Ok(format!(
