@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pgrollout::lint::{lint_migration, parse_allows, LintOptions};
+use pgrollout::lint::{lint_migration, LintOptions};
 use pgrollout::migration::{Migration, Section, Version};
 use pgrollout::sql::{Item, LineIndex, Statement};
 
@@ -50,7 +50,7 @@ fn build(files: usize, per_file: usize) -> Vec<Migration> {
                 },
                 name: "bench".into(),
                 path: path.clone(),
-                allows: parse_allows(&source),
+                allows: pgrollout::migration::parse::allows(&source),
                 lines,
                 up: Section {
                     path,
@@ -58,6 +58,7 @@ fn build(files: usize, per_file: usize) -> Vec<Migration> {
                     no_transaction: false,
                     marker_line: None,
                     items,
+                    parsed: true,
                 },
                 down: None,
                 checksum: String::new(),

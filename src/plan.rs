@@ -375,8 +375,12 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
                     set.dir.display()
                 ),
             )),
-            State::Pending if e.out_of_order && !opts.allow_out_of_order => {
-                if opts.target.as_ref().is_none_or(|t| v.as_ref().is_some_and(|v| v <= t)) {
+            State::Pending
+                if e.out_of_order
+                    && !opts.allow_out_of_order
+                    && opts.target.as_ref().is_none_or(|t| v.as_ref().is_some_and(|v| v <= t)) =>
+            {
+                {
                     problems.push(Problem::error(
                         v.as_ref(),
                         file_loc.clone(),

@@ -44,7 +44,7 @@ pub enum LockError {
     Timeout {
         schema: String,
         waited_secs: u64,
-        holder: Option<LockHolder>,
+        holder: Option<Box<LockHolder>>,
     },
     #[error(
         "the connection goes through a transaction-pooling proxy (such as PgBouncer in \
@@ -125,7 +125,7 @@ pub fn acquire(
     let mut db = Db::connect(target, &app, Duration::from_secs(10), &mut |_, _, _| {})?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(25);
-    let mut last_report = Instant::now();
+    let mut last_report: Option<Instant> = None;
     loop {
         let rows = db
             .query("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&key])
@@ -151,20 +151,17 @@ pub fn acquire(
             return Err(LockError::Timeout {
                 schema: schema.to_string(),
                 waited_secs: waited.as_secs(),
-                holder: h,
+                holder: h.map(Box::new),
             });
         }
         if observer.cancelled() {
             return Err(LockError::Interrupted);
         }
-        if waited < Duration::from_millis(100) || last_report.elapsed() >= Duration::from_secs(10) {
-            if last_report.elapsed() >= Duration::from_secs(10)
-                || waited < Duration::from_millis(30)
-            {
-                let h = holder(&mut db, key).map_err(LockError::Query)?;
-                observer.waiting(waited, h.as_ref());
-                last_report = Instant::now();
-            }
+        // Say who holds it at the first miss, then every 10 s.
+        if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            let h = holder(&mut db, key).map_err(LockError::Query)?;
+            observer.waiting(waited, h.as_ref());
+            last_report = Some(Instant::now());
         }
         std::thread::sleep(
             pause

@@ -246,6 +246,9 @@ fn new_run_id() -> String {
 
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A row removed by `repair`: version, name, status, statement index.
+pub type ClearedRow = (String, String, String, Option<i32>);
+
 /// The tracking schema of one database, by name.
 #[derive(Debug, Clone)]
 pub struct Tracking {
@@ -559,10 +562,7 @@ impl Tracking {
     }
 
     /// Remove failed/interrupted rows so those migrations run again; returns what was cleared.
-    pub fn clear_failed(
-        &self,
-        db: &mut Db,
-    ) -> Result<Vec<(String, String, String, Option<i32>)>, TrackingError> {
+    pub fn clear_failed(&self, db: &mut Db) -> Result<Vec<ClearedRow>, TrackingError> {
         let sql = self.sql(
             "DELETE FROM {s}.schema_migrations WHERE status IN ('failed', 'running') \
              RETURNING version_text, name, status, statement_index",

@@ -50,4 +50,3 @@ pub fn at(findings: &[Finding], rule: &str) -> Vec<(u32, u32)> {
         .map(|f| (f.line, f.col))
         .collect()
 }
-

@@ -130,6 +130,9 @@ pub use error::FileError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// Files found for one version: the up (or single) file with its name, the down file.
+type Found = (Option<(PathBuf, String)>, Option<PathBuf>);
+
 /// All migrations of a directory, ordered by version.
 #[derive(Debug, Clone, Default)]
 pub struct MigrationSet {
@@ -350,9 +353,7 @@ impl MigrationSet {
             }]
         })?;
         let mut errors = Vec::new();
-        // version value → (up/single file, down file, parsed name)
-        let mut found: BTreeMap<Version, (Option<(PathBuf, String)>, Option<PathBuf>)> =
-            BTreeMap::new();
+        let mut found: BTreeMap<Version, Found> = BTreeMap::new();
         let mut paths: Vec<PathBuf> = Vec::new();
         for entry in entries {
             match entry {

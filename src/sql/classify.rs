@@ -83,7 +83,7 @@ pub fn non_transactional(ast: &NodeEnum) -> Option<StatementLabel> {
                 AlterSubscriptionType::AlterSubscriptionSetPublication
                 | AlterSubscriptionType::AlterSubscriptionAddPublication
                 | AlterSubscriptionType::AlterSubscriptionDropPublication => opt("refresh")
-                    .map_or(true, def_bool)
+                    .is_none_or(def_bool)
                     .then_some("ALTER SUBSCRIPTION PUBLICATION WITH REFRESH"),
                 AlterSubscriptionType::AlterSubscriptionOptions
                     if opt("failover").is_some() || opt("two_phase").is_some() =>
