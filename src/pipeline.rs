@@ -122,11 +122,11 @@ pub fn is_semver_tag(tag: &str) -> bool {
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
         && parts.iter().all(|p| numeric(p))
-        && pre.map_or(true, |p| {
+        && pre.is_none_or(|p| {
             p.split('.')
                 .all(|id| ident(id) && (!id.bytes().all(|b| b.is_ascii_digit()) || numeric(id)))
         })
-        && build.map_or(true, |b| b.split('.').all(ident))
+        && build.is_none_or(|b| b.split('.').all(ident))
 }
 
 /// Whether a tag pattern asks for a semantic version (`v*.*.*`).
