@@ -245,6 +245,30 @@ fn decide_push(
             reason: format!("the {kind} {name} was deleted: nothing to migrate"),
         };
     }
+    // A version-like tag that is not a valid semantic version (v1.2, v1.2.3.4, v01.2.3)
+    // is refused when an environment deploys on semantic-version tags: it is almost
+    // certainly a release pushed with a typo, not an unrelated tag.
+    if kind == "tag"
+        && !is_semver_tag(&name)
+        && name
+            .strip_prefix('v')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        if let Some((n, p)) = file.environments.iter().find_map(|(n, e)| {
+            e.on.tags
+                .iter()
+                .find(|p| semver_pattern(p) && name.starts_with(p.split('*').next().unwrap_or("")))
+                .map(|p| (n, p))
+        }) {
+            return Decision::Refuse {
+                trigger,
+                reason: format!(
+                    "tag {name} looks like a release for environment {n} (`{p}`) but is not a semantic version \
+                     (vMAJOR.MINOR.PATCH, no leading zeros, e.g. v1.2.3): refusing to migrate {n}"
+                ),
+            };
+        }
+    }
     let mut matched: Vec<(&str, &Environment)> = Vec::new();
     for (n, e) in &file.environments {
         let patterns = if kind == "branch" {

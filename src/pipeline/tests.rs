@@ -91,7 +91,7 @@ fn semver_tag_selects_production() {
 
 #[test]
 fn bad_tags_are_refused() {
-    for t in ["v1.2.3.4", "v01.2.3", "vfoo.bar.baz"] {
+    for t in ["v1.2", "v1.2.3.4", "v01.2.3", "vfoo.bar.baz"] {
         let d = decide(
             &file(),
             &Request::default(),
@@ -99,8 +99,8 @@ fn bad_tags_are_refused() {
         );
         assert!(matches!(d, Decision::Refuse { .. }), "{t}: {d:?}");
     }
-    // v1.2 does not even match v*.*.*: nothing selected.
-    let d = decide(&file(), &Request::default(), &push("refs/tags/v1.2"));
+    // An unrelated tag selects nothing.
+    let d = decide(&file(), &Request::default(), &push("refs/tags/docs-2024"));
     assert!(matches!(d, Decision::Skip { .. }), "{d:?}");
 }
 
