@@ -3,11 +3,13 @@
 //! Dependencies flow one way: `cli` → `pipeline` → `execute`/`plan`/`lint`/`migration`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
+pub mod config;
 pub mod db;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
 pub mod migration;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod sql;

@@ -4,40 +4,105 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use pgrollout::cli::commands::{self, Context};
-use pgrollout::cli::Cli;
+use clap::{CommandFactory, FromArgMatches};
+use pgrollout::cli::commands::{self, CliError, Context};
+use pgrollout::cli::{action, settings, Cli};
+use pgrollout::report::github::{safe_lines, GitHub};
 use pgrollout::report::terminal::Terminal;
+use pgrollout::report::{Event, Level, Location, Reporter};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv: Vec<String> = std::env::args().collect();
+    // Action mode (the container's entrypoint): the action's inputs become the command line.
+    if argv.get(1).map(String::as_str) == Some("action") {
+        let plan = action::plan(&argv[0], |k| std::env::var(k).ok());
+        if let Some(dir) = &plan.working_directory {
+            if let Err(e) = std::env::set_current_dir(dir) {
+                eprintln!("error: working-directory {}: {e}", dir.display());
+                return ExitCode::from(pgrollout::cli::exit::USAGE);
+            }
+        }
+        if let Some(url) = &plan.database_url {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::set_var("DATABASE_URL", url);
+        }
+        argv = plan.argv;
+    }
+    let matches = Cli::command().get_matches_from(argv);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    settings::record_defaults(&mut cli.global, &matches);
+    let loaded = settings::load_pipeline(&mut cli.global);
     let secrets = secrets(&cli);
-    let mut terminal = Terminal::stderr(secrets.clone());
-    let result = Context::new(cli.global, &mut terminal)
-        .and_then(|mut ctx| commands::run(cli.command, &mut ctx));
+    let github = std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true");
+    let mut reporter: Box<dyn Reporter> = if github {
+        Box::new(GitHub::stdout(secrets.clone()))
+    } else {
+        Box::new(Terminal::stderr(secrets.clone()))
+    };
+    let result = match loaded {
+        Err(e) => {
+            // A bad pipeline file is an annotation at its line and column.
+            let location = e
+                .position()
+                .map(|(p, l, c)| Location::new(p, l as u32, c as u32));
+            reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: location.as_ref(),
+                message: &e.to_string(),
+            });
+            Err((CliError::Usage(e.to_string()), true))
+        }
+        Ok(()) => Context::new(cli.global, reporter.as_mut())
+            .and_then(|mut ctx| commands::run(cli.command, &mut ctx))
+            .map_err(|e| (e, false)),
+    };
+    if github {
+        if let Err((e, false)) = &result {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: None,
+                message: &e.to_string(),
+            });
+        }
+    }
+    reporter.finish();
+    let redact = |t: &str| pgrollout::db::conn::redact(t, &secrets);
+    // On GitHub every line we print is untrusted text for the runner's command parser.
+    let lines = |t: &str| -> String {
+        if github {
+            safe_lines(t.trim_end_matches('\n'))
+                .into_iter()
+                .map(|l| l + "\n")
+                .collect()
+        } else {
+            t.to_string()
+        }
+    };
     match result {
         Ok(outcome) => {
             let mut out = std::io::stdout().lock();
-            let _ =
-                out.write_all(pgrollout::db::conn::redact(&outcome.stdout, &secrets).as_bytes());
+            if !outcome.stdout.is_empty() {
+                let _ = out.write_all(lines(&redact(&outcome.stdout)).as_bytes());
+            }
             ExitCode::from(outcome.code)
         }
-        Err(e) => {
-            eprintln!(
-                "error: {}",
-                pgrollout::db::conn::redact(&e.to_string(), &secrets)
-            );
+        Err((e, _)) => {
+            eprint!("{}", lines(&format!("error: {}\n", redact(&e.to_string()))));
             ExitCode::from(e.code())
         }
     }
 }
 
-/// Passwords known before anything runs, so no output can ever carry them.
+/// Passwords known before anything runs, so no output can ever carry them: the
+/// --database-url / DATABASE_URL one, and those of every pipeline environment.
 fn secrets(cli: &Cli) -> Vec<String> {
-    cli.global
+    let mut out: Vec<String> = cli
+        .global
         .database_url
         .as_deref()
         .and_then(|u| pgrollout::db::Target::parse(u).ok())
         .map(|t| t.secrets)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    out.extend(settings::pipeline_secrets(&cli.global));
+    out
 }

@@ -200,6 +200,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             reason,
             force,
         } => repair(ctx, accept.as_deref(), reason.as_deref(), force),
+        Command::Pipeline { command } => crate::cli::pipeline_cmd::run(ctx, command),
     }
 }
 

@@ -1,6 +1,9 @@
 //! Command-line types. All `--help` text lives in these doc comments.
 
+pub mod action;
 pub mod commands;
+pub mod pipeline_cmd;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +93,40 @@ pub struct Global {
 
     #[command(flatten)]
     pub timing: Timing,
+
+    /// The pipeline file: environments, their steps and settings.
+    ///
+    /// When it exists, its `migrations:` and `settings:` also apply to the other commands
+    /// (flags and environment variables win over it). A missing default file is fine; a
+    /// file named with --config must exist.
+    #[arg(
+        long,
+        global = true,
+        env = "PGROLLOUT_CONFIG",
+        default_value = "pgrollout.yml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Environment of the pipeline file to run (`pipeline run`).
+    ///
+    /// In GitHub Actions the event chooses it (a push matching on.branches/on.tags, or
+    /// the workflow_dispatch `environment` input); --env must then agree with the event.
+    #[arg(
+        long = "env",
+        global = true,
+        env = "PGROLLOUT_ENV",
+        value_name = "NAME"
+    )]
+    pub env: Option<String>,
+
+    /// Option ids left at their defaults (the pipeline file may set those).
+    #[arg(skip)]
+    pub defaulted: Vec<String>,
+
+    /// The pipeline file, when one was found.
+    #[arg(skip)]
+    pub pipeline: Option<settings::Loaded>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -210,6 +247,49 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+
+    /// Run the pipeline file's environments (`pipeline run`).
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
+}
+
+/// `pgrollout pipeline …`
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run an environment's steps from the pipeline file, gated by the trigger.
+    ///
+    /// The environment comes from --env, or in GitHub Actions from the event: a push to a
+    /// branch matching `on.branches`; a push of a tag matching `on.tags` (a `v*.*.*`
+    /// pattern also requires a valid semantic version, so v1.2 and v01.2.3 are refused);
+    /// a workflow_dispatch whose `confirm` input equals the environment's phrase exactly,
+    /// and which writes nothing unless its `dry_run` input is false.
+    ///
+    /// An event that selects no environment exits 0 with a notice; a refused gate exits 3
+    /// and touches nothing. The database URL comes from the variable the environment
+    /// names (`database_url_env`), else from --database-url / DATABASE_URL.
+    #[command(after_help = "Examples:
+          STAGING_DATABASE_URL=postgres://… pgrollout pipeline run --env staging
+          pgrollout pipeline run --env production --confirm MIGRATE-PRODUCTION --review-delay 3s
+          pgrollout pipeline run --env production --confirm MIGRATE-PRODUCTION --dry-run")]
+    Run(PipelineRunArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PipelineRunArgs {
+    /// The environment's confirmation phrase (`on.dispatch.confirm`), for runs outside a
+    /// workflow_dispatch; must match exactly.
+    #[arg(long, env = "PGROLLOUT_CONFIRM", value_name = "PHRASE")]
+    pub confirm: Option<String>,
+
+    /// Run only the read-only and rehearsal steps: nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Replace the duration of every `review-delay` step (e.g. 3s for a local run).
+    #[arg(long, env = "PGROLLOUT_REVIEW_DELAY", value_parser = parse_duration, value_name = "DURATION")]
+    pub review_delay: Option<Duration>,
 }
 
 #[derive(Debug, Args, Clone)]

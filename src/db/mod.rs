@@ -2,6 +2,7 @@
 //! the tracking schema. All of the tool's own SQL text lives under this module.
 
 pub mod conn;
+pub mod health;
 pub mod lock;
 pub mod tracking;
 

@@ -1,6 +1,8 @@
 //! What the core tells the world: typed events, and the reporters that format them.
 //! The core never prints; a new observable fact is a new [`Event`] variant.
 
+pub mod github;
+pub mod run;
 pub mod terminal;
 pub mod text;
 
@@ -147,11 +149,39 @@ pub enum Event<'a> {
     Info {
         message: &'a str,
     },
+    /// A secret learned at run time (a database URL read from the variable a pipeline
+    /// environment names): reporters mask it before it could be printed.
+    Secret {
+        value: &'a str,
+    },
+    /// A pipeline step begins (a collapsible log group on GitHub).
+    StepStarted {
+        step: &'a str,
+        index: usize,
+        total: usize,
+    },
+    /// A pipeline step ended.
+    StepFinished {
+        step: &'a str,
+        status: run::StepStatus,
+        duration: Duration,
+        detail: &'a str,
+    },
+    /// Review delay: time left before `apply` (Ctrl-C / SIGTERM stops with nothing applied).
+    Countdown {
+        remaining: Duration,
+    },
+    /// The pipeline's result: the job summary and step outputs are built from it.
+    PipelineFinished {
+        summary: &'a run::RunSummary,
+    },
 }
 
 /// Receives events. Implementations: terminal (human), GitHub Actions, JSON.
 pub trait Reporter {
     fn event(&mut self, event: &Event<'_>);
+    /// The command is over: flush what was held back (annotations, job summary, outputs).
+    fn finish(&mut self) {}
 }
 
 /// A reporter that forwards to several.
@@ -161,6 +191,11 @@ impl Reporter for Tee<'_> {
     fn event(&mut self, event: &Event<'_>) {
         for r in self.0.iter_mut() {
             r.event(event);
+        }
+    }
+    fn finish(&mut self) {
+        for r in self.0.iter_mut() {
+            r.finish();
         }
     }
 }

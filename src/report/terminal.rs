@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
+use super::run::StepStatus;
 use super::{human_duration, Event, Level, Mode, Reporter};
 
 pub struct Terminal {
@@ -16,6 +17,16 @@ impl Terminal {
         Terminal {
             color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             out: Box::new(std::io::stderr()),
+            secrets,
+        }
+    }
+
+    /// Plain text (no colour) into any writer: the GitHub reporter formats its log lines
+    /// with this, then neutralises them.
+    pub fn to_writer(out: Box<dyn Write>, secrets: Vec<String>) -> Terminal {
+        Terminal {
+            color: false,
+            out,
             secrets,
         }
     }
@@ -186,6 +197,42 @@ impl Reporter for Terminal {
                 self.line(format!("{at}{tag}: {}", sanitize(message)))
             }
             Event::Info { message } => self.line(message.to_string()),
+            Event::Secret { value } => {
+                if !value.is_empty() {
+                    self.secrets.push(value.to_string())
+                }
+            }
+            Event::StepStarted { step, index, total } => {
+                self.line(format!("── step {}/{total}: {step}", index + 1))
+            }
+            Event::StepFinished {
+                step,
+                status,
+                duration,
+                detail,
+            } => {
+                let mark = match status {
+                    StepStatus::Passed => self.paint("32", "✓"),
+                    StepStatus::Failed => self.paint("31", "✗"),
+                    StepStatus::Skipped => "-".to_string(),
+                };
+                let how = match status {
+                    StepStatus::Skipped => "skipped".to_string(),
+                    _ => human_duration(*duration),
+                };
+                let sep = if detail.is_empty() { "" } else { ": " };
+                self.line(format!("{mark} {step} ({how}){sep}{}", sanitize(detail)))
+            }
+            Event::Countdown { remaining } => self.line(format!(
+                "  applying in {} (Ctrl-C or cancelling the job stops here, with nothing applied)",
+                human_duration(*remaining)
+            )),
+            Event::PipelineFinished { summary } => {
+                let text = super::run::closing(summary);
+                for l in text.lines() {
+                    self.line(l.to_string());
+                }
+            }
         }
     }
 }

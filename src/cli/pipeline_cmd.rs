@@ -1,0 +1,135 @@
+//! `pgrollout pipeline run`: wire the pipeline file, the GitHub context and the merged
+//! options into `pipeline::run`.
+
+use std::time::Duration;
+
+use crate::cli::commands::{CliError, Context, Outcome};
+use crate::cli::{settings, PipelineCommand, PipelineRunArgs};
+use crate::config::FailOn;
+use crate::execute::RunOptions;
+use crate::migration::MigrationSet;
+use crate::pipeline::{self, Decision, GitHubEvent, Request, Setup};
+use crate::plan::PlanOptions;
+use crate::report::run::{RunStatus, RunSummary};
+use crate::report::{Event, Level};
+
+pub fn run(ctx: &mut Context, command: PipelineCommand) -> Result<Outcome, CliError> {
+    match command {
+        PipelineCommand::Run(args) => pipeline_run(ctx, &args),
+    }
+}
+
+fn outcome(ctx: &Context, summary: &RunSummary) -> Outcome {
+    Outcome {
+        code: pipeline::exit_code(summary.status),
+        stdout: if ctx.global.format == crate::cli::Format::Json {
+            serde_json::to_string_pretty(summary).expect("serialisable") + "\n"
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, CliError> {
+    let Some(loaded) = ctx.global.pipeline.clone() else {
+        return Err(CliError::Usage(format!(
+            "no pipeline file: {} does not exist; write one (see docs/github.md) or pass --config FILE",
+            ctx.global.config.display()
+        )));
+    };
+    let gh = GitHubEvent::from_vars(|k| std::env::var(k).ok()).map_err(CliError::Usage)?;
+    let request = Request {
+        env: ctx.global.env.clone().filter(|e| !e.is_empty()),
+        confirm: args.confirm.clone(),
+        dry_run: args.dry_run,
+        review_delay: args.review_delay,
+    };
+    let (env_name, trigger, dry_run) = match pipeline::decide(&loaded.file, &request, &gh) {
+        Decision::Usage(m) => return Err(CliError::Usage(m)),
+        Decision::Skip { trigger, reason } => {
+            ctx.reporter.event(&Event::Diagnostic {
+                level: Level::Notice,
+                location: None,
+                message: &format!("nothing to do: {reason}"),
+            });
+            let s = RunSummary::early(RunStatus::Skipped, trigger, reason);
+            ctx.reporter.event(&Event::PipelineFinished { summary: &s });
+            return Ok(outcome(ctx, &s));
+        }
+        Decision::Refuse { trigger, reason } => {
+            ctx.reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: None,
+                message: &format!("refused: {reason}; nothing was done"),
+            });
+            let s = RunSummary::early(RunStatus::Refused, trigger, reason);
+            ctx.reporter.event(&Event::PipelineFinished { summary: &s });
+            return Ok(outcome(ctx, &s));
+        }
+        Decision::Run {
+            env,
+            trigger,
+            dry_run,
+        } => (env, trigger, dry_run),
+    };
+    let env = loaded
+        .file
+        .environment(&env_name)
+        .expect("decide() checked the name");
+    let merged = loaded.file.settings.merged(&env.settings);
+    settings::apply_settings(&mut ctx.global, &merged);
+    let t = &ctx.global.timing;
+    let opts = RunOptions {
+        schema: ctx.global.schema.clone(),
+        lock_timeout: t.lock_timeout,
+        statement_timeout: (!t.statement_timeout.is_zero()).then_some(t.statement_timeout),
+        lock_retries: t.lock_retries,
+        lock_wait: t.lock_wait,
+        connect_retry: t.connect_timeout,
+        plan: PlanOptions {
+            allow_out_of_order: merged.allow_out_of_order.unwrap_or(false),
+            ..Default::default()
+        },
+        dry_run,
+    };
+    let set = MigrationSet::load(&ctx.migrations_dir).map_err(|errors| {
+        for e in &errors {
+            ctx.reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: None,
+                message: &e.to_string(),
+            });
+        }
+        CliError::Failed(format!(
+            "{} problem(s) reading the migration files in {}",
+            errors.len(),
+            ctx.migrations_dir.display()
+        ))
+    })?;
+    // Ctrl-C / SIGTERM: the review delay and the lock wait stop cleanly with nothing
+    // applied; a second signal ends the process at once. (With --ephemeral its own
+    // cleanup handler is already installed and wins.)
+    let _ = ctrlc::set_handler(|| {
+        if crate::cancelled() {
+            std::process::exit(130);
+        }
+        crate::cancel();
+    });
+    let url_var = |name: &str| std::env::var(name).ok();
+    let setup = Setup {
+        file: &loaded.file,
+        set: &set,
+        opts,
+        fallback_url: ctx
+            .global
+            .database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty()),
+        url_var: &url_var,
+        request: &request,
+        lint_fail_on: merged.lint_fail_on.unwrap_or(FailOn::Error),
+        long_transaction: merged.long_transaction.unwrap_or(Duration::from_secs(300)),
+    };
+    let summary = pipeline::run(&setup, &env_name, &trigger, dry_run, ctx.reporter);
+    Ok(outcome(ctx, &summary))
+}

@@ -1,0 +1,551 @@
+//! The pipeline file (`pgrollout.yml`): its model and its loading.
+//!
+//! Unknown keys are errors, reported at the file's line and column with the closest
+//! known key ("did you mean"). Database URLs never live in the file: each environment
+//! names the environment variable that holds its URL, and a URL written into the file
+//! is refused with an explanation (the file is committed; the URL carries a password).
+
+mod error;
+
+pub use error::ConfigError;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default file name, looked up in the working directory.
+pub const DEFAULT_FILE: &str = "pgrollout.yml";
+
+/// The whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Directory of the migration files, relative to the pipeline file.
+    #[serde(default)]
+    pub migrations: Option<PathBuf>,
+    /// Defaults for every environment and for the other commands.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Environments by name, in file order.
+    #[serde(default, deserialize_with = "ordered_map")]
+    pub environments: Vec<(String, Environment)>,
+}
+
+/// One target database and how a run reaches it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Name of the environment variable holding the database URL (never the URL itself).
+    pub database_url_env: String,
+    /// Which GitHub events select this environment.
+    #[serde(default)]
+    pub on: Triggers,
+    /// Overrides of the top-level settings for this environment.
+    #[serde(default)]
+    pub settings: Settings,
+    pub steps: Vec<Step>,
+}
+
+/// The events that select an environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Branch name patterns (GitHub filter syntax: `*` does not match `/`, `**` does).
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Tag patterns. `v*.*.*` additionally requires a valid semantic version.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Manual runs (`workflow_dispatch`); absent: manual runs are refused.
+    #[serde(default)]
+    pub dispatch: Option<Dispatch>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    /// The phrase the operator must type, exactly. Default `MIGRATE-<NAME IN CAPITALS>`.
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+/// Run settings. Every key is optional; flags and environment variables win over them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub lock_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub statement_timeout: Option<Duration>,
+    #[serde(default)]
+    pub lock_retries: Option<u32>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub lock_wait: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// Schema of the tracking tables.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Lowest lint severity that fails the `lint` step.
+    #[serde(default)]
+    pub lint_fail_on: Option<FailOn>,
+    /// The `health` step warns about transactions open longer than this (default 5m).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub long_transaction: Option<Duration>,
+    #[serde(default)]
+    pub allow_out_of_order: Option<bool>,
+}
+
+impl Settings {
+    /// `self` with the keys `over` sets replaced.
+    pub fn merged(&self, over: &Settings) -> Settings {
+        Settings {
+            lock_timeout: over.lock_timeout.or(self.lock_timeout),
+            statement_timeout: over.statement_timeout.or(self.statement_timeout),
+            lock_retries: over.lock_retries.or(self.lock_retries),
+            lock_wait: over.lock_wait.or(self.lock_wait),
+            connect_timeout: over.connect_timeout.or(self.connect_timeout),
+            schema: over.schema.clone().or_else(|| self.schema.clone()),
+            lint_fail_on: over.lint_fail_on.or(self.lint_fail_on),
+            long_transaction: over.long_transaction.or(self.long_transaction),
+            allow_out_of_order: over.allow_out_of_order.or(self.allow_out_of_order),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+    /// Findings are reported, never fatal.
+    Never,
+}
+
+/// One step of an environment, in the order written: a bare name (`apply`) or a
+/// one-key map with the step's options (`review-delay: 30s`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Health,
+    Validate,
+    Lint,
+    BackupMarker(BackupOptions),
+    DryRun,
+    ReviewDelay(Duration),
+    Apply,
+    Verify,
+    SmokeTest(Vec<SmokeCheck>),
+}
+
+/// Every step key, for "did you mean" and messages.
+pub const STEP_KEYS: &[&str] = &[
+    "health",
+    "validate",
+    "lint",
+    "backup-marker",
+    "dry-run",
+    "review-delay",
+    "apply",
+    "verify",
+    "smoke-test",
+];
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Step, D::Error> {
+        struct V;
+        #[derive(Deserialize)]
+        struct Delay(#[serde(deserialize_with = "duration")] Duration);
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Step;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a step name (e.g. `apply`) or a one-key map (e.g. `review-delay: 30s`)",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Step, E> {
+                Ok(match v {
+                    "health" => Step::Health,
+                    "validate" => Step::Validate,
+                    "lint" => Step::Lint,
+                    "backup-marker" => Step::BackupMarker(BackupOptions::default()),
+                    "dry-run" => Step::DryRun,
+                    "apply" => Step::Apply,
+                    "verify" => Step::Verify,
+                    "review-delay" => {
+                        return Err(E::custom(
+                            "`review-delay` needs a duration: write `- review-delay: 30s`",
+                        ))
+                    }
+                    "smoke-test" => {
+                        return Err(E::custom(
+                            "`smoke-test` needs a list of checks: write `- smoke-test:` followed by `- name: …` items with `sql:` or `command:`",
+                        ))
+                    }
+                    other => return Err(E::unknown_variant(other, STEP_KEYS)),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Step, A::Error> {
+                use serde::de::Error;
+                let key: String = a
+                    .next_key()?
+                    .ok_or_else(|| A::Error::custom("empty step: write a step name"))?;
+                let step = match key.as_str() {
+                    "backup-marker" => Step::BackupMarker(
+                        a.next_value::<Option<BackupOptions>>()?.unwrap_or_default(),
+                    ),
+                    "review-delay" => Step::ReviewDelay(a.next_value::<Delay>()?.0),
+                    "smoke-test" => Step::SmokeTest(a.next_value()?),
+                    "health" | "validate" | "lint" | "dry-run" | "apply" | "verify" => {
+                        a.next_value::<serde::de::IgnoredAny>()?;
+                        return Err(A::Error::custom(format!(
+                            "step `{key}` takes no options: write `- {key}`"
+                        )));
+                    }
+                    other => return Err(A::Error::unknown_variant(other, STEP_KEYS)),
+                };
+                if let Some(extra) = a.next_key::<String>()? {
+                    return Err(A::Error::custom(format!(
+                        "one step per list item: `{extra}` must be its own `- {extra}` item"
+                    )));
+                }
+                Ok(step)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Step {
+    /// The key as written in the file, for logs and summaries.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Step::Health => "health",
+            Step::Validate => "validate",
+            Step::Lint => "lint",
+            Step::BackupMarker(_) => "backup-marker",
+            Step::DryRun => "dry-run",
+            Step::ReviewDelay(_) => "review-delay",
+            Step::Apply => "apply",
+            Step::Verify => "verify",
+            Step::SmokeTest(_) => "smoke-test",
+        }
+    }
+}
+
+/// `backup-marker` alone, or `backup-marker: { dump: true }`, or `{ max_age: 24h }`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupOptions {
+    /// Run `pg_dump` into `$RUNNER_TEMP` and record its path, size and SHA-256.
+    #[serde(default)]
+    pub dump: bool,
+    /// Instead of writing a marker, require one (or a dump) newer than this.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_age: Option<Duration>,
+    /// Label stored with the marker (default `pipeline <environment>`).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// A named check of the `smoke-test` step: `sql` (one value, true or equal to
+/// `expect`) or `command` (exit status 0).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    pub name: String,
+    #[serde(default)]
+    pub sql: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Expected value of the query, compared with its text form (`42`, `ok`, `t`).
+    #[serde(default, deserialize_with = "opt_scalar")]
+    pub expect: Option<String>,
+    /// statement_timeout of the query, or the command's time limit (default 30s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+fn parse_duration_value(s: &str) -> Result<Duration, String> {
+    // One parser for flags, environment and file.
+    crate::cli::parse_duration(s)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Str(String),
+    Int(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn text(self) -> String {
+        match self {
+            Scalar::Str(s) => s,
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => if b { "t" } else { "f" }.to_string(),
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = Scalar::deserialize(d)?.text();
+    parse_duration_value(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Scalar::deserialize(d)?.text()))
+}
+
+/// A map kept in file order, with duplicate keys refused.
+fn ordered_map<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Environment)>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<(String, Environment)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of environment names to environments")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, Environment)> = Vec::new();
+            while let Some(k) = a.next_key::<String>()? {
+                if out.iter().any(|(n, _)| *n == k) {
+                    return Err(serde::de::Error::custom(format!(
+                        "environment `{k}` is defined twice"
+                    )));
+                }
+                let v = a.next_value()?;
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+impl PipelineFile {
+    /// Read and check `path`.
+    pub fn load(path: &Path) -> Result<PipelineFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        PipelineFile::parse(path, &text)
+    }
+
+    /// Parse `text` (read from `path`, used in messages).
+    pub fn parse(path: &Path, text: &str) -> Result<PipelineFile, ConfigError> {
+        if let Some((line, col)) = find_url(text) {
+            return Err(ConfigError::UrlInFile {
+                path: path.to_path_buf(),
+                line,
+                col,
+            });
+        }
+        let file: PipelineFile =
+            serde_yaml::from_str(text).map_err(|e| error::from_yaml(path, &e))?;
+        file.check(path, text)?;
+        Ok(file)
+    }
+
+    fn check(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let at = |needle: &str| locate(text, needle);
+        let invalid = |needle: &str, message: String| {
+            let (line, col) = at(needle);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        if self.environments.is_empty() {
+            return Err(invalid(
+                "environments",
+                "no environments: add `environments:` with at least one environment".into(),
+            ));
+        }
+        for (name, env) in &self.environments {
+            let var = &env.database_url_env;
+            let valid = !var.is_empty()
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !var.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(invalid(
+                    var,
+                    format!(
+                        "environments.{name}.database_url_env: `{var}` is not an environment variable name; \
+                         write the NAME of the variable that holds the URL (e.g. STAGING_DATABASE_URL) and set \
+                         it from a secret in the workflow"
+                    ),
+                ));
+            }
+            if env.steps.is_empty() {
+                return Err(invalid(
+                    name,
+                    format!("environments.{name}.steps is empty: list at least one step"),
+                ));
+            }
+            for p in env.on.branches.iter().chain(&env.on.tags) {
+                if let Err(e) = glob::Pattern::new(p) {
+                    return Err(invalid(
+                        p,
+                        format!("environments.{name}.on: `{p}` is not a valid pattern: {e}"),
+                    ));
+                }
+            }
+            for step in &env.steps {
+                match step {
+                    Step::SmokeTest(checks) => {
+                        for c in checks {
+                            if c.sql.is_some() == c.command.is_some() {
+                                return Err(invalid(
+                                    &c.name,
+                                    format!(
+                                        "environments.{name}.steps.smoke-test `{}`: give exactly one of `sql:` or `command:`",
+                                        c.name
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    Step::BackupMarker(b) if b.dump && b.max_age.is_some() => {
+                        return Err(invalid(
+                            "max_age",
+                            format!(
+                                "environments.{name}.steps.backup-marker: `dump: true` makes a new dump, \
+                                 `max_age` requires a recent one: use one or the other"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.environments.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// The migrations directory, resolved against the file's directory.
+    pub fn migrations_dir(&self, file: &Path) -> Option<PathBuf> {
+        self.migrations.as_ref().map(|m| {
+            if m.is_absolute() {
+                m.clone()
+            } else {
+                file.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| m.clone(), |p| p.join(m))
+            }
+        })
+    }
+}
+
+impl Environment {
+    /// The confirmation phrase for manual runs, when they are allowed.
+    pub fn confirm_phrase(&self, name: &str) -> Option<String> {
+        self.on.dispatch.as_ref().map(|d| {
+            d.confirm
+                .clone()
+                .unwrap_or_else(|| format!("MIGRATE-{}", name.to_uppercase()))
+        })
+    }
+}
+
+/// Line and column (1-based) of a database URL written in the file, outside comments.
+fn find_url(text: &str) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate() {
+        let code = match line.find(" #") {
+            Some(p) => &line[..p],
+            None if line.trim_start().starts_with('#') => "",
+            None => line,
+        };
+        for scheme in ["postgres://", "postgresql://"] {
+            if let Some(p) = code.find(scheme) {
+                return Some((i + 1, code[..p].chars().count() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Best-effort position of `needle` (a key or value) for errors found after parsing.
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    if needle.is_empty() {
+        return (1, 1);
+    }
+    for (i, line) in text.lines().enumerate() {
+        if let Some(p) = line.find(needle) {
+            return (i + 1, line[..p].chars().count() + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// Which environment a GitHub ref-name pattern list accepts: GitHub's filter syntax,
+/// where `*` stops at `/` and `**` does not.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches_with(name, opts))
+}
+
+/// Levenshtein distance, for "did you mean".
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest of `known` to `word`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_lowercase().replace('-', "_");
+    known
+        .iter()
+        .map(|k| (edit_distance(&norm(word), &norm(k)), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// All environment names mapped to their URL variable: for masking secrets early.
+pub fn url_variables(file: &PipelineFile) -> BTreeMap<String, String> {
+    file.environments
+        .iter()
+        .map(|(n, e)| (n.clone(), e.database_url_env.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,711 @@
+//! The binary as GitHub Actions runs it: the runner's environment simulated (event
+//! payload files, `GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` temp files, `INPUT_*`), the
+//! whole environment of the child controlled, real PostgreSQL behind it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PIPELINE: &str = r#"
+migrations: migrations
+environments:
+  staging:
+    database_url_env: STAGING_DATABASE_URL
+    on: { branches: [staging] }
+    steps: [validate, lint, dry-run, apply, verify]
+  production:
+    database_url_env: PROD_DATABASE_URL
+    on: { tags: ["v*.*.*"], dispatch: { confirm: MIGRATE-PRODUCTION } }
+    steps:
+      - health
+      - backup-marker
+      - dry-run
+      - review-delay: 30s
+      - apply
+      - verify
+      - smoke-test:
+          - name: users readable
+            sql: SELECT count(*) >= 0 FROM users
+          - name: two users
+            sql: SELECT count(*) FROM users
+            expect: 2
+          - name: shell check
+            command: test -n "$DATABASE_URL"
+"#;
+
+const USERS: &str = "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');\n-- migrate:down\nDROP TABLE users;\n";
+
+/// A workspace: a pipeline file, migrations, the runner's files.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    outputs: BTreeMap<String, String>,
+    summary: String,
+}
+
+impl Workspace {
+    fn new(pipeline: &str, migrations: &[(&str, &str)]) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pgrollout.yml"), pipeline).unwrap();
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        for (name, sql) in migrations {
+            std::fs::write(dir.path().join("migrations").join(name), sql).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("runner_temp")).unwrap();
+        Workspace { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn event(&self, json: serde_json::Value) -> String {
+        let p = self.path("event.json");
+        std::fs::write(&p, json.to_string()).unwrap();
+        p.display().to_string()
+    }
+
+    /// Run the binary with only PATH, HOME and the given variables set, as on a runner.
+    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let out = self.path("github_output");
+        let summary = self.path("step_summary");
+        std::fs::write(&out, "").unwrap();
+        std::fs::write(&summary, "").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgrollout"));
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &out)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("RUNNER_TEMP", self.path("runner_temp"))
+            .env("GITHUB_ACTOR", "mona")
+            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            outputs,
+            summary: std::fs::read_to_string(&summary).unwrap(),
+        }
+    }
+}
+
+impl Run {
+    /// Lines the runner treats as workflow commands (first non-blank chars `::`, or a
+    /// legacy `##[` anywhere), from both streams, split like the runner splits.
+    fn commands(&self) -> Vec<String> {
+        format!("{}\n{}", self.stdout, self.stderr)
+            .split(['\r', '\n'])
+            .filter(|l| l.trim_start().starts_with("::") || l.contains("##["))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn annotations(&self, kind: &str) -> Vec<String> {
+        self.commands()
+            .into_iter()
+            .filter(|c| {
+                c.starts_with(&format!("::{kind} ")) || c.starts_with(&format!("::{kind}::"))
+            })
+            .collect()
+    }
+
+    fn debug(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- summary\n{}",
+            self.code, self.stdout, self.stderr, self.summary
+        )
+    }
+}
+
+/// `$GITHUB_OUTPUT` parsed like the runner: `name<<DELIM`, lines, a line equal to DELIM.
+fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    assert!(!text.contains('\r'), "GITHUB_OUTPUT must be LF only");
+    let mut out = BTreeMap::new();
+    let mut lines = text.split('\n');
+    while let Some(l) = lines.next() {
+        if l.is_empty() {
+            continue;
+        }
+        let (name, d) = l.split_once("<<").expect("heredoc form");
+        assert!(d.starts_with("ghadelimiter_"), "{d}");
+        let mut v = Vec::new();
+        let mut closed = false;
+        for x in lines.by_ref() {
+            if x == d {
+                closed = true;
+                break;
+            }
+            v.push(x);
+        }
+        assert!(closed, "delimiter {d} not closed");
+        out.insert(name.to_string(), v.join("\n"));
+    }
+    out
+}
+
+fn tracking_schema_exists(url: &str) -> bool {
+    common::query_strings(
+        url,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgrollout'",
+    )[0][0]
+        .as_deref()
+        == Some("1")
+}
+
+fn applied(url: &str) -> Vec<String> {
+    if !tracking_schema_exists(url) {
+        return Vec::new();
+    }
+    common::query_strings(
+        url,
+        "SELECT version_text FROM pgrollout.schema_migrations ORDER BY version",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect()
+}
+
+fn users_migrations() -> Vec<(&'static str, &'static str)> {
+    vec![("0001_users.sql", USERS)]
+}
+
+#[test]
+fn staging_push_applies_with_groups_outputs_and_summary() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let ev = ws.event(serde_json::json!({"ref": "refs/heads/staging", "deleted": false}));
+    let r = ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("GITHUB_EVENT_PATH", &ev),
+            ("STAGING_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(applied(&db.url), ["0001"]);
+    let groups: Vec<String> = r
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("::group::"))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "::group::pgrollout 1/5: validate",
+            "::group::pgrollout 2/5: lint",
+            "::group::pgrollout 3/5: dry-run",
+            "::group::pgrollout 4/5: apply",
+            "::group::pgrollout 5/5: verify"
+        ]
+    );
+    assert_eq!(r.outputs["environment"], "staging");
+    assert_eq!(r.outputs["status"], "success");
+    assert_eq!(r.outputs["applied-count"], "1");
+    assert_eq!(r.outputs["applied"], "0001");
+    assert_eq!(r.outputs["pending-count"], "0");
+    assert!(Path::new(&r.outputs["summary-file"]).exists());
+    assert!(
+        r.summary.contains("## pgrollout · staging — ✅ success"),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("**Trigger:** push to branch staging"));
+    assert!(
+        r.summary.contains("| 0001 | users | applied |"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn push_to_another_branch_selects_nothing() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/feature/x"),
+            ("STAGING_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let notices = r.annotations("notice");
+    assert!(notices[0].contains("no environment"), "{notices:?}");
+    assert_eq!(r.outputs["status"], "skipped");
+    assert!(!tracking_schema_exists(&db.url));
+}
+
+#[test]
+fn semver_tag_runs_production_with_backup_marker_and_smoke_tests() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(
+        &["pipeline", "run", "--review-delay", "1s"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/tags/v1.2.3"),
+            ("GITHUB_SHA", "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "octo/app"),
+            ("GITHUB_RUN_ID", "42"),
+            ("PROD_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(applied(&db.url), ["0001"]);
+    assert_eq!(r.outputs["status"], "success");
+    let marker = &r.outputs["backup-marker"];
+    let row = &common::query_strings(
+        &db.url,
+        &format!("SELECT wal_lsn IS NOT NULL, txid > 0, git_ref, actor, ci_run_url FROM pgrollout.backup_markers WHERE id = {marker}"),
+    )[0];
+    assert_eq!(row[0].as_deref(), Some("t"));
+    assert_eq!(row[1].as_deref(), Some("t"));
+    assert_eq!(row[2].as_deref(), Some("refs/tags/v1.2.3"));
+    assert_eq!(row[3].as_deref(), Some("mona"));
+    assert_eq!(
+        row[4].as_deref(),
+        Some("https://github.com/octo/app/actions/runs/42")
+    );
+    assert!(r.stdout.contains("applying in 1.0 s"), "{}", r.debug());
+    assert!(
+        r.summary.contains("| smoke-test | ✅ passed |"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn bad_tags_are_refused_before_touching_the_database() {
+    for tag in ["v1.2", "v1.2.3.4", "v01.2.3"] {
+        let db = common::fresh_db();
+        let ws = Workspace::new(PIPELINE, &users_migrations());
+        let git_ref = format!("refs/tags/{tag}");
+        let r = ws.run(
+            &["pipeline", "run"],
+            &[
+                ("GITHUB_EVENT_NAME", "push"),
+                ("GITHUB_REF", &git_ref),
+                ("PROD_DATABASE_URL", &db.url),
+            ],
+        );
+        assert_eq!(r.code, 3, "{tag}: {}", r.debug());
+        let errors = r.annotations("error");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("not a semantic version"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(r.outputs["status"], "refused");
+        assert!(
+            !tracking_schema_exists(&db.url),
+            "{tag}: the database was touched"
+        );
+    }
+}
+
+fn dispatch(ws: &Workspace, db: &str, inputs: serde_json::Value) -> Run {
+    let ev = ws.event(serde_json::json!({
+        "inputs": inputs,
+        "ref": "refs/heads/main",
+        "sender": {"login": "mona"}
+    }));
+    ws.run(
+        &["pipeline", "run", "--review-delay", "0s"],
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_EVENT_PATH", &ev),
+            ("PROD_DATABASE_URL", db),
+        ],
+    )
+}
+
+#[test]
+fn dispatch_without_confirmation_is_refused() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = dispatch(
+        &ws,
+        &db.url,
+        serde_json::json!({"environment": "production", "dry_run": "false"}),
+    );
+    assert_eq!(r.code, 3, "{}", r.debug());
+    assert!(r.annotations("error")[0].contains("confirmation phrase"));
+    assert!(!tracking_schema_exists(&db.url));
+}
+
+#[test]
+fn dispatch_with_wrong_confirmation_is_refused() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = dispatch(
+        &ws,
+        &db.url,
+        serde_json::json!({"environment": "production", "confirm": "MIGRATE-PRODUCTION ", "dry_run": "false"}),
+    );
+    assert_eq!(r.code, 3, "{}", r.debug());
+    assert!(r.annotations("error")[0].contains("does not match"));
+    assert_eq!(r.outputs["status"], "refused");
+    assert!(!tracking_schema_exists(&db.url));
+}
+
+#[test]
+fn dispatch_confirmed_with_dry_run_left_at_default_writes_nothing() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = dispatch(
+        &ws,
+        &db.url,
+        serde_json::json!({"environment": "production", "confirm": "MIGRATE-PRODUCTION"}),
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(r.outputs["status"], "dry-run");
+    assert_eq!(r.outputs["applied-count"], "0");
+    assert_eq!(r.outputs["pending-count"], "1");
+    assert!(
+        !tracking_schema_exists(&db.url),
+        "a dry run wrote to the database"
+    );
+    assert!(
+        r.summary.contains("| 0001 | users | rehearsed |"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("| backup-marker | ⏭️ skipped |"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn dispatch_confirmed_with_dry_run_false_applies() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = dispatch(
+        &ws,
+        &db.url,
+        serde_json::json!({"environment": "production", "confirm": "MIGRATE-PRODUCTION", "dry_run": "false"}),
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(applied(&db.url), ["0001"]);
+    assert!(
+        r.summary.contains("**Trigger:** workflow_dispatch by mona"),
+        "{}",
+        r.summary
+    );
+}
+
+#[test]
+fn action_inputs_drive_a_dispatch() {
+    // Inputs arrive as INPUT_<NAME> with hyphens kept; the payload has none here.
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let ev = ws.event(serde_json::json!({"inputs": {}}));
+    let r = ws.run(
+        &["action"],
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_EVENT_PATH", &ev),
+            ("INPUT_ENVIRONMENT", "production"),
+            ("INPUT_CONFIRM", "MIGRATE-PRODUCTION"),
+            ("INPUT_DRY-RUN", "false"),
+            ("INPUT_CONFIG", "pgrollout.yml"),
+            ("INPUT_DATABASE-URL", &db.url),
+            ("PGROLLOUT_REVIEW_DELAY", "0s"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(applied(&db.url), ["0001"]);
+    assert_eq!(r.outputs["environment"], "production");
+}
+
+#[test]
+fn pipeline_file_error_is_annotated_at_line_and_column() {
+    let ws = Workspace::new(
+        "environments:\n  staging:\n    database_url_env: X\n    stpes: [apply]\n",
+        &[],
+    );
+    let r = ws.run(&["pipeline", "run", "--env", "staging"], &[]);
+    assert_eq!(r.code, 2, "{}", r.debug());
+    let errors = r.annotations("error");
+    assert!(
+        errors[0].starts_with("::error title=pgrollout error,file=pgrollout.yml,line=4,col=5::"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("did you mean `steps`?"));
+}
+
+#[test]
+fn password_is_masked_first_and_never_printed() {
+    let db = common::fresh_db();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some("Sup3r%Secret,pw")).unwrap();
+    let url = url.to_string();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("STAGING_DATABASE_URL", &url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let first = r.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("::add-mask::Sup3r%25Secret,pw"),
+        "{first}"
+    );
+    let rest: String = r.stdout.lines().skip(2).collect::<Vec<_>>().join("\n");
+    assert!(!rest.contains("Sup3r"), "{}", r.debug());
+    assert!(!r.stderr.contains("Sup3r"));
+    assert!(!r.summary.contains("Sup3r"));
+}
+
+#[test]
+fn server_notice_cannot_inject_commands() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            "0001_noisy.sql",
+            "DO $$ BEGIN RAISE NOTICE E'::error file=x::pwned\\n##[warning]legacy\\r::add-mask::x'; END $$;\n",
+        )],
+    );
+    let r = ws.run(
+        &["pipeline", "run", "--env", "staging"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("STAGING_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert!(
+        r.stdout.contains("pwned"),
+        "the notice should still be shown"
+    );
+    for c in r.commands() {
+        assert!(
+            c.starts_with("::group::") || c == "::endgroup::",
+            "injected command: {c}\n{}",
+            r.debug()
+        );
+    }
+}
+
+#[test]
+fn hostile_file_name_and_multiline_error_stay_escaped() {
+    let db = common::fresh_db();
+    let name = "0001_a,b:c%d e.sql";
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            name,
+            "CREATE TABLE t (id int);\nDO $$ BEGIN RAISE EXCEPTION E'first\\n::error::second\\r##[error]third'; END $$;\n",
+        )],
+    );
+    let r = ws.run(&["apply"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    let errors = r.annotations("error");
+    assert!(!errors.is_empty(), "{}", r.debug());
+    let e = &errors[0];
+    assert!(
+        e.starts_with("::error title=migration 0001 a%2Cb%3Ac%25d e failed,file=migrations/0001_a%2Cb%3Ac%25d e.sql,line=2,col=1::"),
+        "{e}"
+    );
+    assert!(
+        e.contains("first%0A::error::second%0D##[error]third"),
+        "{e}"
+    );
+    // Every command line is one of ours: the annotation, and the apply's log groups.
+    for c in r.commands() {
+        assert!(
+            c.starts_with("::error title=migration 0001")
+                || c.starts_with("::group::")
+                || c == "::endgroup::",
+            "injected: {c}\n{}",
+            r.debug()
+        );
+    }
+    assert!(
+        r.summary.contains("## pgrollout ❌ failed"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.outputs["status"], "failed");
+}
+
+#[test]
+fn more_than_ten_errors_are_capped_with_a_notice() {
+    let db = common::fresh_db();
+    let files: Vec<(String, String)> = (1..=13)
+        .map(|i| {
+            (
+                format!("{i:04}_broken.sql"),
+                "CREATE TABLE (;\n".to_string(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let ws = Workspace::new(PIPELINE, &refs);
+    let r = ws.run(
+        &["pipeline", "run", "--env", "staging"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("STAGING_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.debug());
+    assert_eq!(r.annotations("error").len(), 10, "{}", r.debug());
+    let notices = r.annotations("notice");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("see the job summary") || notices[0].contains("job summary"));
+    // The summary lists all of them.
+    assert!(
+        r.summary.matches("0013_broken.sql").count() >= 1,
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("### Rollback instructions"));
+}
+
+#[test]
+fn summary_stays_under_one_mebibyte() {
+    // Another tool of the same step already wrote most of the budget: ours is cut,
+    // visibly, so GitHub does not drop the whole summary.
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let summary = ws.path("step_summary");
+    let out = ws.path("github_output");
+    std::fs::write(&out, "").unwrap();
+    std::fs::write(&summary, "x".repeat(999_000) + "\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .current_dir(ws.dir.path())
+        .args(["pipeline", "run", "--env", "staging"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_REF", "refs/heads/staging")
+        .env("GITHUB_OUTPUT", &out)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("STAGING_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.len() < 1024 * 1024, "{}", text.len());
+    assert!(text.contains("Summary truncated"));
+}
+
+#[test]
+fn action_yml_matches_the_code() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let keys = |k: &str| -> Vec<String> {
+        let mut v: Vec<String> = y[k]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut inputs: Vec<String> = pgrollout::cli::action::INPUTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    inputs.sort();
+    assert_eq!(keys("inputs"), inputs);
+    let mut outputs: Vec<String> = pgrollout::report::github::OUTPUTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    outputs.sort();
+    assert_eq!(keys("outputs"), outputs);
+    assert_eq!(y["runs"]["using"].as_str(), Some("docker"));
+    assert!(y["branding"]["icon"].is_string());
+    for (name, def) in y["inputs"].as_mapping().unwrap() {
+        assert!(
+            def["description"].is_string(),
+            "{name:?} has no description"
+        );
+    }
+}
+
+#[test]
+fn sigterm_during_review_delay_applies_nothing() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let out = ws.path("github_output");
+    std::fs::write(&out, "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .current_dir(ws.dir.path())
+        .args(["pipeline", "run", "--review-delay", "60s"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_REF", "refs/tags/v2.0.0")
+        .env("GITHUB_OUTPUT", &out)
+        .env("PROD_DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the countdown has started, then cancel the job the way the runner does.
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let started = line.contains("applying in");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+        seen
+    });
+    let seen = reader.join().unwrap();
+    assert!(seen.iter().any(|l| l.contains("applying in")), "{seen:?}");
+    // SAFETY: plain kill(2) on the pid of the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(applied(&db.url), Vec::<String>::new());
+    let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(outputs["status"], "cancelled");
+}
