@@ -306,6 +306,15 @@ fn live_clusters() -> MutexGuard<'static, Vec<Live>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Set by the signal handler before it starts tearing clusters down.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once the cleanup handler has started: the server is going away under the
+/// program, whose errors from now on are a consequence, and the handler will exit 130.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Stops and deletes every live cluster, then exits with 130, on Ctrl-C or SIGTERM.
 ///
 /// For programs (`pgrollout --ephemeral`): without it, an interrupt would end the
@@ -317,6 +326,7 @@ pub fn install_signal_cleanup() -> Result<(), EphemeralError> {
     INSTALLED
         .get_or_init(|| {
             ctrlc::set_handler(|| {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 let clusters = std::mem::take(&mut *live_clusters());
                 for cluster in &clusters {
                     cluster.destroy("immediate");

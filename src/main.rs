@@ -65,6 +65,13 @@ fn main() -> ExitCode {
             });
         }
     }
+    if pgrollout::ephemeral::interrupted() {
+        // Ctrl-C/SIGTERM with --ephemeral: the handler is removing the server (which is
+        // why the command just failed) and exits 130 itself; let it finish.
+        loop {
+            std::thread::park();
+        }
+    }
     reporter.finish();
     let redact = |t: &str| pgrollout::db::conn::redact(t, &secrets);
     // On GitHub every line we print is untrusted text for the runner's command parser.
