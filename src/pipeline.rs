@@ -418,6 +418,8 @@ pub struct Setup<'a> {
     /// The URL when the environment's variable is unset (`--database-url`, `DATABASE_URL`,
     /// the action's `database-url` input).
     pub fallback_url: Option<String>,
+    /// The URL that wins over the environment's variable: `--ephemeral`'s throwaway server.
+    pub forced_url: Option<String>,
     pub url_var: &'a dyn Fn(&str) -> Option<String>,
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
@@ -439,9 +441,11 @@ pub fn run(
     let mut summary = RunSummary::early(RunStatus::Success, trigger.to_string(), String::new());
     summary.environment = Some(env_name.to_string());
     summary.dry_run = dry_run;
-    let url = (setup.url_var)(&env.database_url_env)
-        .filter(|u| !u.trim().is_empty())
-        .or_else(|| setup.fallback_url.clone());
+    let url = setup.forced_url.clone().or_else(|| {
+        (setup.url_var)(&env.database_url_env)
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| setup.fallback_url.clone())
+    });
     let Some(url) = url else {
         summary.status = RunStatus::Failed;
         summary.message = format!(

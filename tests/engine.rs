@@ -96,7 +96,7 @@ fn sample_applies_once_then_is_a_no_op() {
     let first = run(&sample_dir(), Some(&db.url), &["apply"]);
     assert_eq!(first.code, 0, "{}", first.all());
     assert!(
-        first.stdout.contains("10 migration(s) applied"),
+        first.stdout.contains("11 migration(s) applied"),
         "{}",
         first.stdout
     );
@@ -105,7 +105,7 @@ fn sample_applies_once_then_is_a_no_op() {
             &db.url,
             "SELECT count(*) FROM pgrollout.schema_migrations WHERE status = 'completed'"
         ),
-        "10"
+        "11"
     );
     assert_eq!(scalar(&db.url, "SELECT count(*) FROM countries"), "6");
     assert_eq!(
@@ -123,10 +123,10 @@ fn sample_applies_once_then_is_a_no_op() {
         "{}",
         second.stdout
     );
-    // Nothing more in the audit log: 9 transactional rows + started/completed for the CONCURRENTLY one.
+    // Nothing more in the audit log: 10 transactional rows + started/completed for the CONCURRENTLY one.
     assert_eq!(
         scalar(&db.url, "SELECT count(*) FROM pgrollout.migration_history"),
-        "11"
+        "12"
     );
 
     let status = run(
@@ -143,7 +143,7 @@ fn sample_applies_once_then_is_a_no_op() {
         .iter()
         .map(|m| m["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, vec!["applied"; 10]);
+    assert_eq!(states, vec!["applied"; 11]);
 }
 
 /// Many runners at once: every migration applied exactly once, every runner succeeds.
@@ -949,7 +949,7 @@ fn ephemeral_runs_the_sample_and_cleans_up() {
         .expect("run")
         .into();
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("10 migration(s) applied"), "{}", r.stdout);
+    assert!(r.stdout.contains("11 migration(s) applied"), "{}", r.stdout);
 }
 
 #[test]

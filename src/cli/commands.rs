@@ -57,6 +57,8 @@ pub struct Context<'r> {
     pub reporter: &'r mut dyn Reporter,
     /// Kept alive for the whole command; dropped (stopped, deleted) at the end.
     pub _cluster: Option<Cluster>,
+    /// `--ephemeral`: the throwaway server's URL, which replaces every environment's.
+    pub ephemeral_url: Option<String>,
 }
 
 impl<'r> Context<'r> {
@@ -102,6 +104,7 @@ impl<'r> Context<'r> {
             migrations_dir,
             target,
             reporter,
+            ephemeral_url: cluster.as_ref().map(|c| c.url("postgres")),
             _cluster: cluster,
         })
     }

@@ -120,6 +120,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         file: &loaded.file,
         set: &set,
         opts,
+        forced_url: ctx.ephemeral_url.clone(),
         fallback_url: ctx
             .global
             .database_url

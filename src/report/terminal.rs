@@ -9,6 +9,9 @@ pub struct Terminal {
     color: bool,
     out: Box<dyn Write>,
     secrets: Vec<String>,
+    /// The target already announced: a pipeline connects once per step, and saying so
+    /// each time would bury the steps.
+    connected_to: Option<String>,
 }
 
 impl Terminal {
@@ -18,6 +21,7 @@ impl Terminal {
             color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             out: Box::new(std::io::stderr()),
             secrets,
+            connected_to: None,
         }
     }
 
@@ -28,6 +32,7 @@ impl Terminal {
             color: false,
             out,
             secrets,
+            connected_to: None,
         }
     }
 
@@ -61,7 +66,11 @@ pub fn sanitize(text: &str) -> String {
 impl Reporter for Terminal {
     fn event(&mut self, e: &Event<'_>) {
         match e {
-            Event::Connecting { target } => self.line(format!("connecting to {target}")),
+            Event::Connecting { target } => {
+                if self.connected_to.as_deref() != Some(*target) {
+                    self.line(format!("connecting to {target}"))
+                }
+            }
             Event::ConnectRetry {
                 attempt,
                 wait,
@@ -70,8 +79,14 @@ impl Reporter for Terminal {
                 "  server not ready (attempt {attempt}): {reason}; retrying in {}",
                 human_duration(*wait)
             )),
-            Event::Connected { server_version, .. } => {
-                self.line(format!("connected: PostgreSQL {server_version}"))
+            Event::Connected {
+                server_version,
+                target,
+            } => {
+                if self.connected_to.as_deref() != Some(*target) {
+                    self.line(format!("connected: PostgreSQL {server_version}"));
+                    self.connected_to = Some(target.to_string());
+                }
             }
             Event::LockWaiting { waited, holder } => self.line(format!(
                 "waiting for the migration lock ({} so far){}",
