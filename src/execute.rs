@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::lock::{self, LockError, LockGuard, LockHolder, LockWaitObserver};
-use crate::db::tracking::{RunContext, Tracking, TrackingError, TrackingState, TRACKING_VERSION};
+use crate::db::tracking::{
+    AppliedRecord, RunContext, Tracking, TrackingError, TrackingState, TRACKING_VERSION,
+};
 use crate::db::{ConnectError, Db, Target};
 use crate::migration::{Migration, MigrationSet};
 use crate::plan::{self, PlanOptions, Problem};
@@ -582,20 +584,20 @@ fn apply_transactional(
         statements: stmts.len(),
     });
     let begin = format!("BEGIN; {}", timeouts(opts, true));
-    let down = m.down_text();
-    let down_no_tx = m.down.as_ref().is_some_and(|d| d.section.no_transaction);
+    let row = AppliedRecord {
+        version: &m.version.text,
+        name: &m.name,
+        checksum: &m.checksum,
+        down_sql: m.down_text(),
+        down_no_transaction: m.down.as_ref().is_some_and(|d| d.section.no_transaction),
+        ctx,
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let started = Instant::now();
         let outcome: Result<(), (Option<usize>, tokio_postgres::Error)> = if has_copy(&stmts) {
-            run_stepwise(
-                &mut s.db,
-                &begin,
-                m,
-                &stmts,
-                Some((record, ctx, down, down_no_tx)),
-            )
+            run_stepwise(&mut s.db, &begin, m, &stmts, Some((record, &row)))
         } else {
             let results = s.db.run(|c| {
                 let mut steps: Vec<Step> = Vec::with_capacity(stmts.len() + 3);
@@ -603,24 +605,10 @@ fn apply_transactional(
                 for st in &stmts {
                     steps.push(Box::pin(c.batch_execute(statement_text(&m.source, st))));
                 }
-                let v = m.version.text.as_str();
-                steps.push(Box::pin(async move {
-                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
-                        &v,
-                        &m.name,
-                        &m.checksum,
-                        &ctx.actor,
-                        &down,
-                        &down_no_tx,
-                        &ctx.run_id,
-                        &ctx.environment,
-                        &ctx.git_sha,
-                        &ctx.git_ref,
-                        &ctx.ci_run_url,
-                        &crate::db::tracking::TOOL_VERSION,
-                    ];
-                    c.execute(record, &params).await.map(|_| ())
-                }));
+                let rec = &row;
+                steps.push(Box::pin(
+                    async move { rec.insert(c, record).await.map(|_| ()) },
+                ));
                 // RESET ALL: a SET in one migration must not leak into the next.
                 steps.push(Box::pin(c.batch_execute("COMMIT; RESET ALL")));
                 pipeline(steps)
@@ -691,12 +679,7 @@ fn apply_transactional(
     }
 }
 
-type Record<'a> = (
-    &'a tokio_postgres::Statement,
-    &'a RunContext,
-    Option<&'a str>,
-    bool,
-);
+type Record<'a> = (&'a tokio_postgres::Statement, &'a AppliedRecord<'a>);
 
 /// One round trip per statement, for sections with COPY data. With `record`, the
 /// tracking row is written and the transaction committed; without, it is left open
@@ -714,29 +697,9 @@ fn run_stepwise(
     for (i, st) in stmts.iter().enumerate() {
         run_statement(db, m, st).map_err(|e| (Some(i), e))?;
     }
-    if let Some((stmt, ctx, down, down_no_tx)) = record {
-        let v = m.version.text.as_str();
-        db.run(|c| async move {
-            c.execute(
-                stmt,
-                &[
-                    &v,
-                    &m.name,
-                    &m.checksum,
-                    &ctx.actor,
-                    &down,
-                    &down_no_tx,
-                    &ctx.run_id,
-                    &ctx.environment,
-                    &ctx.git_sha,
-                    &ctx.git_ref,
-                    &ctx.ci_run_url,
-                    &crate::db::tracking::TOOL_VERSION,
-                ],
-            )
-            .await
-        })
-        .map_err(|e| (None, e))?;
+    if let Some((stmt, row)) = record {
+        db.run(|c| async move { row.insert(c, stmt).await })
+            .map_err(|e| (None, e))?;
         db.batch("COMMIT; RESET ALL").map_err(|e| (None, e))?;
     }
     Ok(())

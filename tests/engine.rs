@@ -778,23 +778,37 @@ fn lock_timeout_is_retried_with_backoff() {
     exec(&db.url, "CREATE TABLE busy (id int)");
     let dir = Dir::new();
     dir.write("1_alter.sql", "ALTER TABLE busy ADD COLUMN note text;\n");
-    // Another session holds an ACCESS EXCLUSIVE lock for a moment.
-    let url = db.url.clone();
-    let blocker = std::thread::spawn(move || {
-        let mut c = common::connect(&url).expect("connect");
-        let mut tx = c.transaction().unwrap();
-        tx.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        tx.commit().unwrap();
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let r = run(
-        dir.path(),
-        Some(&db.url),
-        &["--lock-timeout", "100ms", "--lock-retries", "10", "apply"],
-    );
-    blocker.join().unwrap();
+    // Another session holds an ACCESS EXCLUSIVE lock until the runner has retried once.
+    let mut c = common::connect(&db.url).expect("connect");
+    let mut tx = c.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = cmd(dir.path(), Some(&db.url))
+        .args(["--lock-timeout", "100ms", "--lock-retries", "10", "apply"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "the runner ended without retrying:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("retry 1/10") {
+            break;
+        }
+    }
+    tx.commit().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: seen + &rest,
+    };
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("lock timeout"), "{}", r.stderr);
     assert!(r.stderr.contains("retry 1/10"), "{}", r.stderr);

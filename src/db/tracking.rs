@@ -645,3 +645,43 @@ impl Tracking {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
+
+/// The tracking row of a transactional migration, written by the statement
+/// [`Tracking::record_applied_sql`] prepares, inside the migration's transaction.
+pub struct AppliedRecord<'a> {
+    pub version: &'a str,
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub down_sql: Option<&'a str>,
+    pub down_no_transaction: bool,
+    pub ctx: &'a RunContext,
+}
+
+impl AppliedRecord<'_> {
+    /// Send the insert; awaiting it is the caller's business (it may be pipelined).
+    pub async fn insert(
+        &self,
+        c: &tokio_postgres::Client,
+        stmt: &tokio_postgres::Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let ctx = self.ctx;
+        c.execute(
+            stmt,
+            &[
+                &self.version,
+                &self.name,
+                &self.checksum,
+                &ctx.actor,
+                &self.down_sql,
+                &self.down_no_transaction,
+                &ctx.run_id,
+                &ctx.environment,
+                &ctx.git_sha,
+                &ctx.git_ref,
+                &ctx.ci_run_url,
+                &TOOL_VERSION,
+            ],
+        )
+        .await
+    }
+}
