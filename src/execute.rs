@@ -89,6 +89,20 @@ pub struct MigrationError {
     pub invalid_indexes: Vec<String>,
 }
 
+impl MigrationError {
+    /// The message without the location, for reporters that show the location apart.
+    pub fn body(&self) -> String {
+        let full = self.to_string();
+        match &self.location {
+            Some(l) => full
+                .strip_prefix(&format!("{l}: "))
+                .unwrap_or(&full)
+                .to_string(),
+            None => full,
+        }
+    }
+}
+
 impl std::fmt::Display for MigrationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let at = self
@@ -345,7 +359,11 @@ pub fn apply(
     }
 
     let (_guard, state) = s.lock(opts, &state, reporter)?;
-    let p = plan::plan(set, &state.rows, &opts.plan);
+    let locked = PlanOptions {
+        lock_held: true,
+        ..opts.plan.clone()
+    };
+    let p = plan::plan(set, &state.rows, &locked);
     let pending = parse_pending(set, &p, reporter)?;
     let mut p = plan::Plan {
         to_apply: pending.migrations.iter().collect(),
@@ -419,7 +437,7 @@ pub fn apply(
                         version: &me.version,
                         name: &me.name,
                         location: me.location.as_ref(),
-                        message: &me.to_string(),
+                        message: &me.body(),
                     });
                 }
                 return Err(ApplyFailure { report, error });
@@ -914,7 +932,7 @@ fn rehearse(
                     version: &me.version,
                     name: &me.name,
                     location: me.location.as_ref(),
-                    message: &format!("{me}"),
+                    message: &me.body(),
                 });
                 return Err(ApplyFailure {
                     report,

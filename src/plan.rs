@@ -299,6 +299,9 @@ pub struct PlanOptions {
     pub allow_out_of_order: bool,
     /// Allow applied versions whose files are gone.
     pub allow_missing: bool,
+    /// Planning under the migration lock: a `running` row then cannot belong to a live
+    /// runner, so it was interrupted. Without the lock it may be another runner at work.
+    pub lock_held: bool,
 }
 
 /// The result of planning: what to run, in order, and what stands in the way.
@@ -346,9 +349,15 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
                 });
                 let what = if e.state == State::Failed {
                     format!("failed{}: {}", at.unwrap_or_default(), r.error_message.as_deref().unwrap_or("no error recorded"))
-                } else {
+                } else if opts.lock_held {
                     format!(
                         "was interrupted{} (recorded as running since {}, and no runner holds the lock: the runner or the server stopped mid-way)",
+                        at.unwrap_or_default(),
+                        r.applied_at.format("%Y-%m-%d %H:%M:%SZ")
+                    )
+                } else {
+                    format!(
+                        "is recorded as running{} since {}: another runner may be applying it right now (then wait for it), or a runner stopped mid-way",
                         at.unwrap_or_default(),
                         r.applied_at.format("%Y-%m-%d %H:%M:%SZ")
                     )

@@ -162,6 +162,7 @@ impl<'r> Context<'r> {
                 target: f.target.as_deref().map(parse_version).transpose()?,
                 allow_out_of_order: f.allow_out_of_order,
                 allow_missing: f.allow_missing,
+                lock_held: false,
             },
             None => PlanOptions::default(),
         };
