@@ -4,10 +4,12 @@
 //! and everything may use `report` (event definitions only).
 
 pub mod db;
+pub mod drift;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
 pub mod migration;
+pub mod overview;
 pub mod plan;
 pub mod report;
 pub mod sql;

@@ -2,7 +2,9 @@
 //! the tracking schema. All of the tool's own SQL text lives under this module.
 
 pub mod conn;
+pub mod history;
 pub mod lock;
+pub mod snapshot;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
