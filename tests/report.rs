@@ -106,16 +106,28 @@ fn status_all_reports_every_readable_environment_and_names_the_unreachable_one()
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "unreachable → exit 1\n{stdout}");
     let header = stdout.lines().next().unwrap();
-    assert!(header.contains("staging") && header.contains("production"), "{stdout}");
+    assert!(
+        header.contains("staging") && header.contains("production"),
+        "{stdout}"
+    );
     assert!(!header.contains("dev"), "{stdout}");
     let row = stdout
         .lines()
         .find(|l| l.starts_with("20251118100000"))
         .unwrap();
     assert!(row.contains("applied") && row.contains("pending"), "{row}");
-    assert!(stdout.contains("dev: UNREACHABLE: connecting to postgres://app@127.0.0.1:1/app"), "{stdout}");
-    assert!(stdout.contains("qa: skipped: no database URL given"), "{stdout}");
-    assert!(stdout.contains("production: 7 applied, 3 pending"), "{stdout}");
+    assert!(
+        stdout.contains("dev: UNREACHABLE: connecting to postgres://app@127.0.0.1:1/app"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("qa: skipped: no database URL given"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("production: 7 applied, 3 pending"),
+        "{stdout}"
+    );
 
     args.extend(["--format".into(), "json".into()]);
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -162,14 +174,22 @@ fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Ve
         }
     }
     if let Some(obj) = v.as_object() {
-        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !obj.contains_key(r.as_str().unwrap()) {
                 errors.push(format!("{path}: missing required {r}"));
             }
         }
         let props = schema.get("properties").and_then(Value::as_object);
         for (k, x) in obj {
-            match (props.and_then(|p| p.get(k)), schema.get("additionalProperties")) {
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
                 (Some(s), _) => validate(root, s, x, &format!("{path}.{k}"), errors),
                 (None, Some(Value::Bool(false))) => {
                     errors.push(format!("{path}: undocumented field {k}"))
@@ -191,14 +211,20 @@ fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Ve
 #[test]
 fn report_json_validates_against_its_documented_schema() {
     let (staging, production) = environments();
-    let mut args = vec!["report".to_string(), "--format".into(), "json".into(), "--all".into()];
+    let mut args = vec![
+        "report".to_string(),
+        "--format".into(),
+        "json".into(),
+        "--all".into(),
+    ];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(0));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(manifest().join("docs/report.schema.json")).unwrap())
-            .unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
     let mut errors = Vec::new();
     validate(&schema, &schema, &v, "$", &mut errors);
     assert!(errors.is_empty(), "{errors:#?}");
@@ -210,7 +236,10 @@ fn report_json_validates_against_its_documented_schema() {
     validate(&schema, &schema, &bad, "$", &mut errors);
     assert_eq!(errors.len(), 2, "{errors:#?}");
 
-    assert_eq!(v["health"], "error", "an unreachable environment is an error");
+    assert_eq!(
+        v["health"], "error",
+        "an unreachable environment is an error"
+    );
     let envs = v["environments"].as_array().unwrap();
     assert_eq!(envs[0]["health"]["status"], "healthy");
     assert_eq!(envs[1]["health"]["status"], "warning");
@@ -223,12 +252,20 @@ fn report_json_validates_against_its_documented_schema() {
 #[test]
 fn markdown_report_has_the_summary_table_and_escapes_database_text() {
     let (staging, production) = environments();
-    let mut args = vec!["report".to_string(), "--format".into(), "markdown".into(), "--all".into()];
+    let mut args = vec![
+        "report".to_string(),
+        "--format".into(),
+        "markdown".into(),
+        "--all".into(),
+    ];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(md.starts_with("# Migration report: 🔴 error"), "{md}");
-    assert!(md.contains("| staging | 🟢 healthy | 10 | 0 | 0 | 0 |"), "{md}");
+    assert!(
+        md.contains("| staging | 🟢 healthy | 10 | 0 | 0 | 0 |"),
+        "{md}"
+    );
     assert!(md.contains("| production | 🟡 warning | 7 | 3 |"), "{md}");
     assert!(md.contains("| dev | 🔴 unreachable |"), "{md}");
     assert!(!md.contains("<script>"), "database text must be escaped");
@@ -261,7 +298,10 @@ fn html_report_renders_in_headless_chromium() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("overall health: error"));
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Self-contained: no scripts, no external resources.
-    assert!(!html.contains("<script"), "escaped: the hostile error text stays text");
+    assert!(
+        !html.contains("<script"),
+        "escaped: the hostile error text stays text"
+    );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     for external in ["<link", " src=", "@import", "url("] {
         assert!(!html.contains(external), "external resource: {external}");
@@ -287,7 +327,11 @@ fn html_report_renders_in_headless_chromium() {
             .unwrap()
     };
     let dom = chromium(&["--dump-dom".into()]);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     for expected in [
         "<title>Migration report</title>",
@@ -313,9 +357,17 @@ fn html_report_renders_in_headless_chromium() {
         "--window-size=1280,1600".into(),
         "--hide-scrollbars".into(),
     ]);
-    assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
     let bytes = std::fs::read(&png).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000, "screenshot is {} bytes", bytes.len());
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "screenshot is {} bytes",
+        bytes.len()
+    );
 
     if let Ok(keep) = std::env::var("PGROLLOUT_SAVE_REPORT") {
         std::fs::create_dir_all(&keep).unwrap();

@@ -278,8 +278,7 @@ fn read_in_transaction(
     let mut schemas = Vec::new();
     for r in db.query(&sql, &[]).map_err(err("schemas"))? {
         let name: String = r.get(0);
-        let included =
-            opts.include_schemas.is_empty() || opts.include_schemas.iter().any(|s| *s == name);
+        let included = opts.include_schemas.is_empty() || opts.include_schemas.contains(&name);
         let excluded = name == opts.tracking_schema || opts.exclude_schemas.contains(&name);
         if included && !excluded {
             schemas.push(Schema {

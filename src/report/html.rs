@@ -43,8 +43,7 @@ h1{font-size:22px;margin:0}h2{font-size:18px;margin:28px 0 10px}h3{font-size:15p
 .card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:14px 16px;border-top:5px solid var(--line)}
 .card.healthy{border-top-color:var(--ok)}.card.warning{border-top-color:#d4a72c}.card.error{border-top-color:var(--err)}
 .card h3{margin:0 0 6px;display:flex;justify-content:space-between;align-items:center;gap:8px}
-.nums{display:flex;flex-wrap:wrap;gap:14px;margin:8px 0}
-.nums div{min-width:54px}.nums b{display:block;font-size:20px}.nums span{font-size:12px;color:var(--muted)}
+.nums{display:grid;grid-template-columns:repeat(4,1fr);gap:8px;margin:8px 0}.nums b{display:block;font-size:20px}.nums span{font-size:12px;color:var(--muted)}
 .small{font-size:13px;color:var(--muted)}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;white-space:nowrap;border:1px solid transparent}
 .s-applied,.s-healthy,.s-completed,.s-ok{background:var(--okbg);color:var(--ok);border-color:#aceebb}
@@ -145,7 +144,7 @@ pub fn render(o: &Overview) -> String {
     // The answer first: overall health and why.
     let (class, word) = health_word(o.health);
     let mut reasons = String::new();
-    for e in &o.environments {
+    for e in o.environments.iter().filter(|e| e.reach != Reach::Skipped) {
         for r in &e.health.reasons {
             let _ = write!(reasons, "<li><b>{}</b>: {}</li>", esc(&e.name), esc(r));
         }
@@ -157,8 +156,10 @@ pub fn render(o: &Overview) -> String {
     };
     let _ = write!(
         h,
-        "<section class=\"banner b-{class}\" id=\"health\" data-health=\"{class}\"><div class=\"big\">{word}</div><div>{summary}{}</div></section>",
-        if reasons.is_empty() { String::new() } else { format!("<ul>{reasons}</ul>") }
+        "<section class=\"banner b-{class}\" id=\"health\" data-health=\"{class}\"><div class=\"big\">{word}</div><div>{summary}{}<div class=\"small\">{read} of {total} environment(s) read</div></div></section>",
+        if reasons.is_empty() { String::new() } else { format!("<ul>{reasons}</ul>") },
+        read = o.environments.iter().filter(|e| e.reach == Reach::Ok).count(),
+        total = o.environments.len()
     );
 
     // One card per environment.
@@ -174,10 +175,10 @@ pub fn render(o: &Overview) -> String {
         env_details(&mut h, e);
     }
 
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<footer>pgrollout report format {} · states: applied, pending, failed, modified (file changed after it was applied), \
-         missing file (applied, but no file on disk), running (in progress or interrupted), baseline.</footer></main></body></html>\n",
+         missing file (applied, but no file on disk), running (in progress or interrupted), baseline.</footer></main></body></html>",
         o.format_version
     );
     h
@@ -217,7 +218,7 @@ fn card(h: &mut String, e: &EnvReport) {
         num(c.applied + c.baseline, "applied", ""),
         num(c.pending, "pending", ""),
         num(c.failed, "failed", "err"),
-        num(c.modified + c.missing_file, "modified / missing", "err"),
+        num(c.modified + c.missing_file, "modified", "err"),
     );
     let last = e
         .migrations
