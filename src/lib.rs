@@ -5,10 +5,12 @@
 
 pub mod config;
 pub mod db;
+pub mod drift;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
 pub mod migration;
+pub mod overview;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

@@ -111,5 +111,25 @@ fn secrets(cli: &Cli) -> Vec<String> {
         .map(|t| t.secrets)
         .unwrap_or_default();
     out.extend(settings::pipeline_secrets(&cli.global));
+    // URLs given to the multi-environment commands.
+    use pgrollout::cli::Command;
+    let urls: Vec<&str> = match &cli.command {
+        Command::Status { envs, .. } | Command::Report { envs, .. } => envs
+            .env_url
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(_, u)| u))
+            .collect(),
+        Command::Drift { source, target, .. } => source
+            .iter()
+            .chain(target.iter())
+            .map(String::as_str)
+            .collect(),
+        _ => Vec::new(),
+    };
+    for u in urls {
+        if let Ok(t) = pgrollout::db::Target::parse(u) {
+            out.extend(t.secrets);
+        }
+    }
     out
 }

@@ -3,14 +3,18 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{exit, Command, Format, Global, PlanFlags};
+use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
 use crate::db::tracking::{RowStatus, RunContext, TrackingState};
 use crate::db::Target;
+use crate::drift::{self, DriftOptions};
 use crate::ephemeral::{Cluster, ClusterOptions};
 use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::{self, MigrationSet, Version};
+use crate::overview::{
+    self, EnvResolver, Environment, HealthStatus, Listed, NoEnvironments, OverviewOptions, Reach,
+};
 use crate::plan::{self, PlanOptions, Problem};
-use crate::report::{text, Event, Level, Reporter};
+use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
 
 /// What a command produced: text for stdout and the exit code.
 #[derive(Debug)]
@@ -192,9 +196,42 @@ fn parse_version(s: &str) -> Result<Version, CliError> {
 }
 
 pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
+    if matches!(ctx.global.format, Format::Html | Format::Markdown)
+        && !matches!(command, Command::Report { .. })
+    {
+        return Err(CliError::Usage(
+            "--format html and --format markdown are for `report`; use text or json here".into(),
+        ));
+    }
     match command {
         Command::New { name } => new(ctx, &name),
-        Command::Status => status(ctx),
+        Command::Status { all: false, envs } if envs.env_url.is_empty() => status(ctx),
+        Command::Status { envs, .. } => status_all(ctx, &envs),
+        Command::Drift {
+            source,
+            target,
+            against,
+            include_schema,
+            exclude_schema,
+            privileges,
+        } => drift(
+            ctx,
+            source.as_deref(),
+            target.as_deref(),
+            against,
+            crate::db::snapshot::SnapshotOptions {
+                include_schemas: include_schema,
+                exclude_schemas: exclude_schema,
+                tracking_schema: ctx.global.schema.clone(),
+                owners_and_privileges: privileges,
+            },
+        ),
+        Command::Report {
+            output,
+            all,
+            envs,
+            history,
+        } => report(ctx, output.as_deref(), all, &envs, history),
         Command::Validate { plan } => validate(ctx, &plan),
         Command::Plan { plan } => plan_cmd(ctx, &plan),
         Command::Apply { dry_run, plan } => apply(ctx, &plan, dry_run),
@@ -573,4 +610,191 @@ fn repair(
         ));
     }
     Ok(Outcome::ok(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// Several environments: drift, status --all, report.
+
+/// Where environment names resolve: `--env-url NAME=URL` ones first, then the pipeline
+/// file's environments, each read from its `database_url_env` variable (unset: listed
+/// as skipped, with the reason).
+fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, CliError> {
+    let mut listed = envs
+        .env_url
+        .iter()
+        .map(|s| overview::parse_env_url(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::Usage)?;
+    if let Some(loaded) = &ctx.global.pipeline {
+        for (name, env) in &loaded.file.environments {
+            if listed.iter().any(|e| &e.name == name) {
+                continue;
+            }
+            let var = &env.database_url_env;
+            let (target, skipped) = match std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
+                None => (None, Some(format!("{var} is not set"))),
+                Some(url) => match Target::parse(&url) {
+                    Ok(t) => (Some(t), None),
+                    Err(e) => (None, Some(format!("{var}: {e}"))),
+                },
+            };
+            listed.push(Environment {
+                name: name.clone(),
+                target,
+                skipped,
+            });
+        }
+    }
+    if listed.is_empty() {
+        Ok(Box::new(NoEnvironments))
+    } else {
+        Ok(Box::new(Listed(listed)))
+    }
+}
+
+/// The environments a multi-environment command reads.
+fn environments(ctx: &Context, envs: &EnvUrls, all: bool) -> Result<Vec<Environment>, CliError> {
+    let listed = env_resolver(ctx, envs)?.all();
+    if !listed.is_empty() {
+        return Ok(listed);
+    }
+    if all {
+        return Err(CliError::Usage(
+            "--all needs environments: name each with --env-url NAME=URL".into(),
+        ));
+    }
+    let target = ctx.need_target("report")?;
+    Ok(vec![Environment {
+        name: target.dbname().unwrap_or("database").to_string(),
+        target: Some(target),
+        skipped: None,
+    }])
+}
+
+fn overview_options(ctx: &Context, history: i64) -> OverviewOptions {
+    OverviewOptions {
+        schema: ctx.global.schema.clone(),
+        // Reports read several environments: a dead one must not hold up the rest long.
+        connect_retry: ctx
+            .global
+            .timing
+            .connect_timeout
+            .min(std::time::Duration::from_secs(5)),
+        history_limit: history,
+        slowest: 5,
+    }
+}
+
+fn status_all(ctx: &mut Context, envs: &EnvUrls) -> Result<Outcome, CliError> {
+    let set = ctx.load()?;
+    let list = environments(ctx, envs, true)?;
+    let opts = overview_options(ctx, 0);
+    let dir = ctx.migrations_dir.display().to_string();
+    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let bad = o
+        .environments
+        .iter()
+        .any(|e| e.reach == Reach::Unreachable || e.health.status == HealthStatus::Error);
+    Ok(Outcome {
+        code: if bad { exit::FAILED } else { exit::OK },
+        stdout: if ctx.json() {
+            compare::status_all_json(&o)
+        } else {
+            compare::status_all_text(&o)
+        },
+    })
+}
+
+fn drift(
+    ctx: &mut Context,
+    source: Option<&str>,
+    target: Option<&str>,
+    against: Option<Against>,
+    snapshot: crate::db::snapshot::SnapshotOptions,
+) -> Result<Outcome, CliError> {
+    let resolver = env_resolver(ctx, &EnvUrls::default())?;
+    let (t_label, t) = match target {
+        Some(spec) => overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?,
+        None => {
+            let t = ctx.target.clone().ok_or_else(|| {
+                CliError::Usage(
+                    "`drift` needs a target: pass --target ENV|URL (or --database-url)".into(),
+                )
+            })?;
+            (t.redacted.clone(), t)
+        }
+    };
+    let opts = DriftOptions {
+        snapshot,
+        connect_retry: ctx.global.timing.connect_timeout,
+    };
+    let report = match (source, against) {
+        (_, Some(Against::Migrations)) => {
+            let set = ctx.load()?;
+            drift::against_migrations(&set, (&t_label, &t), &opts, ctx.reporter)
+        }
+        (Some(spec), None) => {
+            if Some(spec.trim()) == target.map(str::trim) {
+                return Err(CliError::Usage(
+                    "--source and --target are the same: nothing to compare".into(),
+                ));
+            }
+            let (s_label, s) =
+                overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?;
+            drift::compare((&s_label, &s), (&t_label, &t), &opts, ctx.reporter)
+        }
+        (None, None) => {
+            return Err(CliError::Usage(
+                "`drift` needs --source ENV|URL or --against migrations".into(),
+            ))
+        }
+    }
+    .map_err(|e| CliError::Failed(e.to_string()))?;
+    Ok(Outcome {
+        code: if report.has_critical() {
+            exit::FAILED
+        } else {
+            exit::OK
+        },
+        stdout: if ctx.json() {
+            compare::drift_json(&report)
+        } else {
+            compare::drift_text(&report)
+        },
+    })
+}
+
+fn report(
+    ctx: &mut Context,
+    output: Option<&std::path::Path>,
+    all: bool,
+    envs: &EnvUrls,
+    history: i64,
+) -> Result<Outcome, CliError> {
+    let set = ctx.load()?;
+    let list = environments(ctx, envs, all)?;
+    let opts = overview_options(ctx, history.max(0));
+    let dir = ctx.migrations_dir.display().to_string();
+    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let body = match ctx.global.format {
+        Format::Html => html::render(&o),
+        Format::Json => compare::report_json(&o),
+        Format::Markdown | Format::Text => markdown::report(&o),
+    };
+    let health = serde_json::to_value(o.health)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match output {
+        Some(path) => {
+            std::fs::write(path, body)
+                .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+            Ok(Outcome::ok(format!(
+                "wrote {} (overall health: {health}, {} environment(s))\n",
+                path.display(),
+                o.environments.len()
+            )))
+        }
+        None => Ok(Outcome::ok(body)),
+    }
 }

@@ -88,6 +88,8 @@ pub struct Global {
     pub schema: String,
 
     /// Output format of the command's result (progress always goes to stderr).
+    ///
+    /// html and markdown are for `report` only.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -163,6 +165,10 @@ pub struct Timing {
 pub enum Format {
     Text,
     Json,
+    /// `report` only: one self-contained page.
+    Html,
+    /// `report` only: GitHub-flavoured Markdown.
+    Markdown,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,7 +185,83 @@ pub enum Command {
     },
 
     /// Show every migration: applied, pending, modified, missing file, failed.
-    Status,
+    ///
+    /// With --all: one table of versions × environments. An environment whose database
+    /// cannot be reached is named with the reason and the others are still shown; the
+    /// exit code is then 1.
+    #[command(
+        after_help = "Examples:\n  pgrollout status\n  pgrollout status --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL"
+    )]
+    Status {
+        /// Every environment, side by side.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        envs: EnvUrls,
+    },
+
+    /// Compare database schemas and report drift; exit 1 on critical drift.
+    ///
+    /// The source is the reference, the target the database checked. Both are read from
+    /// the system catalogs (no pg_dump): tables, columns, constraints, indexes (and INVALID
+    /// ones), views, functions (body hashes), triggers, row-level security and policies,
+    /// enums, sequences, extensions; owners and privileges with --privileges.
+    /// With --against migrations the source is the schema the migration files build on a
+    /// throwaway PostgreSQL: this finds changes made by hand (a production hotfix).
+    /// Critical: an object on one side only, a type or nullability change, an INVALID
+    /// index. Warning: defaults, comments, privileges, function bodies. Info: the rest.
+    #[command(
+        after_help = "Examples:\n  pgrollout drift --source $STAGING_DATABASE_URL --target $PROD_DATABASE_URL\n  pgrollout drift --target $PROD_DATABASE_URL --against migrations\n  pgrollout drift --source staging --target production --format json"
+    )]
+    Drift {
+        /// The reference database: an environment name or a URL.
+        #[arg(
+            long,
+            value_name = "ENV|URL",
+            required_unless_present = "against",
+            conflicts_with = "against"
+        )]
+        source: Option<String>,
+        /// The database checked: an environment name or a URL (default: --database-url).
+        #[arg(long, value_name = "ENV|URL")]
+        target: Option<String>,
+        /// Compare the target with what the migration files build instead of a source database.
+        #[arg(long, value_enum, value_name = "WHAT")]
+        against: Option<Against>,
+        /// Only compare these schemas (repeatable; default: all but system schemas).
+        #[arg(long, value_name = "SCHEMA")]
+        include_schema: Vec<String>,
+        /// Leave these schemas out (repeatable). The tracking schema is always left out.
+        #[arg(long, value_name = "SCHEMA")]
+        exclude_schema: Vec<String>,
+        /// Also compare owners and privileges (GRANTs).
+        #[arg(long)]
+        privileges: bool,
+    },
+
+    /// Write a migration health report: HTML dashboard, JSON or Markdown.
+    ///
+    /// Health per environment (healthy: everything applied; warning: pending, running or
+    /// slow migrations; error: failed or modified migrations, applied versions without a
+    /// file, or the database unreachable), counts, every migration with applied-at,
+    /// applied-by and duration, the slowest ones, recent history, backup markers, and
+    /// migrations compared across environments. Exits 0 whenever the report is written.
+    #[command(
+        after_help = "Examples:\n  pgrollout report --format html --output report.html\n  pgrollout report --format html --output report.html --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL\n  pgrollout report --format json"
+    )]
+    Report {
+        /// Write the report to FILE instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Every environment (without it: the --database-url database, or the --env-url ones).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        envs: EnvUrls,
+        /// How many history rows and backup markers to show per environment.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        history: i64,
+    },
 
     /// Check the migration files; with a database, also checksums and history.
     ///
@@ -290,6 +372,21 @@ pub struct PipelineRunArgs {
     /// Replace the duration of every `review-delay` step (e.g. 3s for a local run).
     #[arg(long, env = "PGROLLOUT_REVIEW_DELAY", value_parser = parse_duration, value_name = "DURATION")]
     pub review_delay: Option<Duration>,
+}
+
+/// What `drift --against` compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Against {
+    /// The schema the migration files build on a throwaway PostgreSQL.
+    Migrations,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct EnvUrls {
+    /// An environment and its database, as NAME=URL (repeatable). An empty URL lists the
+    /// environment as skipped.
+    #[arg(long = "env-url", value_name = "NAME=URL")]
+    pub env_url: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -3,7 +3,9 @@
 
 pub mod conn;
 pub mod health;
+pub mod history;
 pub mod lock;
+pub mod snapshot;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};

@@ -1,7 +1,10 @@
 //! What the core tells the world: typed events, and the reporters that format them.
 //! The core never prints; a new observable fact is a new [`Event`] variant.
 
+pub mod compare;
 pub mod github;
+pub mod html;
+pub mod markdown;
 pub mod run;
 pub mod terminal;
 pub mod text;

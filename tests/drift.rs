@@ -1,0 +1,513 @@
+//! Schema snapshots and drift, against real PostgreSQL: one test per kind of difference.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use pgrollout::db::snapshot::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
+use pgrollout::db::tracking::RunContext;
+use pgrollout::db::{Db, Target};
+use pgrollout::drift::{self, DriftOptions};
+use pgrollout::execute::{self, RunOptions};
+use pgrollout::migration::MigrationSet;
+use pgrollout::report::Silent;
+
+use common::{exec, fresh_db, TestDb};
+
+fn sample_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+}
+
+fn target(url: &str) -> Target {
+    Target::parse(url).unwrap()
+}
+
+/// A fresh database with the sample migrations applied by pgrollout.
+fn built() -> TestDb {
+    let db = fresh_db();
+    let set = MigrationSet::load(sample_dir()).unwrap();
+    execute::apply(
+        &target(&db.url),
+        &set,
+        &RunOptions::default(),
+        &RunContext::from_env(None),
+        &mut Silent,
+    )
+    .unwrap_or_else(|f| panic!("{}", f.error));
+    db
+}
+
+fn snap(url: &str, opts: &SnapshotOptions) -> SchemaSnapshot {
+    let mut db = Db::connect(
+        &target(url),
+        "test",
+        std::time::Duration::from_secs(5),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    snapshot::read(&mut db, opts).unwrap()
+}
+
+/// Two databases with the same base schema; `change` is run on the second.
+fn diff_after(base: &str, change: &str) -> Vec<Difference> {
+    diff_after_with(base, change, &SnapshotOptions::default())
+}
+
+fn diff_after_with(base: &str, change: &str, opts: &SnapshotOptions) -> Vec<Difference> {
+    let a = fresh_db();
+    let b = fresh_db();
+    exec(&a.url, base);
+    exec(&b.url, base);
+    exec(&b.url, change);
+    snapshot::diff(&snap(&a.url, opts), &snap(&b.url, opts))
+}
+
+#[track_caller]
+fn only(diffs: &[Difference], kind: Kind, severity: Severity, object: &str) {
+    assert_eq!(
+        diffs.len(),
+        1,
+        "expected exactly one difference ({kind}), got {diffs:#?}"
+    );
+    assert_eq!(diffs[0].kind, kind, "{diffs:#?}");
+    assert_eq!(diffs[0].severity, severity, "{diffs:#?}");
+    assert!(
+        diffs[0].object.contains(object),
+        "object {:?} should name {object}",
+        diffs[0].object
+    );
+    assert!(!diffs[0].fix.is_empty());
+}
+
+const BASE: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL DEFAULT 'x', m mood,
+                parent bigint, CONSTRAINT t_name_len CHECK (length(name) < 100));
+CREATE INDEX t_name_idx ON t (name);
+CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + 1';
+CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER t_trg BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION trg();
+CREATE VIEW v AS SELECT id, name FROM t;
+CREATE SEQUENCE s;
+ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON t USING (id > 0);
+";
+
+#[test]
+fn two_databases_built_from_the_same_files_show_no_drift() {
+    let a = built();
+    let b = built();
+    let opts = SnapshotOptions::default();
+    let (sa, sb) = (snap(&a.url, &opts), snap(&b.url, &opts));
+    assert!(sa.tables.iter().any(|t| t.name == "orders"));
+    assert!(sa.indexes.iter().any(|i| i.name == "orders_user_id_idx"));
+    assert!(sa.enums.iter().any(
+        |e| e.name == "order_status" && e.values == ["pending", "paid", "shipped", "cancelled"]
+    ));
+    assert!(sa
+        .policies
+        .iter()
+        .any(|p| p.name == "orders_tenant_isolation"));
+    assert!(
+        !sa.schemas.iter().any(|s| s.name == "pgrollout"),
+        "the tracking schema is left out"
+    );
+    assert!(!sa.tables.iter().any(|t| t.schema == "pgrollout"));
+    assert_eq!(snapshot::diff(&sa, &sb), vec![]);
+    // Stable: the same database reads to the same JSON.
+    assert_eq!(
+        serde_json::to_string(&sa).unwrap(),
+        serde_json::to_string(&snap(&a.url, &opts)).unwrap()
+    );
+}
+
+#[test]
+fn table_on_one_side_only_is_critical() {
+    only(
+        &diff_after(BASE, "CREATE TABLE hotfix (x int)"),
+        Kind::TableExtra,
+        Severity::Critical,
+        "public.hotfix",
+    );
+    let d = diff_after(BASE, "DROP VIEW v; DROP TABLE t");
+    assert!(d
+        .iter()
+        .any(|x| x.kind == Kind::TableMissing && x.severity == Severity::Critical));
+}
+
+#[test]
+fn column_on_one_side_only_is_critical() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t ADD COLUMN extra text"),
+        Kind::ColumnExtra,
+        Severity::Critical,
+        "public.t.extra",
+    );
+    only(
+        &diff_after(BASE, "ALTER TABLE t DROP COLUMN parent"),
+        Kind::ColumnMissing,
+        Severity::Critical,
+        "public.t.parent",
+    );
+}
+
+#[test]
+fn column_type_change_is_critical() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t ALTER COLUMN parent TYPE integer"),
+        Kind::ColumnType,
+        Severity::Critical,
+        "public.t.parent",
+    );
+}
+
+#[test]
+fn nullability_change_is_critical() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t ALTER COLUMN parent SET NOT NULL"),
+        Kind::ColumnNullability,
+        Severity::Critical,
+        "public.t.parent",
+    );
+}
+
+#[test]
+fn constraint_on_one_side_only_is_critical() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t DROP CONSTRAINT t_name_len"),
+        Kind::ConstraintMissing,
+        Severity::Critical,
+        "t_name_len",
+    );
+}
+
+#[test]
+fn index_on_one_side_only_is_critical_and_the_fix_recreates_it_concurrently() {
+    let d = diff_after(BASE, "DROP INDEX t_name_idx");
+    only(
+        &d,
+        Kind::IndexMissing,
+        Severity::Critical,
+        "public.t_name_idx",
+    );
+    assert!(
+        d[0].fix
+            .contains("CREATE INDEX CONCURRENTLY t_name_idx ON public.t"),
+        "{}",
+        d[0].fix
+    );
+}
+
+#[test]
+fn invalid_index_is_critical() {
+    // A unique index built concurrently over duplicates fails and stays INVALID.
+    let d = diff_after(BASE, "INSERT INTO t (name) VALUES ('dup'), ('dup');");
+    assert!(d.is_empty(), "{d:#?}");
+    let a = fresh_db();
+    let b = fresh_db();
+    for u in [&a.url, &b.url] {
+        exec(u, BASE);
+        exec(u, "CREATE UNIQUE INDEX t_name_uniq ON t (name)");
+    }
+    exec(
+        &b.url,
+        "DROP INDEX t_name_uniq; INSERT INTO t (name) VALUES ('dup'), ('dup');",
+    );
+    let mut c = common::connect(&b.url).unwrap();
+    assert!(c
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_name_uniq ON t (name)")
+        .is_err());
+    let opts = SnapshotOptions::default();
+    let d = snapshot::diff(&snap(&a.url, &opts), &snap(&b.url, &opts));
+    only(
+        &d,
+        Kind::IndexInvalid,
+        Severity::Critical,
+        "public.t_name_uniq",
+    );
+    assert!(
+        d[0].message.contains("INVALID in the target"),
+        "{}",
+        d[0].message
+    );
+}
+
+#[test]
+fn function_on_one_side_only_is_critical() {
+    only(
+        &diff_after(
+            BASE,
+            "CREATE FUNCTION f(a text) RETURNS text LANGUAGE sql AS 'SELECT a'",
+        ),
+        Kind::FunctionExtra,
+        Severity::Critical,
+        "public.f(a text)",
+    );
+}
+
+#[test]
+fn function_body_change_is_a_warning() {
+    only(&diff_after(BASE, "CREATE OR REPLACE FUNCTION f(a int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + 2'"), Kind::FunctionBody, Severity::Warning, "public.f(a integer)");
+}
+
+#[test]
+fn default_change_is_a_warning() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t ALTER COLUMN name SET DEFAULT 'y'"),
+        Kind::ColumnDefault,
+        Severity::Warning,
+        "public.t.name",
+    );
+}
+
+#[test]
+fn comment_change_is_a_warning() {
+    only(
+        &diff_after(BASE, "COMMENT ON TABLE t IS 'hand-written note'"),
+        Kind::Comment,
+        Severity::Warning,
+        "public.t",
+    );
+}
+
+#[test]
+fn privileges_are_compared_when_asked_and_are_a_warning() {
+    let opts = SnapshotOptions {
+        owners_and_privileges: true,
+        ..Default::default()
+    };
+    let change = "GRANT SELECT ON t TO PUBLIC";
+    only(
+        &diff_after_with(BASE, change, &opts),
+        Kind::Privileges,
+        Severity::Warning,
+        "public.t",
+    );
+    assert!(
+        diff_after(BASE, change).is_empty(),
+        "privileges are off by default"
+    );
+}
+
+#[test]
+fn view_definition_change_is_a_warning() {
+    only(
+        &diff_after(
+            BASE,
+            "CREATE OR REPLACE VIEW v AS SELECT id, name || '!' AS name FROM t",
+        ),
+        Kind::ViewChanged,
+        Severity::Warning,
+        "public.v",
+    );
+}
+
+#[test]
+fn trigger_on_one_side_only_is_critical() {
+    only(
+        &diff_after(BASE, "DROP TRIGGER t_trg ON t"),
+        Kind::TriggerMissing,
+        Severity::Critical,
+        "t_trg",
+    );
+}
+
+#[test]
+fn rls_disabled_and_policy_dropped_are_critical() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t DISABLE ROW LEVEL SECURITY"),
+        Kind::RlsEnabled,
+        Severity::Critical,
+        "public.t",
+    );
+    only(
+        &diff_after(BASE, "ALTER TABLE t FORCE ROW LEVEL SECURITY"),
+        Kind::RlsForced,
+        Severity::Critical,
+        "public.t",
+    );
+    only(
+        &diff_after(BASE, "DROP POLICY p ON t"),
+        Kind::PolicyMissing,
+        Severity::Critical,
+        "policy p",
+    );
+}
+
+#[test]
+fn enum_values_added_by_hand_are_critical() {
+    only(
+        &diff_after(BASE, "ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'"),
+        Kind::EnumValues,
+        Severity::Critical,
+        "public.mood",
+    );
+}
+
+#[test]
+fn sequence_differences_are_found() {
+    only(
+        &diff_after(BASE, "ALTER SEQUENCE s INCREMENT BY 10"),
+        Kind::SequenceChanged,
+        Severity::Warning,
+        "public.s",
+    );
+    only(
+        &diff_after(BASE, "DROP SEQUENCE s"),
+        Kind::SequenceMissing,
+        Severity::Critical,
+        "public.s",
+    );
+}
+
+#[test]
+fn extension_installed_by_hand_is_info_and_its_objects_are_not_listed() {
+    let d = diff_after(BASE, "CREATE EXTENSION pgcrypto");
+    only(&d, Kind::ExtensionExtra, Severity::Info, "pgcrypto");
+}
+
+#[test]
+fn excluded_schemas_are_not_compared() {
+    let opts = SnapshotOptions {
+        exclude_schemas: vec!["scratch".into()],
+        ..Default::default()
+    };
+    assert!(diff_after_with(
+        BASE,
+        "CREATE SCHEMA scratch; CREATE TABLE scratch.x (a int)",
+        &opts
+    )
+    .is_empty());
+    let opts = SnapshotOptions {
+        include_schemas: vec!["public".into()],
+        ..Default::default()
+    };
+    assert!(diff_after_with(
+        BASE,
+        "CREATE SCHEMA other; CREATE TABLE other.x (a int)",
+        &opts
+    )
+    .is_empty());
+}
+
+#[test]
+fn against_migrations_finds_a_column_added_by_hand() {
+    let prod = built();
+    exec(
+        &prod.url,
+        "ALTER TABLE orders ADD COLUMN hotfix_flag boolean",
+    );
+    let set = MigrationSet::load(sample_dir()).unwrap();
+    let r = drift::against_migrations(
+        &set,
+        ("production", &target(&prod.url)),
+        &DriftOptions::default(),
+        &mut Silent,
+    )
+    .unwrap();
+    assert_eq!(r.source.label, "migrations");
+    assert_eq!(r.differences.len(), 1, "{:#?}", r.differences);
+    assert_eq!(r.differences[0].kind, Kind::ColumnExtra);
+    assert!(r.differences[0]
+        .object
+        .contains("public.orders.hotfix_flag"));
+    assert!(r.has_critical());
+}
+
+/// The issue's "done when": staging and production built from the sample, one index
+/// dropped by hand in production → `drift` exits 1 naming that index.
+#[test]
+fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
+    let staging = built();
+    let production = built();
+    exec(&production.url, "DROP INDEX orders_user_id_idx");
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args([
+            "drift",
+            "--source",
+            &staging.url,
+            "--target",
+            &production.url,
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("CRITICAL index public.orders_user_id_idx"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CREATE INDEX CONCURRENTLY orders_user_id_idx"),
+        "{stdout}"
+    );
+
+    // Same databases the other way round, as JSON: the index is extra in the target.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args([
+            "drift",
+            "--source",
+            &production.url,
+            "--target",
+            &staging.url,
+            "--format",
+            "json",
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["critical"], 1);
+    assert_eq!(v["differences"][0]["kind"], "index_extra");
+    assert_eq!(v["differences"][0]["severity"], "critical");
+
+    // No drift: exit 0.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args(["drift", "--source", &staging.url, "--target", &built().url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no drift"));
+}
+
+#[test]
+fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args([
+            "drift",
+            "--source",
+            "staging",
+            "--target",
+            "postgres://u@127.0.0.1:1/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`staging` is not a database URL"));
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args([
+            "drift",
+            "--source",
+            "postgres://u@h/x",
+            "--target",
+            "postgres://u@h/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
