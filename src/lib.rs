@@ -10,6 +10,7 @@ pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod report;
+pub mod rollback;
 pub mod sql;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod lock;
+pub mod snapshot;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
