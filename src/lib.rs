@@ -8,6 +8,7 @@ pub mod ephemeral;
 pub mod execute;
 pub mod lint;
 pub mod migration;
+pub mod migtest;
 pub mod plan;
 pub mod report;
 pub mod rollback;
