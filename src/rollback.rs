@@ -139,8 +139,8 @@ impl std::fmt::Display for DownError {
         if let Some(i) = self.statement_index {
             write!(f, ", statement {}", i + 1)?;
         }
-        if let Some(l) = self.line {
-            write!(f, ", line {l}")?;
+        if let (Some(l), None) = (self.line, &self.location) {
+            write!(f, ", line {l} of it")?;
         }
         write!(f, "): {}", self.message)?;
         if let Some(c) = &self.sqlstate {

@@ -88,6 +88,8 @@ pub trait LockWaitObserver {
     }
 }
 
+/// Advisory locks are per database: another database on the same server with the same
+/// tracking schema name has the same key, and its holder is not ours.
 fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgres::Error> {
     let rows = db.query(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
@@ -96,6 +98,7 @@ fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgres::E
                 extract(epoch FROM now() - a.backend_start)::bigint \
          FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
            AND l.classid::bigint = (($1::bigint >> 32) & 4294967295) \
            AND l.objid::bigint = ($1::bigint & 4294967295) \
          LIMIT 1",
