@@ -203,7 +203,7 @@ pub fn test(
         .filter(|r| r.status != RowStatus::Baseline)
         .cloned()
         .collect();
-    applied.sort_by(|a, b| b.value.cmp(&a.value));
+    applied.sort_by_key(|r| std::cmp::Reverse(r.value));
     let ropts = RollbackOptions {
         run: run.clone(),
         target: RollbackTarget::Steps(1),

@@ -301,7 +301,7 @@ pub fn plan(
     opts: &RollbackOptions,
 ) -> Result<Vec<PlannedDown>, RollbackError> {
     let mut rows: Vec<&AppliedRow> = rows.iter().collect();
-    rows.sort_by(|a, b| b.value.cmp(&a.value));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.value));
     if let Some(r) = rows
         .iter()
         .find(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running))
