@@ -10,10 +10,12 @@ pub mod ephemeral;
 pub mod execute;
 pub mod lint;
 pub mod migration;
+pub mod migtest;
 pub mod overview;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod rollback;
 pub mod sql;
 
 use std::sync::atomic::{AtomicBool, Ordering};

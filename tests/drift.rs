@@ -487,7 +487,12 @@ fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
 
 #[test]
 fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
+    // No pipeline file here: names cannot resolve.
+    let empty = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(empty.path())
         .args([
             "drift",
             "--source",
@@ -500,6 +505,9 @@ fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`staging` is not a database URL"));
     let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(empty.path())
         .args([
             "drift",
             "--source",
@@ -510,4 +518,22 @@ fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // With the repository's pgrollout.yml, `staging` is an environment whose URL
+    // variable is unset.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "drift",
+            "--source",
+            "staging",
+            "--target",
+            "postgres://u@127.0.0.1:1/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STAGING_DATABASE_URL is not set"), "{err}");
 }

@@ -491,7 +491,9 @@ fn server_notice_cannot_inject_commands() {
         PIPELINE,
         &[(
             "0001_noisy.sql",
-            "DO $$ BEGIN RAISE NOTICE E'::error file=x::pwned\\n##[warning]legacy\\r::add-mask::x'; END $$;\n",
+            // A down section, so the lint step has nothing to annotate: every workflow
+            // command in the output must then be a log group.
+            "-- migrate:up\nDO $$ BEGIN RAISE NOTICE E'::error file=x::pwned\\n##[warning]legacy\\r::add-mask::x'; END $$;\n-- migrate:down\nSELECT 1;\n",
         )],
     );
     let r = ws.run(

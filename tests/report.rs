@@ -125,7 +125,7 @@ fn status_all_reports_every_readable_environment_and_names_the_unreachable_one()
         "{stdout}"
     );
     assert!(
-        stdout.contains("production: 7 applied, 3 pending"),
+        stdout.contains("production: 7 applied, 4 pending"),
         "{stdout}"
     );
 
@@ -243,7 +243,7 @@ fn report_json_validates_against_its_documented_schema() {
     let envs = v["environments"].as_array().unwrap();
     assert_eq!(envs[0]["health"]["status"], "healthy");
     assert_eq!(envs[1]["health"]["status"], "warning");
-    assert_eq!(envs[1]["counts"]["pending"], 3);
+    assert_eq!(envs[1]["counts"]["pending"], 4);
     assert_eq!(envs[0]["backups"][0]["label"], "before v1.4.0");
     assert_eq!(envs[0]["history"][0]["action"], "repair");
     assert_eq!(envs[0]["slowest"].as_array().unwrap().len(), 5);
@@ -263,10 +263,10 @@ fn markdown_report_has_the_summary_table_and_escapes_database_text() {
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(md.starts_with("# Migration report: 🔴 error"), "{md}");
     assert!(
-        md.contains("| staging | 🟢 healthy | 10 | 0 | 0 | 0 |"),
+        md.contains("| staging | 🟢 healthy | 11 | 0 | 0 | 0 |"),
         "{md}"
     );
-    assert!(md.contains("| production | 🟡 warning | 7 | 3 |"), "{md}");
+    assert!(md.contains("| production | 🟡 warning | 7 | 4 |"), "{md}");
     assert!(md.contains("| dev | 🔴 unreachable |"), "{md}");
     assert!(!md.contains("<script>"), "database text must be escaped");
 }
@@ -346,7 +346,7 @@ fn html_report_renders_in_headless_chromium() {
         "Slowest migrations",
         "before v1.4.0",
         "rollback",
-        "3 pending migration(s)",
+        "4 pending migration(s)",
     ] {
         assert!(dom.contains(expected), "rendered page lacks {expected:?}");
     }

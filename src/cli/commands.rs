@@ -16,6 +16,8 @@ use crate::overview::{
 use crate::plan::{self, PlanOptions, Problem};
 use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
 
+mod rollback_cmd;
+
 /// What a command produced: text for stdout and the exit code.
 #[derive(Debug)]
 pub struct Outcome {
@@ -242,6 +244,24 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             force,
         } => repair(ctx, accept.as_deref(), reason.as_deref(), force),
         Command::Pipeline { command } => crate::cli::pipeline_cmd::run(ctx, command),
+        Command::Rollback {
+            steps,
+            to,
+            dry_run,
+            allow_generated,
+            use_file_down,
+        } => rollback_cmd::rollback(
+            ctx,
+            steps,
+            to.as_deref(),
+            dry_run,
+            allow_generated,
+            use_file_down,
+        ),
+        Command::Test {
+            force,
+            allow_generated,
+        } => rollback_cmd::test(ctx, force, allow_generated),
     }
 }
 

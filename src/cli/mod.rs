@@ -329,6 +329,65 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Roll back the newest applied migrations with their down SQL, newest first.
+    ///
+    /// Runs under the migration lock. Each migration's down SQL runs in its own
+    /// transaction together with the removal of its tracking row and a `rollback` row in
+    /// migration_history; a `-- migrate:down transaction:false` section runs statement by
+    /// statement. The down SQL that runs is the one stored when the migration was applied,
+    /// so a rollback works even if the file changed or was deleted since. Every migration
+    /// to undo is checked first: if one has no down SQL, nothing is rolled back.
+    #[command(
+        after_help = "Examples:\n  pgrollout rollback --steps 1\n  pgrollout rollback --to 20251107100000 --dry-run\n  pgrollout rollback --steps 2 --allow-generated"
+    )]
+    Rollback {
+        /// Roll back the newest N applied migrations.
+        #[arg(
+            long,
+            value_name = "N",
+            required_unless_present = "to",
+            conflicts_with = "to"
+        )]
+        steps: Option<u32>,
+        /// Roll back every migration newer than VERSION; VERSION itself stays applied.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Show the down SQL that would run and rehearse it in a transaction that is rolled
+        /// back. Nothing is written; generated rollbacks are shown even without --allow-generated.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run generated rollbacks (DROP for CREATE, DROP COLUMN for ADD COLUMN) for
+        /// migrations that have no down section. Review them first with --dry-run.
+        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED")]
+        allow_generated: bool,
+        /// When a file's down section differs from the one stored at apply time, run the
+        /// file's (default: the stored one, with a warning).
+        #[arg(long)]
+        use_file_down: bool,
+    },
+
+    /// Test every migration's rollback on a scratch database: up, down, up again.
+    ///
+    /// Applies every migration, then from the newest to the oldest rolls each back (the
+    /// schema must match the one before it was applied), applies it again (the schema must
+    /// match the one before the rollback) and rolls it back again. Schemas are compared
+    /// from the catalog: tables, columns, constraints, indexes, views, functions,
+    /// triggers, policies, enums, sequences, extensions. Each migration is reported as
+    /// reversible, irreversible (no down SQL) or broken (with the difference or the
+    /// error); exit code 1 when any is broken. Refuses a database that has objects or
+    /// applied migrations of its own unless --force: use --ephemeral.
+    #[command(
+        after_help = "Examples:\n  pgrollout --ephemeral test\n  pgrollout --database-url postgres://ci@localhost/scratch test"
+    )]
+    Test {
+        /// Test even though the database has objects or migrations of its own. It is
+        /// changed: migrations are applied and rolled back.
+        #[arg(long)]
+        force: bool,
+        /// Use generated rollbacks for migrations without a down section.
+        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED")]
+        allow_generated: bool,
+    },
 
     /// Run the pipeline file's environments (`pipeline run`).
     Pipeline {

@@ -88,6 +88,8 @@ pub trait LockWaitObserver {
     }
 }
 
+/// Advisory locks are per database: another database on the same server with the same
+/// tracking schema name has the same key, and its holder is not ours.
 fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgres::Error> {
     let rows = db.query(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \

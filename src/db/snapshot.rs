@@ -238,6 +238,29 @@ fn err(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SnapshotErro
 }
 
 /// Read the snapshot. Read-only; runs in one REPEATABLE READ transaction so every query
+impl SchemaSnapshot {
+    /// Everything but system schemas and the tracking schema, without privileges: what
+    /// `pgrollout test` compares before and after a rollback.
+    pub fn read(db: &mut Db, tracking_schema: &str) -> Result<SchemaSnapshot, SnapshotError> {
+        read(
+            db,
+            &SnapshotOptions {
+                tracking_schema: tracking_schema.to_string(),
+                ..SnapshotOptions::default()
+            },
+        )
+    }
+
+    /// Whether the database has objects of its own (`test` refuses such a database).
+    pub fn has_user_objects(&self) -> bool {
+        !(self.tables.is_empty()
+            && self.views.is_empty()
+            && self.functions.is_empty()
+            && self.enums.is_empty()
+            && self.sequences.is_empty())
+    }
+}
+
 /// sees the same state.
 pub fn read(db: &mut Db, opts: &SnapshotOptions) -> Result<SchemaSnapshot, SnapshotError> {
     db.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -708,6 +731,13 @@ pub struct Difference {
     pub message: String,
     /// What to do about it.
     pub fix: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message names the object itself.
+        f.write_str(&self.message)
+    }
 }
 
 struct Diffs(Vec<Difference>);

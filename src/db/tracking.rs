@@ -5,6 +5,9 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::{quote_ident, Db};
 
+mod rollback;
+pub use rollback::StoredDown;
+
 /// The tracking schema's own migrations. Step N upgrades from version N to N+1; never
 /// edit a shipped step, append a new one. `{s}` is the quoted schema name.
 const STEPS: &[&str] = &[r#"

@@ -124,6 +124,7 @@ pub static RULES: &[RuleInfo] = &[
     r("identifier-too-long", Error, Hygiene, "An identifier longer than 63 bytes is silently truncated", NONE, Some(identifier_too_long::check)),
     r("prefer-jsonb", Warning, Hygiene, "json instead of jsonb: no equality operator, no indexing", NONE, Some(prefer_jsonb::check)),
     r("require-enum-value-ordering", Info, Hygiene, "ALTER TYPE … ADD VALUE without BEFORE/AFTER appends the value at the end", NONE, Some(require_enum_value_ordering::check)),
+    r("require-down", Info, Hygiene, "A migration without down SQL cannot be rolled back", NONE, Some(require_down::check)),
     // Directives and the file itself
     r("syntax-error", Error, Directives, "The PostgreSQL parser rejected the statement", NONE, None),
     r("psql-meta-command", Info, Directives, "A psql meta-command (\\set, \\i …), which pgrollout does not run", NONE, None),

@@ -26,9 +26,30 @@ pub fn migration(sql: &str, no_transaction: bool) -> Migration {
             items: crate::sql::split(sql, 0..sql.len(), &lines).expect("test SQL splits"),
             parsed: true,
         },
-        down: None,
+        // Every test migration has a down section, so only require-down's own tests see
+        // its finding.
+        down: Some(test_down()),
         checksum: String::new(),
         allows: crate::migration::parse::allows(sql),
+    }
+}
+
+fn test_down() -> crate::migration::Down {
+    let sql = "SELECT 1;\n";
+    let lines = LineIndex::new(sql);
+    let path = PathBuf::from("migrations/001_test.sql");
+    crate::migration::Down {
+        source_kind: crate::migration::DownSource::Section,
+        source: sql.to_string(),
+        lines: lines.clone(),
+        section: Section {
+            path,
+            range: 0..sql.len(),
+            no_transaction: false,
+            marker_line: None,
+            items: crate::sql::split(sql, 0..sql.len(), &lines).expect("test SQL splits"),
+            parsed: true,
+        },
     }
 }
 

@@ -178,6 +178,41 @@ pub enum Event<'a> {
     PipelineFinished {
         summary: &'a run::RunSummary,
     },
+    /// The migrations a rollback is about to undo (or rehearse), newest first.
+    RollbackPlanned {
+        migrations: &'a [(String, String)],
+        dry_run: bool,
+    },
+    /// A migration's down SQL is about to run. `origin`: `stored` (from the tracking
+    /// row), `file` (the file's down section) or `generated`.
+    RollbackStarted {
+        version: &'a str,
+        name: &'a str,
+        origin: &'a str,
+        mode: Mode,
+        statements: usize,
+    },
+    /// A migration was rolled back (mode `Rehearsal`: in a dry run, then undone).
+    RolledBack {
+        version: &'a str,
+        name: &'a str,
+        mode: Mode,
+        duration: Duration,
+    },
+    RollbackFailed {
+        version: &'a str,
+        name: &'a str,
+        location: Option<&'a Location>,
+        message: &'a str,
+    },
+    /// `pgrollout test`: the verdict on one migration — `reversible`, `irreversible`,
+    /// `broken` or `untested` — with one line per difference or error.
+    MigrationTested {
+        version: &'a str,
+        name: &'a str,
+        verdict: &'a str,
+        details: &'a [String],
+    },
 }
 
 /// Receives events. Implementations: terminal (human), GitHub Actions, JSON.

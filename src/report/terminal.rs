@@ -248,6 +248,87 @@ impl Reporter for Terminal {
                     self.line(l.to_string());
                 }
             }
+            Event::RollbackPlanned {
+                migrations,
+                dry_run,
+            } => {
+                let verb = if *dry_run {
+                    "to rehearse rolling back"
+                } else {
+                    "to roll back"
+                };
+                self.line(format!(
+                    "{} migration(s) {verb}, newest first:",
+                    migrations.len()
+                ));
+                for (v, n) in migrations.iter() {
+                    self.line(format!("  {v}  {n}"));
+                }
+            }
+            Event::RollbackStarted {
+                version,
+                name,
+                origin,
+                mode,
+                statements,
+            } => {
+                let how = match mode {
+                    Mode::Transactional => "in a transaction",
+                    Mode::NonTransactional => "statement by statement, outside a transaction",
+                    Mode::Rehearsal => "rehearsal, rolled back",
+                };
+                self.line(format!(
+                    "← {version} {name} ({statements} statements of {origin} down SQL, {how})"
+                ))
+            }
+            Event::RolledBack {
+                version,
+                name,
+                mode,
+                duration,
+            } => {
+                let verb = if *mode == Mode::Rehearsal {
+                    "rehearsed the rollback of"
+                } else {
+                    "rolled back"
+                };
+                self.line(format!(
+                    "{} {verb} {version} {name} in {}",
+                    self.paint("32", "✓"),
+                    human_duration(*duration)
+                ))
+            }
+            Event::RollbackFailed {
+                version,
+                name,
+                location,
+                message,
+            } => {
+                let at = location.map_or(String::new(), |l| format!(" at {l}"));
+                self.line(format!(
+                    "{} rollback of {version} {name} failed{at}:",
+                    self.paint("31", "✗")
+                ));
+                for l in sanitize(message).lines() {
+                    self.line(format!("    {l}"));
+                }
+            }
+            Event::MigrationTested {
+                version,
+                name,
+                verdict,
+                details,
+            } => {
+                let mark = match *verdict {
+                    "reversible" => self.paint("32", "✓"),
+                    "broken" => self.paint("31", "✗"),
+                    _ => self.paint("33", "-"),
+                };
+                self.line(format!("{mark} {version} {name}: {verdict}"));
+                for d in details.iter() {
+                    self.line(format!("    {}", sanitize(d)));
+                }
+            }
         }
     }
 }

@@ -121,11 +121,7 @@ pub fn plan_text(p: &Plan) -> String {
                     "one transaction".to_string()
                 },
                 m.statements().count().to_string(),
-                if m.down.is_some() {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
+                down_word(m).into(),
             ]
         })
         .collect();
@@ -137,7 +133,29 @@ pub fn plan_text(p: &Plan) -> String {
         &["VERSION", "NAME", "RUNS", "STATEMENTS", "DOWN"],
         &rows,
     ));
+    for m in &p.to_apply {
+        if let (None, Ok(g)) = (&m.down, crate::rollback::generate::generate(m)) {
+            out.push_str(&format!(
+                "\n{} has no down section; generated rollback (runs only with --allow-generated):\n",
+                m.version
+            ));
+            for l in g.sql.lines() {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
     out
+}
+
+/// The DOWN column: `yes`, `generated` (no down section, but a safe inverse exists) or `no`.
+fn down_word(m: &crate::migration::Migration) -> &'static str {
+    if m.down.is_some() {
+        "yes"
+    } else if crate::rollback::generate::generate(m).is_ok() {
+        "generated"
+    } else {
+        "no"
+    }
 }
 
 pub fn plan_json(p: &Plan, problems: &[Problem]) -> String {
@@ -153,6 +171,7 @@ pub fn plan_json(p: &Plan, problems: &[Problem]) -> String {
                 "statements": m.statements().count(),
                 "checksum": m.checksum,
                 "has_down": m.down.is_some(),
+                "generated_down": m.down.is_none().then(|| crate::rollback::generate::generate(m).ok().map(|g| g.sql)).flatten(),
             })
         })
         .collect();

@@ -31,6 +31,7 @@ pub(crate) mod require_concurrent_index_creation;
 pub(crate) mod require_concurrent_index_deletion;
 pub(crate) mod require_concurrent_partition_detach;
 pub(crate) mod require_concurrent_reindex;
+pub(crate) mod require_down;
 pub(crate) mod require_enum_value_ordering;
 pub(crate) mod require_not_valid_check;
 pub(crate) mod require_not_valid_foreign_key;
