@@ -32,12 +32,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Passwords known before anything runs, so no output can ever carry them.
+/// Passwords known before anything runs, so no output can ever carry them — even the
+/// error saying the URL does not parse.
 fn secrets(cli: &Cli) -> Vec<String> {
     cli.global
         .database_url
         .as_deref()
-        .and_then(|u| pgrollout::db::Target::parse(u).ok())
-        .map(|t| t.secrets)
+        .map(|u| {
+            pgrollout::db::Target::parse(u)
+                .map(|t| t.secrets)
+                .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(u))
+        })
         .unwrap_or_default()
 }
