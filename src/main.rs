@@ -100,15 +100,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Passwords known before anything runs, so no output can ever carry them: the
-/// --database-url / DATABASE_URL one, and those of every pipeline environment.
+/// Passwords known before anything runs, so no output can ever carry them — even the
+/// error saying the URL does not parse: the --database-url / DATABASE_URL one, those
+/// of every pipeline environment, and the URLs given to drift, status and report.
 fn secrets(cli: &Cli) -> Vec<String> {
     let mut out: Vec<String> = cli
         .global
         .database_url
         .as_deref()
-        .and_then(|u| pgrollout::db::Target::parse(u).ok())
-        .map(|t| t.secrets)
+        .map(|u| {
+            pgrollout::db::Target::parse(u)
+                .map(|t| t.secrets)
+                .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(u))
+        })
         .unwrap_or_default();
     out.extend(settings::pipeline_secrets(&cli.global));
     // URLs given to the multi-environment commands.
@@ -127,9 +131,7 @@ fn secrets(cli: &Cli) -> Vec<String> {
         _ => Vec::new(),
     };
     for u in urls {
-        if let Ok(t) = pgrollout::db::Target::parse(u) {
-            out.extend(t.secrets);
-        }
+        out.extend(pgrollout::db::conn::secrets_in(u));
     }
     out
 }

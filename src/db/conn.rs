@@ -50,7 +50,8 @@ pub struct Target {
     pub sslrootcert: Option<String>,
     /// The URL with the password replaced by `***`: the only form ever shown.
     pub redacted: String,
-    /// Secrets to mask in CI logs.
+    /// Secrets to mask in CI logs: the password as given, percent-decoded, and as the URL
+    /// parser re-encodes it (longest first, so no part of one survives another's masking).
     pub secrets: Vec<String>,
 }
 
@@ -74,33 +75,49 @@ pub enum ConnectError {
     Failed { target: String, message: String },
 }
 
+/// Client-certificate and revocation options libpq knows but pgrollout does not implement:
+/// refused by name rather than ignored, so a connection is never less checked than asked.
+const UNSUPPORTED: &[&str] = &["sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir"];
+
+fn unsupported(key: &str) -> ConnectError {
+    ConnectError::BadUrl(format!(
+        "`{key}` is not supported (pgrollout does not present client certificates or check \
+         revocation lists); remove it from the database URL"
+    ))
+}
+
 impl Target {
     /// Parse a `postgres://user:pass@host:port/db?sslmode=…&sslrootcert=…` URL or a
     /// libpq `key=value` string. Error messages show only the redacted form.
+    ///
+    /// Follows libpq: the default sslmode is `prefer`; `sslrootcert=system` defaults to
+    /// `verify-full` and refuses weaker modes (libpq 16), because the system's roots vouch
+    /// for any host they signed a certificate for, so only a host name check means anything.
+    /// Unlike libpq, `~/.postgresql/root.crt` is not looked for: verify-ca and verify-full
+    /// need `sslrootcert`, so what is trusted is written in the URL.
     pub fn parse(input: &str) -> Result<Target, ConnectError> {
         let input = input.trim();
-        let mut sslmode = SslMode::Prefer;
+        let mut sslmode = None;
         let mut sslrootcert = None;
-        let mut secrets = Vec::new();
+        let mut secrets = secrets_in(input);
         let (rest, redacted) =
             if input.starts_with("postgres://") || input.starts_with("postgresql://") {
                 let mut url = url::Url::parse(input).map_err(|e| {
                     ConnectError::BadUrl(format!(
-                        "{e} (the URL is not shown because it may contain a password)"
+                        "{e} (the URL is not shown because it may contain a password; \
+                         percent-encode @ : / ? # % in the user name and password)"
                     ))
                 })?;
                 if let Some(p) = url.password() {
-                    let decoded = percent_decode(p);
-                    secrets.push(decoded.clone());
-                    if decoded != p {
-                        secrets.push(p.to_string());
-                    }
+                    secrets.push(p.to_string());
+                    secrets.push(percent_decode(p));
                 }
                 let mut kept: Vec<(String, String)> = Vec::new();
                 for (k, v) in url.query_pairs() {
                     match k.as_ref() {
-                        "sslmode" => sslmode = v.parse().map_err(ConnectError::BadUrl)?,
+                        "sslmode" => sslmode = Some(v.parse().map_err(ConnectError::BadUrl)?),
                         "sslrootcert" => sslrootcert = Some(v.into_owned()),
+                        key if UNSUPPORTED.contains(&key) => return Err(unsupported(key)),
                         "password" => {
                             secrets.push(v.to_string());
                             kept.push((k.into_owned(), v.into_owned()));
@@ -118,51 +135,76 @@ impl Target {
                 if shown.password().is_some() {
                     let _ = shown.set_password(Some("***"));
                 }
-                let shown_pairs: Vec<(String, String)> = shown
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let hide = k == "password";
-                        (
-                            k.into_owned(),
-                            if hide { "***".into() } else { v.into_owned() },
-                        )
-                    })
-                    .collect();
                 shown.set_query(None);
-                if !shown_pairs.is_empty() {
+                if !kept.is_empty() {
                     shown
                         .query_pairs_mut()
-                        .extend_pairs(shown_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                        .extend_pairs(kept.iter().map(|(k, v)| {
+                            (k.as_str(), if k == "password" { "***" } else { v.as_str() })
+                        }));
                 }
                 (rest, shown.to_string())
             } else {
                 let mut kept = Vec::new();
                 let mut shown = Vec::new();
-                for word in input.split_whitespace() {
-                    let (k, v) = word.split_once('=').ok_or_else(|| {
-                        ConnectError::BadUrl("expected postgres://… or key=value pairs".into())
-                    })?;
-                    match k {
-                        "sslmode" => sslmode = v.parse().map_err(ConnectError::BadUrl)?,
-                        "sslrootcert" => sslrootcert = Some(v.to_string()),
-                        "password" => {
-                            secrets.push(v.trim_matches('\'').to_string());
-                            kept.push(word.to_string());
-                            shown.push("password=***".to_string());
-                            continue;
+                for (k, v) in conninfo_pairs(input).map_err(ConnectError::BadUrl)? {
+                    match k.as_str() {
+                        "sslmode" => {
+                            sslmode = Some(v.parse().map_err(ConnectError::BadUrl)?);
+                            shown.push(format!("{k}={}", conninfo_quote(&v)));
                         }
-                        _ => kept.push(word.to_string()),
+                        "sslrootcert" => {
+                            shown.push(format!("{k}={}", conninfo_quote(&v)));
+                            sslrootcert = Some(v);
+                        }
+                        key if UNSUPPORTED.contains(&key) => return Err(unsupported(key)),
+                        "password" => {
+                            kept.push(format!("{k}={}", conninfo_quote(&v)));
+                            shown.push("password=***".to_string());
+                            secrets.push(v);
+                        }
+                        _ => {
+                            let word = format!("{k}={}", conninfo_quote(&v));
+                            kept.push(word.clone());
+                            shown.push(word);
+                        }
                     }
-                    shown.push(word.to_string());
                 }
                 (kept.join(" "), shown.join(" "))
             };
-        let mut config =
-            Config::from_str(&rest).map_err(|e| ConnectError::BadUrl(e.to_string()))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+        let config = Config::from_str(&rest)
+            .map_err(|e| ConnectError::BadUrl(redact(&e.to_string(), &secrets)))?;
+        let sslmode = match (sslmode, sslrootcert.as_deref()) {
+            (None, Some("system")) => SslMode::VerifyFull,
+            (None, _) => SslMode::Prefer,
+            (Some(mode), _) => mode,
+        };
+        match (sslmode, sslrootcert.as_deref()) {
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                return Err(ConnectError::BadUrl(format!(
+                    "sslmode={} needs sslrootcert: add sslrootcert=/path/to/ca.crt (the CA \
+                     certificate that signed the server's certificate, PEM) or \
+                     sslrootcert=system (the system's trusted roots) to the URL, or use \
+                     sslmode=require to encrypt without verifying the server",
+                    sslmode.name()
+                )))
+            }
+            (
+                SslMode::Disable | SslMode::Prefer | SslMode::Require | SslMode::VerifyCa,
+                Some("system"),
+            ) => {
+                return Err(ConnectError::BadUrl(format!(
+                    "sslmode={} cannot be used with sslrootcert=system: the system's roots \
+                     sign certificates for any host, so only sslmode=verify-full (which checks \
+                     the host name too) protects the connection",
+                    sslmode.name()
+                )))
+            }
+            _ => {}
         }
         secrets.retain(|s| !s.is_empty());
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
         Ok(Target {
             config,
             sslmode,
@@ -180,6 +222,54 @@ impl Target {
         self.config.get_dbname()
     }
 
+    /// `host:port` of every host in the URL, for messages (`[::1]:5432`, `/run/postgresql`).
+    pub fn endpoints(&self) -> String {
+        use tokio_postgres::config::Host;
+        let ports = self.config.get_ports();
+        let hosts = self.config.get_hosts();
+        let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let shown: Vec<String> = if hosts.is_empty() {
+            self.config
+                .get_hostaddrs()
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match a {
+                    std::net::IpAddr::V6(_) => format!("[{a}]:{}", port(i)),
+                    std::net::IpAddr::V4(_) => format!("{a}:{}", port(i)),
+                })
+                .collect()
+        } else {
+            hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| match h {
+                    Host::Tcp(name) if name.contains(':') => format!("[{name}]:{}", port(i)),
+                    Host::Tcp(name) => format!("{name}:{}", port(i)),
+                    Host::Unix(dir) => {
+                        format!("{} (unix socket .s.PGSQL.{})", dir.display(), port(i))
+                    }
+                })
+                .collect()
+        };
+        shown.join(", ")
+    }
+
+    /// The host names a verify-full certificate must carry.
+    fn tls_host_names(&self) -> String {
+        use tokio_postgres::config::Host;
+        let names: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .filter_map(|h| match h {
+                Host::Tcp(name) => Some(name.clone()),
+                Host::Unix(_) => None,
+            })
+            .collect();
+        names.join(", ")
+    }
+
+    /// The TLS connector sslmode asks for; `Err` says what to fix in the URL or on disk.
     fn tls(&self) -> Result<MakeTlsConnector, String> {
         let mut b = TlsConnector::builder();
         // libpq: prefer and require encrypt without verifying the server — except that
@@ -194,20 +284,27 @@ impl Target {
             b.danger_accept_invalid_hostnames(true);
         } else {
             match self.sslrootcert.as_deref() {
-                None => {
-                    return Err(format!(
-                        "sslmode={} needs the CA certificate that signed the server's certificate: \
-                         add sslrootcert=/path/to/ca.crt to the URL (or sslrootcert=system for the \
-                         system's trusted roots), or use sslmode=require to encrypt without verifying",
-                        if self.sslmode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
-                    ))
-                }
+                // `parse` refuses verify-ca/verify-full without sslrootcert.
+                None => unreachable!("verification without sslrootcert"),
                 Some("system") => {}
                 Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| format!("reading sslrootcert {path}: {e}"))?;
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!(
+                            "reading sslrootcert {path}: {e}; give the path of the CA \
+                             certificate (PEM) that signed the server's certificate"
+                        )
+                    })?;
+                    let certs = split_pem(&pem);
+                    if certs.is_empty() {
+                        return Err(format!(
+                            "sslrootcert {path} holds no PEM certificate (no -----BEGIN \
+                             CERTIFICATE----- block); give the CA certificate in PEM form"
+                        ));
+                    }
                     b.disable_built_in_roots(true);
-                    for cert in split_pem(&pem) {
-                        let c = Certificate::from_pem(&cert).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                    for cert in certs {
+                        let c = Certificate::from_pem(&cert)
+                            .map_err(|e| format!("reading sslrootcert {path}: {e}"))?;
                         b.add_root_certificate(c);
                     }
                 }
@@ -221,6 +318,127 @@ impl Target {
     }
 }
 
+impl SslMode {
+    /// The libpq spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The password wherever it can be found in `input`, in every spelling that could be
+/// echoed back: as typed and percent-decoded. Never fails, so even a URL too broken to
+/// parse has its password masked in the error that says so.
+pub fn secrets_in(input: &str) -> Vec<String> {
+    let input = input.trim();
+    let mut out = Vec::new();
+    let mut add = |s: &str| {
+        if !s.is_empty() {
+            out.push(s.to_string());
+            let decoded = percent_decode(s);
+            if decoded != s {
+                out.push(decoded);
+            }
+        }
+    };
+    if let Some(after) = input
+        .strip_prefix("postgres://")
+        .or_else(|| input.strip_prefix("postgresql://"))
+    {
+        // The user info ends at the last `@` before the query: a password with an
+        // unencoded `/` or `@` is still caught.
+        let authority = after.split('?').next().unwrap_or(after);
+        if let Some(at) = authority.rfind('@') {
+            if let Some((_, password)) = authority[..at].split_once(':') {
+                add(password);
+            }
+        }
+        if let Some((_, query)) = after.split_once('?') {
+            for pair in query.split('&') {
+                if let Some(v) = pair.strip_prefix("password=") {
+                    add(v);
+                }
+            }
+        }
+    } else if let Ok(pairs) = conninfo_pairs(input) {
+        for (k, v) in pairs {
+            if k == "password" {
+                add(&v);
+            }
+        }
+    } else {
+        for word in input.split_whitespace() {
+            if let Some(v) = word.strip_prefix("password=") {
+                add(v.trim_matches('\''));
+            }
+        }
+    }
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    out.dedup();
+    out
+}
+
+/// Splits a libpq `key=value …` string; a value may be single-quoted, with `\'` and `\\`
+/// escapes inside (libpq's rules).
+fn conninfo_pairs(input: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut chars = input.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(format!(
+                "expected postgres://… or key=value pairs, found `{key}` without `=`"
+            ));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("the value of `{key}` has no closing quote")),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.push((key, value));
+    }
+}
+
+/// A libpq conninfo value, quoted when it has to be.
+fn conninfo_quote(value: &str) -> String {
+    if !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
+        return value.to_string();
+    }
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
@@ -232,15 +450,20 @@ fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(pem);
     let mut out = Vec::new();
     let mut cur = String::new();
+    let mut inside = false;
     for line in text.lines() {
-        cur.push_str(line);
-        cur.push('\n');
-        if line.starts_with("-----END CERTIFICATE") {
-            out.push(std::mem::take(&mut cur).into_bytes());
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            inside = true;
+            cur.clear();
         }
-    }
-    if out.is_empty() {
-        out.push(pem.to_vec());
+        if inside {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+        if line.starts_with("-----END CERTIFICATE") && inside {
+            out.push(std::mem::take(&mut cur).into_bytes());
+            inside = false;
+        }
     }
     out
 }
@@ -280,20 +503,38 @@ pub struct Db {
     pub server_version: String,
 }
 
-/// What a failed connection attempt was, for the retry decision and the message.
+/// What a failed connection attempt was: whether waiting may help (the server is still
+/// starting), and a message that names what to check.
 fn classify(target: &Target, e: &tokio_postgres::Error) -> (bool, String) {
+    let at = target.endpoints();
     if let Some(db) = e.as_db_error() {
         let code = db.code();
+        // 57P03: starting up, shutting down, in recovery; 53300: too many connections.
         let retry =
             *code == SqlState::CANNOT_CONNECT_NOW || *code == SqlState::TOO_MANY_CONNECTIONS;
-        let hint = if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
-            "; check the user and password in the database URL"
+        let user = target.user().unwrap_or("(none given)");
+        let hint = if *code == SqlState::INVALID_PASSWORD {
+            format!(
+                "; authentication failed for user {user}: check the user name and password in \
+                 the database URL (percent-encode @ : / ? # % in the password)"
+            )
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            if db.message().contains("pg_hba.conf") {
+                format!(
+                    "; the server's pg_hba.conf has no line admitting user {user} to this \
+                     database from this address with sslmode={} (if the server only accepts \
+                     hostssl, use sslmode=require or stronger)",
+                    target.sslmode.name()
+                )
+            } else {
+                format!("; authentication failed for user {user}: check the user name and password in the database URL")
+            }
         } else if *code == SqlState::INVALID_CATALOG_NAME {
-            "; create the database first, or fix the database name in the URL"
+            "; create the database first, or fix the database name in the URL".to_string()
+        } else if retry {
+            "; the server is not ready yet".to_string()
         } else {
-            ""
+            String::new()
         };
         return (
             retry,
@@ -302,13 +543,11 @@ fn classify(target: &Target, e: &tokio_postgres::Error) -> (bool, String) {
     }
     let mut chain = Vec::new();
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut refused = false;
+    let mut io_kind = None;
     let mut tls = false;
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                refused = true;
-            }
+            io_kind.get_or_insert(io.kind());
         }
         if s.downcast_ref::<native_tls::Error>().is_some() {
             tls = true;
@@ -321,33 +560,127 @@ fn classify(target: &Target, e: &tokio_postgres::Error) -> (bool, String) {
     }
     let text = chain.join(": ");
     let lower = text.to_lowercase();
-    if refused {
-        return (true, format!("connection refused ({text}); is PostgreSQL running and listening on that host and port?"));
-    }
-    if lower.contains("failed to lookup address") || lower.contains("name or service not known") {
+    use std::io::ErrorKind;
+    if io_kind == Some(ErrorKind::ConnectionRefused) {
         return (
-            false,
-            format!("unknown host ({text}); check the host name in the database URL"),
+            true,
+            format!(
+                "connection refused by {at}: is PostgreSQL running and listening on that \
+                 host and port (listen_addresses, port)? ({text})"
+            ),
+        );
+    }
+    if lower.contains("failed to lookup address") || lower.contains("could not resolve") {
+        // EAI_AGAIN is the resolver failing, not a verdict on the name: worth a retry.
+        let temporary = lower.contains("temporary failure");
+        return (
+            temporary,
+            format!(
+                "unknown host: the host name in {at} could not be resolved{}; check the host \
+                 name in the database URL ({text})",
+                if temporary {
+                    " (the DNS lookup failed)"
+                } else {
+                    ""
+                }
+            ),
         );
     }
     if lower.contains("server does not support tls") {
-        return (false, format!("{text}; the server has TLS off: enable ssl on the server or use sslmode=prefer/disable"));
-    }
-    if tls || lower.contains("tls") || lower.contains("certificate") {
-        let mode = match target.sslmode {
-            SslMode::VerifyFull => " (sslmode=verify-full checks the certificate chain against sslrootcert and that the certificate names the host in the URL)",
-            SslMode::VerifyCa => " (sslmode=verify-ca checks the certificate chain against sslrootcert)",
-            _ => "",
-        };
-        return (false, format!("TLS handshake failed: {text}{mode}"));
-    }
-    if lower.contains("timed out") {
         return (
             false,
-            format!("{text}; the host did not answer (firewall, wrong port, or server down)"),
+            format!(
+                "the server at {at} does not accept TLS connections (ssl = off in its \
+                 postgresql.conf) but sslmode={} requires TLS: turn ssl on in the server, or \
+                 use sslmode=prefer to allow an unencrypted connection",
+                target.sslmode.name()
+            ),
+        );
+    }
+    if tls || lower.contains("tls") || lower.contains("certificate") || lower.contains("ssl") {
+        let rootcert = target.sslrootcert.as_deref().unwrap_or("(none)");
+        let why = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
+            format!(
+                "the server's certificate does not name the host {} (checked by \
+                 sslmode=verify-full against the certificate's subjectAltName/CN): connect \
+                 with a host name the certificate lists, or use sslmode=verify-ca to check \
+                 only that a trusted CA signed it",
+                target.tls_host_names()
+            )
+        } else if lower.contains("certificate verify failed")
+            || lower.contains("self-signed")
+            || lower.contains("self signed")
+            || lower.contains("unable to get local issuer")
+            || lower.contains("certificate has expired")
+        {
+            format!(
+                "the server's certificate is not signed by a CA in sslrootcert={rootcert} \
+                 (or it has expired): point sslrootcert at the CA certificate that signed \
+                 the server's certificate"
+            )
+        } else {
+            format!(
+                "TLS could not be negotiated with sslmode={}",
+                target.sslmode.name()
+            )
+        };
+        return (
+            false,
+            format!("TLS handshake with {at} failed: {why} ({text})"),
+        );
+    }
+    if lower.contains("password missing") {
+        return (
+            false,
+            format!(
+                "the server asks for a password for user {} and the URL has none: write it \
+                 as postgres://user:PASSWORD@host/db (percent-encoded)",
+                target.user().unwrap_or("(none given)")
+            ),
+        );
+    }
+    if io_kind == Some(ErrorKind::TimedOut) || lower.contains("timed out") {
+        return (
+            false,
+            format!(
+                "{at} did not answer in time: a firewall, the wrong host or port, or a server \
+                 that is down ({text})"
+            ),
+        );
+    }
+    // A server that is starting or shutting down may accept the TCP connection and close
+    // it before answering.
+    let dropped = e.is_closed()
+        || matches!(
+            io_kind,
+            Some(ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe)
+        );
+    if dropped {
+        return (
+            true,
+            format!("{at} closed the connection before it was set up ({text})"),
         );
     }
     (false, text)
+}
+
+/// A server error as "message (SQLSTATE code)", anything else with its causes:
+/// `tokio_postgres::Error`'s own `Display` says only "db error".
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        src = s.source();
+    }
+    text
 }
 
 /// Redact secrets from any text about to leave the process.
@@ -391,6 +724,12 @@ impl Db {
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
+        // One attempt may not outlast the whole retry budget (a host that drops packets
+        // would otherwise hold `--connect-timeout 1s` for the socket's own timeout).
+        if config.get_connect_timeout().is_none() {
+            config
+                .connect_timeout(retry_for.clamp(Duration::from_secs(1), Duration::from_secs(10)));
+        }
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut wait = Duration::from_millis(100);
@@ -408,8 +747,15 @@ impl Db {
                 Ok(pair) => break pair,
                 Err(e) => {
                     let (retry, message) = classify(target, &e);
-                    if !retry || started.elapsed() + wait > retry_for {
+                    if !retry {
                         return Err(fail(message));
+                    }
+                    if started.elapsed() + wait > retry_for {
+                        return Err(fail(format!(
+                            "{message}; gave up after {attempt} attempt(s) in {:.1}s \
+                             (--connect-timeout / PGROLLOUT_CONNECT_TIMEOUT sets how long to wait)",
+                            started.elapsed().as_secs_f64()
+                        )));
                     }
                     on_retry(attempt, wait, &redact(&message, &target.secrets));
                     std::thread::sleep(wait);
@@ -430,7 +776,7 @@ impl Db {
                 c.simple_query("SELECT pg_backend_pid(), current_setting('server_version')")
                     .await
             })
-            .map_err(|e| fail(format!("first query failed: {e}")))?;
+            .map_err(|e| fail(format!("first query failed: {}", error_text(&e))))?;
         for m in rows {
             if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
                 db.backend_pid = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -529,5 +875,98 @@ mod tests {
         assert!(e.to_string().contains("unknown sslmode"));
         let e = Target::parse("postgres://u:pw123456@h:notaport/d").unwrap_err();
         assert!(!e.to_string().contains("pw123456"), "{e}");
+    }
+
+    #[test]
+    fn verification_needs_a_root_certificate_named_in_the_url() {
+        let e = Target::parse("postgres://u:pw123456@h/d?sslmode=verify-full").unwrap_err();
+        assert!(e.to_string().contains("needs sslrootcert"), "{e}");
+        assert!(e.to_string().contains("sslmode=require"), "{e}");
+        let e = Target::parse("postgres://u@h/d?sslmode=verify-ca").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sslmode=verify-ca needs sslrootcert"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sslrootcert_system_means_verify_full_as_in_libpq() {
+        let t = Target::parse("postgres://u@h/d?sslrootcert=system").unwrap();
+        assert_eq!(t.sslmode, SslMode::VerifyFull);
+        for weak in ["disable", "prefer", "require", "verify-ca"] {
+            let e = Target::parse(&format!(
+                "postgres://u@h/d?sslrootcert=system&sslmode={weak}"
+            ))
+            .unwrap_err();
+            assert!(
+                e.to_string().contains("only sslmode=verify-full"),
+                "{weak}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_certificate_options_are_refused_by_name() {
+        let e = Target::parse("postgres://u@h/d?sslcert=/c.crt&sslkey=/c.key").unwrap_err();
+        assert!(e.to_string().contains("`sslcert` is not supported"), "{e}");
+        let e = Target::parse("host=h sslkey=/c.key").unwrap_err();
+        assert!(e.to_string().contains("`sslkey` is not supported"), "{e}");
+    }
+
+    #[test]
+    fn key_value_values_may_be_quoted() {
+        let t = Target::parse(
+            r"host=localhost user=u password='it\'s a secret' dbname='my db' sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(t.sslmode, SslMode::Require);
+        assert_eq!(t.dbname(), Some("my db"));
+        assert!(
+            t.secrets.contains(&"it's a secret".to_string()),
+            "{:?}",
+            t.secrets
+        );
+        assert!(!t.redacted.contains("secret"), "{}", t.redacted);
+        assert!(t.redacted.contains("dbname='my db'"), "{}", t.redacted);
+        let e = Target::parse("host=h password='unterminated").unwrap_err();
+        assert!(!e.to_string().contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn every_spelling_of_the_password_is_a_secret() {
+        let t = Target::parse("postgres://app:p%40ss%3Aw%2Frd%2541@h:5432/d").unwrap();
+        for form in ["p@ss:w/rd%41", "p%40ss%3Aw%2Frd%2541"] {
+            assert!(
+                t.secrets.contains(&form.to_string()),
+                "{form}: {:?}",
+                t.secrets
+            );
+        }
+        let shown = redact("auth p%40ss%3Aw%2Frd%2541 and p@ss:w/rd%41", &t.secrets);
+        assert_eq!(shown, "auth *** and ***");
+        assert_eq!(t.redacted, "postgres://app:***@h:5432/d");
+    }
+
+    #[test]
+    fn a_url_too_broken_to_parse_still_yields_its_password() {
+        // An unencoded `/` and `@` in the password: the URL parser gives up.
+        let input = "postgres://app:p@ss:w/rd%41@127.0.0.1:5432/db";
+        assert!(Target::parse(input).is_err());
+        let secrets = secrets_in(input);
+        assert!(secrets.contains(&"p@ss:w/rd%41".to_string()), "{secrets:?}");
+        assert!(secrets.contains(&"p@ss:w/rdA".to_string()), "{secrets:?}");
+        assert_eq!(
+            secrets_in("host=h password=hunter22"),
+            vec!["hunter22".to_string()]
+        );
+    }
+
+    #[test]
+    fn endpoints_name_host_and_port() {
+        let t = Target::parse("postgres://u@db.example:6543/d").unwrap();
+        assert_eq!(t.endpoints(), "db.example:6543");
+        let t = Target::parse("postgres://u@[::1]/d").unwrap();
+        assert_eq!(t.endpoints(), "[::1]:5432");
     }
 }

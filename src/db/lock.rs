@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::conn::{ConnectError, Db, Target};
+use tokio_postgres::error::SqlState;
+
+use super::conn::{error_text, ConnectError, Db, Target};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LockHolder {
@@ -35,7 +37,7 @@ impl std::fmt::Display for LockHolder {
 pub enum LockError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("taking the migration lock: {0}")]
+    #[error("taking the migration lock: {}", error_text(.0))]
     Query(#[source] tokio_postgres::Error),
     #[error(
         "another runner holds the migration lock on tracking schema {schema}; waited {waited_secs}s \
@@ -132,11 +134,12 @@ pub fn acquire(
     loop {
         let rows = db
             .query("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&key])
-            .map_err(LockError::Query)?;
+            .map_err(query_error)?;
         let got: bool = rows[0].get(0);
         let pid: i32 = rows[0].get(1);
         if got {
             verify_session(&mut db, key, pid)?;
+            probe(target, &app, pid)?;
             let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
             // Name the session so a waiter's timeout message says since when it is held.
             let _ = db.batch(&format!(
@@ -150,7 +153,7 @@ pub fn acquire(
         }
         let waited = started.elapsed();
         if waited >= lock_wait {
-            let h = holder(&mut db, key).map_err(LockError::Query)?;
+            let h = holder(&mut db, key).map_err(query_error)?;
             return Err(LockError::Timeout {
                 schema: schema.to_string(),
                 waited_secs: waited.as_secs(),
@@ -162,7 +165,7 @@ pub fn acquire(
         }
         // Say who holds it at the first miss, then every 10 s.
         if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            let h = holder(&mut db, key).map_err(LockError::Query)?;
+            let h = holder(&mut db, key).map_err(query_error)?;
             observer.waiting(waited, h.as_ref());
             last_report = Some(Instant::now());
         }
@@ -173,6 +176,20 @@ pub fn acquire(
         );
         pause = (pause * 2).min(Duration::from_millis(500));
     }
+}
+
+/// A failed lock query. A prepared statement that vanished between its Parse and its
+/// Execute means the two ran on different server sessions: transaction pooling.
+fn query_error(e: tokio_postgres::Error) -> LockError {
+    if e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+        return LockError::Pooler {
+            detail: format!(
+                "a statement prepared on one server session was executed on another: {}",
+                error_text(&e)
+            ),
+        };
+    }
+    LockError::Query(e)
 }
 
 /// Under transaction pooling each statement may run on another server session, and the
@@ -186,7 +203,7 @@ fn verify_session(db: &mut Db, key: i64, pid: i32) -> Result<(), LockError> {
                AND classid::bigint = (($1::bigint >> 32) & 4294967295) AND objid::bigint = ($1::bigint & 4294967295))",
             &[&key],
         )
-        .map_err(LockError::Query)?;
+        .map_err(query_error)?;
     let now_pid: i32 = rows[0].get(0);
     let held: bool = rows[0].get(1);
     if now_pid != pid || now_pid != db.backend_pid || !held {
@@ -201,23 +218,54 @@ fn verify_session(db: &mut Db, key: i64, pid: i32) -> Result<(), LockError> {
     Ok(())
 }
 
+/// A pooler may by chance keep giving each client the same server session, and then
+/// nothing one session sees differs from a direct connection. A new client settles it:
+/// PgBouncer hands a client the most recently released server connection, which right
+/// after the lock statement is the lock's. A direct connection always gets a new server
+/// process, so finding the lock's process at the other end means it is shared.
+fn probe(target: &Target, app: &str, lock_pid: i32) -> Result<(), LockError> {
+    let probe = Db::connect(target, app, Duration::from_secs(10), &mut |_, _, _| {})?;
+    if probe.backend_pid == lock_pid {
+        return Err(LockError::Pooler {
+            detail: format!(
+                "a new connection was served by server process {lock_pid}, which holds the \
+                 lock for another connection"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Check from the work session that the lock session holds the lock — the work session
 /// may be pooled even if the lock session was not.
 pub fn verify_from(db: &mut Db, guard: &LockGuard) -> Result<(), LockError> {
-    let h = holder(db, guard.key).map_err(LockError::Query)?;
+    let h = holder(db, guard.key).map_err(query_error)?;
     let pid = db
         .query("SELECT pg_backend_pid()", &[])
-        .map_err(LockError::Query)?[0]
+        .map_err(query_error)?[0]
         .get::<_, i32>(0);
+    // Two direct connections are two server processes. A transaction pooler with one
+    // idle server connection hands the same one to every client in turn (PgBouncer reuses
+    // the most recently used one), so the lock session and the work session sharing a
+    // process is the sign of pooling that a single session cannot see on its own.
+    let shared = pid == guard.db.backend_pid || db.backend_pid == guard.db.backend_pid;
     match h {
-        Some(h) if h.pid == guard.db.backend_pid && pid == db.backend_pid => Ok(()),
+        Some(h) if h.pid == guard.db.backend_pid && pid == db.backend_pid && !shared => Ok(()),
         other => Err(LockError::Pooler {
-            detail: format!(
-                "the work session (server process {pid}, first seen as {}) cannot see the lock held by server process {}: {}",
-                db.backend_pid,
-                guard.db.backend_pid,
-                other.map_or("no holder visible".to_string(), |h| format!("holder is {}", h.pid))
-            ),
+            detail: if shared {
+                format!(
+                    "the lock session and the work session both ran on server process {}, \
+                     which two direct connections never do",
+                    guard.db.backend_pid
+                )
+            } else {
+                format!(
+                    "the work session (server process {pid}, first seen as {}) cannot see the lock held by server process {}: {}",
+                    db.backend_pid,
+                    guard.db.backend_pid,
+                    other.map_or("no holder visible".to_string(), |h| format!("holder is {}", h.pid))
+                )
+            },
         }),
     }
 }
