@@ -66,7 +66,7 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Directory holding the migration files.
-    #[arg(long, global = true, env = "PGROLLOUT_MIGRATIONS", value_name = "DIR")]
+    #[arg(long, global = true, env = "PGROLLOUT_MIGRATIONS", hide_env_values = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
 
     /// Start a throwaway local PostgreSQL, use it, and delete it on exit.
@@ -81,7 +81,7 @@ pub struct Global {
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_SCHEMA",
+        env = "PGROLLOUT_SCHEMA", hide_env_values = true,
         default_value = "pgrollout",
         value_name = "NAME"
     )]
@@ -104,7 +104,7 @@ pub struct Global {
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_CONFIG",
+        env = "PGROLLOUT_CONFIG", hide_env_values = true,
         default_value = "pgrollout.yml",
         value_name = "FILE"
     )]
@@ -117,7 +117,7 @@ pub struct Global {
     #[arg(
         long = "env",
         global = true,
-        env = "PGROLLOUT_ENV",
+        env = "PGROLLOUT_ENV", hide_env_values = true,
         value_name = "NAME"
     )]
     pub env: Option<String>,
@@ -135,29 +135,29 @@ pub struct Global {
 pub struct Timing {
     /// lock_timeout for each migration: how long one statement may wait for a table lock
     /// before the migration is rolled back and retried (e.g. 5s, 500ms).
-    #[arg(long, global = true, env = "PGROLLOUT_LOCK_TIMEOUT", value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    #[arg(long, global = true, env = "PGROLLOUT_LOCK_TIMEOUT", hide_env_values = true, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub lock_timeout: Duration,
 
     /// statement_timeout for each statement of a migration (0 = none; e.g. 15m).
-    #[arg(long, global = true, env = "PGROLLOUT_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "0", value_name = "DURATION")]
+    #[arg(long, global = true, env = "PGROLLOUT_STATEMENT_TIMEOUT", hide_env_values = true, value_parser = parse_duration, default_value = "0", value_name = "DURATION")]
     pub statement_timeout: Duration,
 
     /// How many times a migration that hit lock_timeout (SQLSTATE 55P03) is retried, with backoff.
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_LOCK_RETRIES",
+        env = "PGROLLOUT_LOCK_RETRIES", hide_env_values = true,
         default_value_t = 5,
         value_name = "N"
     )]
     pub lock_retries: u32,
 
     /// How long to wait for another runner's migration lock before failing (names the holder).
-    #[arg(long, global = true, env = "PGROLLOUT_LOCK_WAIT", value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    #[arg(long, global = true, env = "PGROLLOUT_LOCK_WAIT", hide_env_values = true, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
     pub lock_wait: Duration,
 
     /// How long to keep retrying while the database server is starting up.
-    #[arg(long, global = true, env = "PGROLLOUT_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    #[arg(long, global = true, env = "PGROLLOUT_CONNECT_TIMEOUT", hide_env_values = true, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub connect_timeout: Duration,
 }
 
@@ -358,7 +358,7 @@ pub enum Command {
         dry_run: bool,
         /// Run generated rollbacks (DROP for CREATE, DROP COLUMN for ADD COLUMN) for
         /// migrations that have no down section. Review them first with --dry-run.
-        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED")]
+        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED", hide_env_values = true)]
         allow_generated: bool,
         /// When a file's down section differs from the one stored at apply time, run the
         /// file's (default: the stored one, with a warning).
@@ -385,7 +385,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Use generated rollbacks for migrations without a down section.
-        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED")]
+        #[arg(long, env = "PGROLLOUT_ALLOW_GENERATED", hide_env_values = true)]
         allow_generated: bool,
     },
 
@@ -421,7 +421,7 @@ pub enum PipelineCommand {
 pub struct PipelineRunArgs {
     /// The environment's confirmation phrase (`on.dispatch.confirm`), for runs outside a
     /// workflow_dispatch; must match exactly.
-    #[arg(long, env = "PGROLLOUT_CONFIRM", value_name = "PHRASE")]
+    #[arg(long, env = "PGROLLOUT_CONFIRM", hide_env_values = true, value_name = "PHRASE")]
     pub confirm: Option<String>,
 
     /// Run only the read-only and rehearsal steps: nothing is written.
@@ -429,7 +429,7 @@ pub struct PipelineRunArgs {
     pub dry_run: bool,
 
     /// Replace the duration of every `review-delay` step (e.g. 3s for a local run).
-    #[arg(long, env = "PGROLLOUT_REVIEW_DELAY", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "PGROLLOUT_REVIEW_DELAY", hide_env_values = true, value_parser = parse_duration, value_name = "DURATION")]
     pub review_delay: Option<Duration>,
 }
 
