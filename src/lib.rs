@@ -8,6 +8,7 @@ pub mod db;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
+pub mod lint_run;
 pub mod migration;
 pub mod pipeline;
 pub mod plan;

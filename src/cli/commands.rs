@@ -117,7 +117,7 @@ impl<'r> Context<'r> {
         })
     }
 
-    fn load(&mut self) -> Result<MigrationSet, CliError> {
+    pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
         self.load_set(MigrationSet::load)
     }
 
@@ -177,7 +177,7 @@ impl<'r> Context<'r> {
         })
     }
 
-    fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.global.format == Format::Json
     }
 }
@@ -204,6 +204,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             force,
         } => repair(ctx, accept.as_deref(), reason.as_deref(), force),
         Command::Pipeline { command } => crate::cli::pipeline_cmd::run(ctx, command),
+        Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
     }
 }
 

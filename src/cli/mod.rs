@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod commands;
+pub mod lint_cmd;
 pub mod pipeline_cmd;
 pub mod settings;
 
@@ -248,6 +249,24 @@ pub enum Command {
         force: bool,
     },
 
+    /// Check migrations for statements that lock tables, lose data or break running code.
+    ///
+    /// Lints the pending migrations when a database is given (--database-url,
+    /// DATABASE_URL or --ephemeral), every file otherwise; --all lints every file even
+    /// with a database. With a database, findings also show the size of the table they
+    /// touch, locking warnings on tables above `lint_size_threshold` become errors, and
+    /// findings on tables that do not exist yet become info.
+    ///
+    /// The pipeline file's `lint_disable`, `lint_severity`, `lint_size_threshold` and
+    /// `lint_fail_on` apply (top-level `settings:`, merged with --env's). Rules and how to
+    /// silence one: docs/lint-rules.md. Exits 1 when a finding is at or above --fail-on.
+    #[command(after_help = "Examples:
+  pgrollout lint                                   every file (no database given)
+  DATABASE_URL=postgres://… pgrollout lint         the pending migrations, with table sizes
+  pgrollout lint migrations/0042_add_index.sql     one file
+  pgrollout lint --format json --fail-on warning")]
+    Lint(LintArgs),
+
     /// Run the pipeline file's environments (`pipeline run`).
     Pipeline {
         #[command(subcommand)]
@@ -290,6 +309,50 @@ pub struct PipelineRunArgs {
     /// Replace the duration of every `review-delay` step (e.g. 3s for a local run).
     #[arg(long, env = "PGROLLOUT_REVIEW_DELAY", value_parser = parse_duration, value_name = "DURATION")]
     pub review_delay: Option<Duration>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LintArgs {
+    /// Migration files to lint (paths of files in the migrations directory).
+    ///
+    /// Default: the pending migrations with a database, every file without one.
+    #[arg(value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+
+    /// Lint every migration file, even the ones a given database has already applied.
+    #[arg(long, conflicts_with = "files")]
+    pub all: bool,
+
+    /// Lowest severity that makes the command exit 1 (default: the pipeline file's
+    /// `lint_fail_on`, else error).
+    #[arg(
+        long,
+        value_enum,
+        env = "PGROLLOUT_LINT_FAIL_ON",
+        value_name = "SEVERITY"
+    )]
+    pub fail_on: Option<FailOnArg>,
+}
+
+/// `--fail-on`: the same values as the pipeline file's `lint_fail_on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Error,
+    Warning,
+    Info,
+    /// Report findings, never fail.
+    Never,
+}
+
+impl From<FailOnArg> for crate::config::FailOn {
+    fn from(a: FailOnArg) -> Self {
+        match a {
+            FailOnArg::Error => crate::config::FailOn::Error,
+            FailOnArg::Warning => crate::config::FailOn::Warning,
+            FailOnArg::Info => crate::config::FailOn::Info,
+            FailOnArg::Never => crate::config::FailOn::Never,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod health;
 pub mod lock;
+pub mod stats;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
