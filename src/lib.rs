@@ -9,6 +9,7 @@ pub mod drift;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
+pub mod lint_run;
 pub mod migration;
 pub mod migtest;
 pub mod overview;

@@ -423,6 +423,8 @@ pub struct Setup<'a> {
     pub url_var: &'a dyn Fn(&str) -> Option<String>,
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
+    /// Rule choices and the live-context threshold of the `lint` step.
+    pub lint: crate::lint_run::LintSettings,
     pub long_transaction: Duration,
 }
 
@@ -1165,74 +1167,52 @@ impl Runner<'_, '_> {
         }
     }
 
+    /// The `lint` step: the migrations pending on the target, with live context from
+    /// it; findings at or above `lint_fail_on` (default error) fail the step.
     fn lint(&mut self) -> StepResult {
-        lint_step(
-            self.setup.set,
-            self.setup.lint_fail_on,
-            &mut self.summary.findings,
-            self.reporter,
-        )
-    }
-}
-
-/// The `lint` step: every migration through the lint engine; findings at or above
-/// `fail_on` (the `lint_fail_on` setting, default error) fail the step.
-fn lint_step(
-    set: &MigrationSet,
-    fail_on: FailOn,
-    findings: &mut Vec<FindingRow>,
-    reporter: &mut dyn Reporter,
-) -> StepResult {
-    use crate::lint::{lint_migration, LintOptions, Severity};
-    let opts = LintOptions::default();
-    for m in &set.migrations {
-        for f in lint_migration(m, &opts) {
-            let level = match f.severity {
-                Severity::Error => Level::Error,
-                Severity::Warning => Level::Warning,
-                Severity::Info => Level::Notice,
-            };
-            let location = crate::report::Location::new(&f.path, f.line, f.col);
-            let message = format!("{}: {} — {}", f.rule, f.message, f.fix);
-            reporter.event(&Event::Diagnostic {
-                level,
-                location: Some(&location),
-                message: &message,
-            });
-            findings.push(FindingRow {
-                level,
+        use crate::lint_run;
+        let mut s = self.connect()?;
+        let state = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
+        let pending = lint_run::pending(self.setup.set, &state.rows);
+        let settings = &self.setup.lint;
+        let mut linted = lint_run::lint(&pending, &settings.options);
+        lint_run::live_context(&mut s.db, &mut linted, &pending, settings.size_threshold).map_err(
+            |e| {
+                format!(
+                    "reading table sizes for live context: {}",
+                    health::db_message(&e)
+                )
+            },
+        )?;
+        lint_run::emit(&linted, self.reporter);
+        let findings: Vec<&crate::lint::Finding> =
+            linted.iter().flat_map(|l| l.findings.iter()).collect();
+        for f in &findings {
+            self.summary.findings.push(FindingRow {
+                level: match f.severity {
+                    crate::lint::Severity::Error => Level::Error,
+                    crate::lint::Severity::Warning => Level::Warning,
+                    crate::lint::Severity::Info => Level::Notice,
+                },
                 rule: Some(f.rule.to_string()),
-                location: Some(location),
+                location: Some(crate::report::Location::new(&f.path, f.line, f.col)),
                 message: format!("{} — {}", f.message, f.fix),
             });
         }
-    }
-    let threshold = match fail_on {
-        FailOn::Error => Some(Level::Error),
-        FailOn::Warning => Some(Level::Warning),
-        FailOn::Info => Some(Level::Notice),
-        FailOn::Never => None,
-    };
-    let failing = findings
-        .iter()
-        .filter(|f| threshold.is_some_and(|t| f.level >= t))
-        .count();
-    if failing > 0 {
-        Err(format!(
-            "{failing} finding(s) at or above lint_fail_on ({})",
-            match fail_on {
-                FailOn::Error => "error",
-                FailOn::Warning => "warning",
-                FailOn::Info => "info",
-                FailOn::Never => "never",
-            }
-        ))
-    } else {
-        Ok(format!(
-            "{} file(s), {} finding(s)",
-            set.migrations.len(),
-            findings.len()
-        ))
+        let fail_on = self.setup.lint_fail_on;
+        let failing = lint_run::failing(findings.iter().copied(), fail_on);
+        if failing > 0 {
+            Err(format!(
+                "{failing} finding(s) at or above lint_fail_on ({})",
+                lint_run::fail_on_str(fail_on)
+            ))
+        } else {
+            Ok(format!(
+                "{} pending file(s), {} finding(s)",
+                pending.len(),
+                findings.len()
+            ))
+        }
     }
 }
 

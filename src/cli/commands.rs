@@ -123,7 +123,7 @@ impl<'r> Context<'r> {
         })
     }
 
-    fn load(&mut self) -> Result<MigrationSet, CliError> {
+    pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
         self.load_set(MigrationSet::load)
     }
 
@@ -184,7 +184,7 @@ impl<'r> Context<'r> {
         })
     }
 
-    fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.global.format == Format::Json
     }
 }
@@ -262,6 +262,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             force,
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
+        Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod commands;
+pub mod lint_cmd;
 pub mod pipeline_cmd;
 pub mod settings;
 
@@ -66,7 +67,13 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Directory holding the migration files.
-    #[arg(long, global = true, env = "PGROLLOUT_MIGRATIONS", hide_env_values = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "PGROLLOUT_MIGRATIONS",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub migrations: Option<PathBuf>,
 
     /// Start a throwaway local PostgreSQL, use it, and delete it on exit.
@@ -81,7 +88,8 @@ pub struct Global {
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_SCHEMA", hide_env_values = true,
+        env = "PGROLLOUT_SCHEMA",
+        hide_env_values = true,
         default_value = "pgrollout",
         value_name = "NAME"
     )]
@@ -104,7 +112,8 @@ pub struct Global {
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_CONFIG", hide_env_values = true,
+        env = "PGROLLOUT_CONFIG",
+        hide_env_values = true,
         default_value = "pgrollout.yml",
         value_name = "FILE"
     )]
@@ -117,7 +126,8 @@ pub struct Global {
     #[arg(
         long = "env",
         global = true,
-        env = "PGROLLOUT_ENV", hide_env_values = true,
+        env = "PGROLLOUT_ENV",
+        hide_env_values = true,
         value_name = "NAME"
     )]
     pub env: Option<String>,
@@ -146,7 +156,8 @@ pub struct Timing {
     #[arg(
         long,
         global = true,
-        env = "PGROLLOUT_LOCK_RETRIES", hide_env_values = true,
+        env = "PGROLLOUT_LOCK_RETRIES",
+        hide_env_values = true,
         default_value_t = 5,
         value_name = "N"
     )]
@@ -389,6 +400,24 @@ pub enum Command {
         allow_generated: bool,
     },
 
+    /// Check migrations for statements that lock tables, lose data or break running code.
+    ///
+    /// Lints the pending migrations when a database is given (--database-url,
+    /// DATABASE_URL or --ephemeral), every file otherwise; --all lints every file even
+    /// with a database. With a database, findings also show the size of the table they
+    /// touch, locking warnings on tables above `lint_size_threshold` become errors, and
+    /// findings on tables that do not exist yet become info.
+    ///
+    /// The pipeline file's `lint_disable`, `lint_severity`, `lint_size_threshold` and
+    /// `lint_fail_on` apply (top-level `settings:`, merged with --env's). Rules and how to
+    /// silence one: docs/lint-rules.md. Exits 1 when a finding is at or above --fail-on.
+    #[command(after_help = "Examples:
+  pgrollout lint                                   every file (no database given)
+  DATABASE_URL=postgres://… pgrollout lint         the pending migrations, with table sizes
+  pgrollout lint migrations/0042_add_index.sql     one file
+  pgrollout lint --format json --fail-on warning")]
+    Lint(LintArgs),
+
     /// Run the pipeline file's environments (`pipeline run`).
     Pipeline {
         #[command(subcommand)]
@@ -421,7 +450,12 @@ pub enum PipelineCommand {
 pub struct PipelineRunArgs {
     /// The environment's confirmation phrase (`on.dispatch.confirm`), for runs outside a
     /// workflow_dispatch; must match exactly.
-    #[arg(long, env = "PGROLLOUT_CONFIRM", hide_env_values = true, value_name = "PHRASE")]
+    #[arg(
+        long,
+        env = "PGROLLOUT_CONFIRM",
+        hide_env_values = true,
+        value_name = "PHRASE"
+    )]
     pub confirm: Option<String>,
 
     /// Run only the read-only and rehearsal steps: nothing is written.
@@ -446,6 +480,50 @@ pub struct EnvUrls {
     /// environment as skipped.
     #[arg(long = "env-url", value_name = "NAME=URL")]
     pub env_url: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LintArgs {
+    /// Migration files to lint (paths of files in the migrations directory).
+    ///
+    /// Default: the pending migrations with a database, every file without one.
+    #[arg(value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+
+    /// Lint every migration file, even the ones a given database has already applied.
+    #[arg(long, conflicts_with = "files")]
+    pub all: bool,
+
+    /// Lowest severity that makes the command exit 1 (default: the pipeline file's
+    /// `lint_fail_on`, else error).
+    #[arg(
+        long,
+        value_enum,
+        env = "PGROLLOUT_LINT_FAIL_ON",
+        value_name = "SEVERITY"
+    )]
+    pub fail_on: Option<FailOnArg>,
+}
+
+/// `--fail-on`: the same values as the pipeline file's `lint_fail_on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Error,
+    Warning,
+    Info,
+    /// Report findings, never fail.
+    Never,
+}
+
+impl From<FailOnArg> for crate::config::FailOn {
+    fn from(a: FailOnArg) -> Self {
+        match a {
+            FailOnArg::Error => crate::config::FailOn::Error,
+            FailOnArg::Warning => crate::config::FailOn::Warning,
+            FailOnArg::Info => crate::config::FailOn::Info,
+            FailOnArg::Never => crate::config::FailOn::Never,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]

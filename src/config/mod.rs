@@ -96,6 +96,15 @@ pub struct Settings {
     pub long_transaction: Option<Duration>,
     #[serde(default)]
     pub allow_out_of_order: Option<bool>,
+    /// Lint rules not run at all (rule ids; unknown ids are errors).
+    #[serde(default)]
+    pub lint_disable: Option<Vec<String>>,
+    /// Rule id → severity, replacing the registry's default.
+    #[serde(default)]
+    pub lint_severity: Option<BTreeMap<String, crate::lint::Severity>>,
+    /// Live context: locking warnings on tables larger than this (bytes) become errors.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub lint_size_threshold: Option<i64>,
 }
 
 impl Settings {
@@ -111,8 +120,58 @@ impl Settings {
             lint_fail_on: over.lint_fail_on.or(self.lint_fail_on),
             long_transaction: over.long_transaction.or(self.long_transaction),
             allow_out_of_order: over.allow_out_of_order.or(self.allow_out_of_order),
+            lint_disable: over
+                .lint_disable
+                .clone()
+                .or_else(|| self.lint_disable.clone()),
+            lint_severity: over
+                .lint_severity
+                .clone()
+                .or_else(|| self.lint_severity.clone()),
+            lint_size_threshold: over.lint_size_threshold.or(self.lint_size_threshold),
         }
     }
+
+    /// The lint rule choices of these settings.
+    pub fn lint_options(&self) -> crate::lint::LintOptions {
+        crate::lint::LintOptions {
+            disabled: self.lint_disable.clone().unwrap_or_default(),
+            severity_overrides: self.lint_severity.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Default of `lint_size_threshold`: 1 GB.
+pub const DEFAULT_LINT_SIZE_THRESHOLD: i64 = 1024 * 1024 * 1024;
+
+/// A size like `1GB`, `500MB`, `64kB` or a bare number of bytes; units are powers of
+/// 1024, as `pg_size_pretty` shows them.
+pub fn parse_size(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: use e.g. 500MB, 1GB, 2TB"))?;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tb" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown size unit `{unit}`: use bytes, kB, MB, GB or TB"
+            ))
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > i64::MAX as f64 {
+        return Err(format!("`{s}` is not a valid size"));
+    }
+    Ok(v as i64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -302,6 +361,11 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
     duration(d).map(Some)
 }
 
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let s = Scalar::deserialize(d)?.text();
+    parse_size(&s).map(Some).map_err(serde::de::Error::custom)
+}
+
 fn opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Some(Scalar::deserialize(d)?.text()))
 }
@@ -370,6 +434,15 @@ impl PipelineFile {
                 message,
             }
         };
+        check_lint_rules(path, text, "settings", &self.settings)?;
+        for (name, env) in &self.environments {
+            check_lint_rules(
+                path,
+                text,
+                &format!("environments.{name}.settings"),
+                &env.settings,
+            )?;
+        }
         if self.environments.is_empty() {
             return Err(invalid(
                 "environments",
@@ -487,6 +560,48 @@ fn find_url(text: &str) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// Rule ids in `lint_disable` / `lint_severity` must be known: a typo would silently
+/// keep a rule on (or leave its severity alone).
+fn check_lint_rules(
+    path: &Path,
+    text: &str,
+    at: &str,
+    settings: &Settings,
+) -> Result<(), ConfigError> {
+    if let Some((id, suggestion)) = settings.lint_options().unknown_rules().into_iter().next() {
+        let (line, col) = locate_word(text, &id);
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            col,
+            message: format!(
+                "{at}: unknown lint rule `{id}`{} (the rules are listed in docs/lint-rules.md)",
+                suggestion
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Like [`locate`], but `needle` must not be part of a longer rule id or key
+/// (`prefer-timestamp` is not found inside `prefer-timestamptz`).
+fn locate_word(text: &str, needle: &str) -> (usize, usize) {
+    let part = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        for (p, _) in code.match_indices(needle) {
+            let before = code[..p].chars().next_back();
+            let after = code[p + needle.len()..].chars().next();
+            if !before.is_some_and(part) && !after.is_some_and(part) {
+                return (i + 1, code[..p].chars().count() + 1);
+            }
+        }
+    }
+    locate(text, needle)
 }
 
 /// Best-effort position of `needle` (a key or value) for errors found after parsing.

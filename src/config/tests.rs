@@ -188,3 +188,40 @@ fn migrations_dir_relative_to_file() {
         Some(PathBuf::from("migrations"))
     );
 }
+
+#[test]
+fn lint_settings_parse_and_merge() {
+    let text = "settings:\n  lint_disable: [prefer-text-field]\n  lint_severity: { ban-drop-column: error }\n  lint_size_threshold: 500MB\nenvironments:\n  staging:\n    database_url_env: X\n    settings: { lint_size_threshold: 2GB }\n    steps: [lint]\n";
+    let f = parse(text).unwrap();
+    let merged = f
+        .settings
+        .merged(&f.environment("staging").unwrap().settings);
+    let o = merged.lint_options();
+    assert_eq!(o.disabled, ["prefer-text-field"]);
+    assert_eq!(
+        o.severity_overrides.get("ban-drop-column"),
+        Some(&crate::lint::Severity::Error)
+    );
+    assert_eq!(merged.lint_size_threshold, Some(2 * 1024 * 1024 * 1024));
+    assert_eq!(f.settings.lint_size_threshold, Some(500 * 1024 * 1024));
+}
+
+#[test]
+fn unknown_lint_rule_is_positioned_with_suggestion() {
+    let text = "settings:\n  lint_fail_on: error\nenvironments:\n  staging:\n    database_url_env: X\n    settings:\n      lint_severity:\n        prefer-timestamptz: info\n        prefer-timestamp: info\n    steps: [lint]\n";
+    let s = parse(text).unwrap_err().to_string();
+    assert!(
+        s.starts_with("pgrollout.yml:9:9: environments.staging.settings: unknown lint rule `prefer-timestamp` (did you mean `prefer-timestamptz`?)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("1GB").unwrap(), 1 << 30);
+    assert_eq!(parse_size("500 MB").unwrap(), 500 << 20);
+    assert_eq!(parse_size("1024").unwrap(), 1024);
+    assert!(parse_size("5 parsecs").is_err());
+    let e = parse("settings: { lint_size_threshold: lots }\nenvironments: {}\n").unwrap_err();
+    assert!(e.to_string().contains("is not a size"), "{e}");
+}

@@ -6,6 +6,7 @@ pub mod health;
 pub mod history;
 pub mod lock;
 pub mod snapshot;
+pub mod stats;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};

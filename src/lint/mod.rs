@@ -196,6 +196,40 @@ pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
     findings
 }
 
+/// The tables the up section of `m` creates, as written (`events`, `app.events`): for
+/// live context, a table created by an earlier pending migration does not exist yet.
+pub fn created_tables(m: &Migration) -> Vec<String> {
+    m.statements()
+        .filter_map(|s| s.ast.as_ref())
+        .filter_map(ast::created_table)
+        .map(ast::rv_name)
+        .collect()
+}
+
+/// How many findings of each severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub error: usize,
+    pub warning: usize,
+    pub info: usize,
+    pub total: usize,
+}
+
+impl Counts {
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Counts {
+        let mut c = Counts::default();
+        for f in findings {
+            match f.severity {
+                Severity::Error => c.error += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Info => c.info += 1,
+            }
+            c.total += 1;
+        }
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::testing::{lint, migration};

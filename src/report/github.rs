@@ -197,6 +197,8 @@ struct Annotation {
     title: String,
     location: Option<Location>,
     message: String,
+    /// A lint finding: listed in the findings table of the summary, not under Problems.
+    lint: bool,
 }
 
 #[derive(Clone, Default)]
@@ -227,6 +229,9 @@ pub struct GitHub {
     /// Migrations seen in events, for a plain `apply` (no pipeline summary).
     migrations: Vec<MigrationRow>,
     summary: Option<RunSummary>,
+    /// Lint findings seen, for the summary of a `lint` command (a pipeline's summary
+    /// carries its own).
+    lint_findings: Vec<crate::lint::Finding>,
     finished: bool,
 }
 
@@ -250,6 +255,7 @@ impl GitHub {
             in_step: false,
             migrations: Vec::new(),
             summary: None,
+            lint_findings: Vec::new(),
             finished: false,
         };
         for s in secrets {
@@ -310,6 +316,7 @@ impl GitHub {
             title: title.to_string(),
             location: location.cloned(),
             message: message.to_string(),
+            lint: false,
         });
     }
 
@@ -393,6 +400,9 @@ impl GitHub {
         let mut s = String::new();
         match &self.summary {
             Some(r) => pipeline_markdown(r, &mut s),
+            None if self.migrations.is_empty() && !self.lint_findings.is_empty() => {
+                lint_markdown(&self.lint_findings, &|l| self.file_of(l), &mut s)
+            }
             None if !self.migrations.is_empty() || !self.annotations.is_empty() => {
                 let failed = self.migrations.iter().any(|m| m.status == "failed")
                     || self.annotations.iter().any(|a| a.level == Level::Error);
@@ -404,9 +414,9 @@ impl GitHub {
             }
             None => return None,
         }
-        if !self.annotations.is_empty() {
+        if self.annotations.iter().any(|a| !a.lint) {
             s.push_str("\n### Problems\n\n");
-            for a in &self.annotations {
+            for a in self.annotations.iter().filter(|a| !a.lint) {
                 let at = a
                     .location
                     .as_ref()
@@ -598,6 +608,33 @@ fn migrations_table(rows: &[MigrationRow], s: &mut String) {
     }
 }
 
+/// The job summary of a `lint` command: counts, then one row per finding.
+fn lint_markdown(
+    findings: &[crate::lint::Finding],
+    file_of: &dyn Fn(&Location) -> String,
+    s: &mut String,
+) {
+    let c = crate::lint::Counts::of(findings);
+    s.push_str(&format!(
+        "## pgrollout lint — {} error(s), {} warning(s), {} info\n\n",
+        c.error, c.warning, c.info
+    ));
+    s.push_str("| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
+    for f in findings {
+        let l = Location::new(&f.path, f.line, f.col);
+        s.push_str(&format!(
+            "| {} | `{}` | `{}:{}:{}` | {} | {} |\n",
+            f.severity,
+            md(f.rule),
+            md(&file_of(&l)),
+            f.line,
+            f.col,
+            md(&cap_utf16(&f.message, 1000)),
+            md(&cap_utf16(&f.fix, 1000))
+        ));
+    }
+}
+
 /// The job summary of a pipeline run. Rollback instructions come before the long
 /// tables, so truncation never removes them.
 fn pipeline_markdown(r: &RunSummary, s: &mut String) {
@@ -752,6 +789,27 @@ impl Reporter for GitHub {
                     Level::Notice => "pgrollout",
                 };
                 self.annotate(*level, title, *location, message);
+            }
+            Event::LintFinding { finding: f } => {
+                self.log.event(e);
+                let level = match f.severity {
+                    crate::lint::Severity::Error => Level::Error,
+                    crate::lint::Severity::Warning => Level::Warning,
+                    crate::lint::Severity::Info => Level::Notice,
+                };
+                let location = Location::new(&f.path, f.line, f.col);
+                self.annotations.push(Annotation {
+                    level,
+                    title: format!("lint: {}", f.rule),
+                    location: Some(location),
+                    message: if f.fix.is_empty() {
+                        f.message.clone()
+                    } else {
+                        format!("{}\nFix: {}", f.message, f.fix)
+                    },
+                    lint: true,
+                });
+                self.lint_findings.push((*f).clone());
             }
             Event::PipelineFinished { summary } => {
                 self.close_group();

@@ -213,6 +213,12 @@ pub enum Event<'a> {
         verdict: &'a str,
         details: &'a [String],
     },
+    /// A lint finding (the `lint` command and the pipeline's `lint` step), emitted file
+    /// by file in position order: terminals group them by file, GitHub annotates the
+    /// statement and lists them in the job summary.
+    LintFinding {
+        finding: &'a crate::lint::Finding,
+    },
 }
 
 /// Receives events. Implementations: terminal (human), GitHub Actions, JSON.

@@ -12,6 +12,9 @@ pub struct Terminal {
     /// The target already announced: a pipeline connects once per step, and saying so
     /// each time would bury the steps.
     connected_to: Option<String>,
+    /// The file of the last lint finding printed: findings are grouped under a header
+    /// line per file.
+    lint_file: Option<std::path::PathBuf>,
 }
 
 impl Terminal {
@@ -22,6 +25,7 @@ impl Terminal {
             out: Box::new(std::io::stderr()),
             secrets,
             connected_to: None,
+            lint_file: None,
         }
     }
 
@@ -33,6 +37,7 @@ impl Terminal {
             out,
             secrets,
             connected_to: None,
+            lint_file: None,
         }
     }
 
@@ -63,9 +68,38 @@ pub fn sanitize(text: &str) -> String {
         .collect()
 }
 
+impl Terminal {
+    /// `path` once per file, then `  line:col  severity  rule  message` and the fix
+    /// indented on the next line.
+    fn lint_finding(&mut self, f: &crate::lint::Finding) {
+        if self.lint_file.as_deref() != Some(f.path.as_path()) {
+            self.line(f.path.display().to_string());
+            self.lint_file = Some(f.path.clone());
+        }
+        let sev = match f.severity {
+            crate::lint::Severity::Error => self.paint("31", "error  "),
+            crate::lint::Severity::Warning => self.paint("33", "warning"),
+            crate::lint::Severity::Info => self.paint("36", "info   "),
+        };
+        let at = format!("{}:{}", f.line, f.col);
+        self.line(format!(
+            "  {at:<7} {sev}  {}  {}",
+            f.rule,
+            sanitize(&f.message)
+        ));
+        if !f.fix.is_empty() {
+            self.line(format!("  {:<7}          fix: {}", "", sanitize(&f.fix)));
+        }
+    }
+}
+
 impl Reporter for Terminal {
     fn event(&mut self, e: &Event<'_>) {
+        if !matches!(e, Event::LintFinding { .. }) {
+            self.lint_file = None;
+        }
         match e {
+            Event::LintFinding { finding } => self.lint_finding(finding),
             Event::Connecting { target } => {
                 if self.connected_to.as_deref() != Some(*target) {
                     self.line(format!("connecting to {target}"))

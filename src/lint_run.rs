@@ -1,0 +1,169 @@
+//! Linting a set of migrations the way both the `lint` command and the pipeline's `lint`
+//! step do it: the chosen migrations through the engine with the pipeline file's rule
+//! choices, live context from the target database when there is one, and one
+//! [`Event::LintFinding`] per finding, so the terminal and GitHub look the same either way.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::config::{FailOn, Settings, DEFAULT_LINT_SIZE_THRESHOLD};
+use crate::db::Db;
+use crate::lint::{self, Finding, LintOptions, Severity, TableStats};
+use crate::migration::{Migration, MigrationSet};
+use crate::plan::{self, State};
+use crate::report::{Event, Reporter};
+
+/// The lint settings of the pipeline file (top level merged with an environment's).
+#[derive(Debug, Clone)]
+pub struct LintSettings {
+    pub options: LintOptions,
+    /// Lowest severity that fails; `lint_fail_on`, default error.
+    pub fail_on: FailOn,
+    /// `lint_size_threshold` in bytes, default 1 GB.
+    pub size_threshold: i64,
+}
+
+impl Default for LintSettings {
+    fn default() -> Self {
+        LintSettings::from_settings(&Settings::default())
+    }
+}
+
+impl LintSettings {
+    pub fn from_settings(s: &Settings) -> LintSettings {
+        LintSettings {
+            options: s.lint_options(),
+            fail_on: s.lint_fail_on.unwrap_or(FailOn::Error),
+            size_threshold: s.lint_size_threshold.unwrap_or(DEFAULT_LINT_SIZE_THRESHOLD),
+        }
+    }
+}
+
+/// The findings of one migration.
+#[derive(Debug)]
+pub struct Linted<'a> {
+    pub migration: &'a Migration,
+    pub findings: Vec<Finding>,
+}
+
+/// Lint each of `migrations` (in the order given).
+pub fn lint<'a>(migrations: &[&'a Migration], opts: &LintOptions) -> Vec<Linted<'a>> {
+    migrations
+        .iter()
+        .map(|m| Linted {
+            migration: m,
+            findings: lint::lint_migration(m, opts),
+        })
+        .collect()
+}
+
+/// The migrations of `set` the database has not applied yet (pending, or failed and
+/// waiting to run again), in version order.
+pub fn pending<'a>(
+    set: &'a MigrationSet,
+    rows: &[crate::db::tracking::AppliedRow],
+) -> Vec<&'a Migration> {
+    let waiting: HashSet<String> = plan::status(set, rows)
+        .into_iter()
+        .filter(|e| matches!(e.state, State::Pending | State::Failed))
+        .map(|e| e.version)
+        .collect();
+    set.migrations
+        .iter()
+        .filter(|m| waiting.contains(&m.version.text))
+        .collect()
+}
+
+/// `public.x` and `x` are the same table for the comparison with created tables.
+fn norm(name: &str) -> &str {
+    name.strip_prefix("public.").unwrap_or(name)
+}
+
+/// Live context: size and row estimate of every table the findings touch, read from
+/// the catalog in one query, put into the messages by [`lint::apply_table_stats`].
+///
+/// A table created by one of `pending` before the linted migration counts as not
+/// existing yet, even if a table of that name exists now (it would be dropped and
+/// created again before this migration runs).
+pub fn live_context(
+    db: &mut Db,
+    linted: &mut [Linted<'_>],
+    pending: &[&Migration],
+    threshold_bytes: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let all: Vec<Finding> = linted
+        .iter()
+        .flat_map(|l| l.findings.iter().cloned())
+        .collect();
+    let names = lint::tables_of_interest(&all);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let base: HashMap<String, TableStats> = crate::db::stats::table_sizes(db, &names)?
+        .into_iter()
+        .map(|t| {
+            (
+                t.name,
+                TableStats {
+                    rows_estimate: t.rows_estimate,
+                    total_bytes: t.total_bytes,
+                    exists: t.exists,
+                },
+            )
+        })
+        .collect();
+    let created: Vec<(&Migration, Vec<String>)> = pending
+        .iter()
+        .map(|m| (*m, lint::created_tables(m)))
+        .collect();
+    for l in linted.iter_mut() {
+        let before: HashSet<&str> = created
+            .iter()
+            .filter(|(m, _)| m.version.value < l.migration.version.value)
+            .flat_map(|(_, names)| names.iter().map(|n| norm(n)))
+            .collect();
+        let mut stats = base.clone();
+        for (name, s) in stats.iter_mut() {
+            if before.contains(norm(name)) {
+                s.exists = false;
+            }
+        }
+        lint::apply_table_stats(&mut l.findings, &stats, threshold_bytes);
+    }
+    Ok(())
+}
+
+/// One [`Event::LintFinding`] per finding, file by file.
+pub fn emit(linted: &[Linted<'_>], reporter: &mut dyn Reporter) {
+    for l in linted {
+        for f in &l.findings {
+            reporter.event(&Event::LintFinding { finding: f });
+        }
+    }
+}
+
+/// The lowest severity that fails, `None` for `never`.
+pub fn threshold(fail_on: FailOn) -> Option<Severity> {
+    match fail_on {
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Never => None,
+    }
+}
+
+pub fn fail_on_str(fail_on: FailOn) -> &'static str {
+    match fail_on {
+        FailOn::Error => "error",
+        FailOn::Warning => "warning",
+        FailOn::Info => "info",
+        FailOn::Never => "never",
+    }
+}
+
+/// How many findings are at or above the failing severity.
+pub fn failing<'f>(findings: impl IntoIterator<Item = &'f Finding>, fail_on: FailOn) -> usize {
+    let Some(t) = threshold(fail_on) else {
+        return 0;
+    };
+    findings.into_iter().filter(|f| f.severity >= t).count()
+}
