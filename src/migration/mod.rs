@@ -396,16 +396,10 @@ impl MigrationSet {
                 });
             }
         }
-        let mut migrations = Vec::new();
+        let mut jobs = Vec::new();
         for (version, (up, down)) in found {
             match (up, down) {
-                (Some((path, name)), down) => {
-                    // A pair's down file must pair with an `.up.sql`, not a plain file.
-                    match Migration::load_with(version, name, &path, down.as_deref(), split) {
-                        Ok(m) => migrations.push(m),
-                        Err(e) => errors.push(e),
-                    }
-                }
+                (Some((path, name)), down) => jobs.push((version, name, path, down)),
                 (None, Some(down)) => {
                     let expected = down
                         .file_name()
@@ -417,6 +411,13 @@ impl MigrationSet {
                     });
                 }
                 (None, None) => {}
+            }
+        }
+        let mut migrations = Vec::with_capacity(jobs.len());
+        for result in load_all(jobs, split) {
+            match result {
+                Ok(m) => migrations.push(m),
+                Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
@@ -435,6 +436,37 @@ impl MigrationSet {
             .ok()
             .map(|i| &self.migrations[i])
     }
+}
+
+type Job = (Version, String, PathBuf, Option<PathBuf>);
+
+/// Read and parse the files on every core, keeping their order. Parsing dominates
+/// (the PostgreSQL parser, once per statement) and libpg_query is thread-safe.
+fn load_all(jobs: Vec<Job>, split: bool) -> Vec<Result<Migration, FileError>> {
+    let load = |(version, name, path, down): Job| {
+        Migration::load_with(version, name, &path, down.as_deref(), split)
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Threads only pay off when there is parsing to share.
+    if !split || workers < 2 || jobs.len() < 16 {
+        return jobs.into_iter().map(load).collect();
+    }
+    let chunk = jobs.len().div_ceil(workers);
+    let mut chunks: Vec<Vec<Job>> = Vec::new();
+    let mut jobs = jobs.into_iter().peekable();
+    while jobs.peek().is_some() {
+        chunks.push(jobs.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || c.into_iter().map(load).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a migration loader thread panicked"))
+            .collect()
+    })
 }
 
 /// Turn free text into a snake_case file-name part: `Add Users table!` → `add_users_table`.
