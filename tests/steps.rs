@@ -341,6 +341,15 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
     );
     assert!(r.summary.contains("DROP TABLE"), "{}", r.summary);
     assert!(r.summary.contains("audit"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("Applied by this run (newest first): 0003, 0002."),
+        "{}",
+        r.summary
+    );
+    if std::env::var_os("SHOW_SUMMARY").is_some() {
+        eprintln!("{}", r.summary);
+    }
 
     // With down sections for all of them, no flag and no generated SQL.
     let db = common::fresh_db();
@@ -360,6 +369,9 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
         r.summary
     );
     assert!(!r.summary.contains("GENERATED"), "{}", r.summary);
+    if std::env::var_os("SHOW_SUMMARY").is_some() {
+        eprintln!("{}", r.summary);
+    }
 }
 
 #[test]
@@ -381,6 +393,32 @@ fn drift_step_passes_when_clean_and_fails_on_a_column_added_by_hand() {
     );
     assert!(r.summary.contains("| drift | ❌ failed |"), "{}", r.summary);
     assert!(r.summary.contains("hotfix_flag"), "{}", r.summary);
+}
+
+#[test]
+fn drift_step_against_another_environment() {
+    let staging = common::fresh_db();
+    let prod = common::fresh_db();
+    let file = "environments:\n  staging:\n    database_url_env: STAGING_DATABASE_URL\n    steps: [apply]\n  production:\n    database_url_env: PROD_DATABASE_URL\n    steps: [apply, drift: { source: staging }]\n";
+    let ws = Workspace::new(file, &[("0001_users.sql", USERS)]);
+    let vars = [
+        ("STAGING_DATABASE_URL", staging.url.as_str()),
+        ("PROD_DATABASE_URL", prod.url.as_str()),
+    ];
+    let r = ws.run(&["pipeline", "run", "--env", "staging"], &vars);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let r = ws.run(&["pipeline", "run", "--env", "production"], &vars);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    common::exec(&prod.url, "CREATE INDEX users_email_idx ON users (email)");
+    common::exec(&prod.url, "ALTER TABLE users DROP COLUMN email");
+    let r = ws.run(&["pipeline", "run", "--env", "production"], &vars);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    assert!(
+        r.annotations("error").iter().any(|a| a.contains("email")),
+        "{}",
+        r.debug()
+    );
+    assert!(r.summary.contains("staging"), "{}", r.summary);
 }
 
 #[test]

@@ -178,6 +178,12 @@ impl Runner<'_, '_> {
                 out.generated = generated;
             }
         }
+        out.applied = self
+            .applied_by_run
+            .iter()
+            .rev()
+            .map(|(v, _)| v.clone())
+            .collect();
         out.reversible = reversible;
         out.irreversible = irreversible;
         out

@@ -109,6 +109,8 @@ pub struct Rollback {
     pub url_variable: Option<String>,
     /// The same rollback as `--to <newest version applied before the run>`.
     pub to_command: Option<String>,
+    /// Every migration applied by this run, newest first.
+    pub applied: Vec<String>,
     /// Generated rollbacks for this run's migrations without down SQL: what
     /// `--allow-generated` would run.
     pub generated: Vec<GeneratedDown>,
@@ -210,14 +212,18 @@ pub fn rollback_lines(r: &Rollback) -> Vec<String> {
     if r.reversible.is_empty() && r.irreversible.is_empty() {
         out.push("No migration was applied by this run: the schema is as it was before.".into());
     } else {
-        out.push(format!(
-            "Applied by this run (newest first): {}.",
+        let applied = if r.applied.is_empty() {
             r.reversible
                 .iter()
                 .chain(&r.irreversible)
                 .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect()
+        } else {
+            r.applied.clone()
+        };
+        out.push(format!(
+            "Applied by this run (newest first): {}.",
+            applied.join(", ")
         ));
         let generated = r
             .command
