@@ -4,7 +4,6 @@
 //! Gates are checked before anything connects to the database: a run that is refused
 //! (exit 3) or that selects no environment (exit 0) never touches it.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,7 @@ use crate::db::Target;
 use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::MigrationSet;
 use crate::plan::{self, State};
-use crate::report::run::{
-    DumpInfo, FindingRow, MigrationRow, Rollback, RunStatus, RunSummary, StepRow, StepStatus,
-};
+use crate::report::run::{FindingRow, MigrationRow, RunStatus, RunSummary, StepRow, StepStatus};
 use crate::report::{Event, Level, Reporter};
 
 /// What the operator asked for on the command line (or through action inputs).
@@ -613,6 +610,8 @@ impl Runner<'_, '_> {
             Step::Apply => self.apply(),
             Step::Verify => self.verify(),
             Step::SmokeTest(checks) => self.smoke_test(checks),
+            Step::Rollback(r) => self.rollback_step(r),
+            Step::Drift(d) => self.drift_step(d),
         }
     }
 
@@ -850,25 +849,25 @@ impl Runner<'_, '_> {
                 _ => {}
             }
         }
-        if !p.to_apply.is_empty() {
+        // After a `rollback` step, the versions it rolled back are pending on purpose.
+        let unexpected: Vec<&str> = p
+            .to_apply
+            .iter()
+            .map(|m| m.version.text.as_str())
+            .filter(|v| !self.rolled_back_by_run(v))
+            .collect();
+        if !unexpected.is_empty() {
             bad.push(format!(
                 "{} still pending: {}",
-                p.to_apply.len(),
-                p.to_apply
-                    .iter()
-                    .map(|m| m.version.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                unexpected.len(),
+                unexpected.join(", ")
             ));
         }
         for b in &bad {
             self.diag(Level::Error, &format!("verify: {b}"));
         }
         if bad.is_empty() {
-            Ok(format!(
-                "{} applied, nothing pending, nothing failed, checksums match",
-                state.rows.len()
-            ))
+            Ok(self.verify_detail(state.rows.len(), p.to_apply.len()))
         } else {
             Err(bad.join("; "))
         }
@@ -941,76 +940,32 @@ impl Runner<'_, '_> {
                 )),
             };
         }
-        let dump = if b.dump { Some(self.dump()?) } else { None };
-        let mut s = self.connect()?;
-        let found = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
-        let (_guard, _state) = s
-            .lock(&self.setup.opts, &found, self.reporter)
-            .map_err(|e| e.to_string())?;
+        let dump = if b.dump {
+            Some(crate::backup::dump(
+                &self.target,
+                &self.url,
+                &crate::backup::default_dump_dir(),
+                self.env_name,
+                self.reporter,
+            )?)
+        } else {
+            None
+        };
         let label = b
             .label
             .clone()
             .unwrap_or_else(|| format!("pipeline {}", self.env_name));
-        let m = health::insert_backup_marker(&mut s.db, &schema, &self.ctx, &label, dump.as_ref())
-            .map_err(|e| e.to_string())?;
-        let d = format!(
-            "marker #{} at WAL LSN {} (txid {}){}",
-            m.id,
-            m.wal_lsn.as_deref().unwrap_or("—"),
-            m.txid,
-            m.dump
-                .as_ref()
-                .map(|d| format!(", dump {} ({} bytes)", d.path, d.size_bytes))
-                .unwrap_or_default()
-        );
+        let m = crate::backup::record(
+            &self.target,
+            &self.setup.opts,
+            &self.ctx,
+            &label,
+            dump.as_ref(),
+            self.reporter,
+        )?;
+        let d = crate::backup::describe(&m);
         self.summary.backup = Some(m);
         Ok(d)
-    }
-
-    /// `pg_dump --format=custom` into `$RUNNER_TEMP`. The password goes through
-    /// PGPASSWORD, never the command line (visible in `ps`).
-    fn dump(&mut self) -> Result<DumpInfo, String> {
-        let pg_dump = which::which("pg_dump").map_err(|_| {
-            "`dump: true` needs pg_dump on PATH (Debian/Ubuntu: apt-get install postgresql-client; the pgrollout image has it)".to_string()
-        })?;
-        let dir = std::env::var_os("RUNNER_TEMP")
-            .filter(|v| !v.is_empty())
-            .map_or_else(std::env::temp_dir, PathBuf::from);
-        let path = dir.join(format!(
-            "pgrollout-{}-{}.dump",
-            self.env_name,
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ));
-        let (conninfo, password) = split_password(&self.url);
-        self.reporter.event(&Event::Info {
-            message: &format!("pg_dump → {}", path.display()),
-        });
-        let mut cmd = Command::new(pg_dump);
-        cmd.arg("--format=custom")
-            .arg("--no-password")
-            .arg(format!("--file={}", path.display()))
-            .arg(format!("--dbname={conninfo}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(p) = password {
-            cmd.env("PGPASSWORD", p);
-        }
-        let out = cmd.output().map_err(|e| format!("running pg_dump: {e}"))?;
-        if !out.status.success() {
-            let err = crate::db::conn::redact(
-                String::from_utf8_lossy(&out.stderr).trim(),
-                &self.target.secrets,
-            );
-            return Err(format!("pg_dump failed ({}): {err}", out.status));
-        }
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        use sha2::Digest;
-        Ok(DumpInfo {
-            path: path.display().to_string(),
-            size_bytes: bytes.len() as u64,
-            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-        })
     }
 
     fn smoke_test(&mut self, checks: &[SmokeCheck]) -> StepResult {
@@ -1079,6 +1034,8 @@ impl Runner<'_, '_> {
             let find = |l: &[(String, u64)]| l.iter().find(|(x, _)| x == v).map(|(_, d)| *d);
             let (status, duration) = if let Some(d) = find(&self.applied_by_run) {
                 ("applied", Some(d))
+            } else if let Some(st) = self.rollback_status(v) {
+                (st, None)
             } else if self.failed.as_ref().is_some_and(|(f, _)| f == v) {
                 ("failed", None)
             } else if self.rehearsal_failed.as_ref() == Some(v) {
@@ -1128,43 +1085,16 @@ impl Runner<'_, '_> {
             ),
             _ => format!("{} migration(s) applied", self.summary.applied.len()),
         };
+        if failed_step.is_none() && self.summary.status != RunStatus::Cancelled {
+            self.describe_rollback_in_message();
+        }
         if failed_step.is_some() {
-            self.summary.rollback = Some(self.rollback());
+            self.summary.rollback = Some(self.rollback_instructions());
         }
         self.reporter.event(&Event::PipelineFinished {
             summary: &self.summary,
         });
         self.summary
-    }
-
-    fn rollback(&self) -> Rollback {
-        let mut reversible = Vec::new();
-        let mut irreversible = Vec::new();
-        for (v, _) in self.applied_by_run.iter().rev() {
-            let has_down = self
-                .setup
-                .set
-                .migrations
-                .iter()
-                .find(|m| &m.version.text == v)
-                .is_some_and(|m| m.down.is_some());
-            if has_down {
-                reversible.push(v.clone());
-            } else {
-                irreversible.push(v.clone());
-            }
-        }
-        let command = (irreversible.is_empty() && !reversible.is_empty())
-            .then(|| format!("pgrollout rollback --steps {}", reversible.len()));
-        Rollback {
-            reversible,
-            irreversible,
-            command,
-            failed: self.failed.as_ref().map(|(v, _)| v.clone()),
-            failed_partially_applied: self.failed.as_ref().is_some_and(|(_, p)| *p),
-            backup: self.summary.backup.clone(),
-            url_variable: Some(self.env.database_url_env.clone()),
-        }
     }
 
     /// The `lint` step: the migrations pending on the target, with live context from
@@ -1274,18 +1204,6 @@ fn run_command(command: &str, timeout: Duration, url: &str) -> Result<(), String
     }
 }
 
-/// The URL without its password, and the password (for PGPASSWORD).
-fn split_password(url: &str) -> (String, Option<String>) {
-    if let Ok(mut u) = url::Url::parse(url) {
-        if let Some(p) = u.password() {
-            let p = percent_decode(p);
-            let _ = u.set_password(None);
-            return (u.to_string(), Some(p));
-        }
-    }
-    (url.to_string(), None)
-}
-
 /// Exit code of a finished run (the CLI contract: 0, 1, 2, 3).
 pub fn exit_code(status: RunStatus) -> u8 {
     match status {
@@ -1295,23 +1213,10 @@ pub fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+#[cfg(test)]
+use crate::backup::split_password;
+
+mod emergency;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use crate::overview::{
 use crate::plan::{self, PlanOptions, Problem};
 use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
 
+mod backup_cmd;
 mod rollback_cmd;
 
 /// What a command produced: text for stdout and the exit code.
@@ -263,6 +264,11 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
         Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
+        Command::Backup {
+            dump,
+            label,
+            output_dir,
+        } => backup_cmd::backup(ctx, dump, label.as_deref(), output_dir.as_deref()),
     }
 }
 

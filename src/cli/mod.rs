@@ -377,6 +377,28 @@ pub enum Command {
         use_file_down: bool,
     },
 
+    /// Record a backup marker: the WAL position and transaction id now, who and where.
+    ///
+    /// A row in the tracking schema's backup_markers table, written under the migration
+    /// lock, for point-in-time recovery to just before a migration (restore with
+    /// `recovery_target_lsn`). With --dump, first runs `pg_dump --format=custom` into
+    /// --output-dir and records the file's path, size and SHA-256 with the marker.
+    /// The pipeline's `backup-marker` step does the same.
+    #[command(after_help = "Examples:
+  pgrollout backup --label \"before the orders split\"
+  pgrollout backup --dump --output-dir /backups --format json")]
+    Backup {
+        /// Also take a pg_dump (custom format) before writing the marker; needs pg_dump on PATH.
+        #[arg(long)]
+        dump: bool,
+        /// Text stored with the marker (default `pgrollout backup`).
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// Where --dump writes (default: $RUNNER_TEMP when set, else the current directory).
+        #[arg(long, value_name = "DIR", requires = "dump")]
+        output_dir: Option<PathBuf>,
+    },
+
     /// Test every migration's rollback on a scratch database: up, down, up again.
     ///
     /// Applies every migration, then from the newest to the oldest rolls each back (the

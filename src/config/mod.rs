@@ -197,6 +197,8 @@ pub enum Step {
     Apply,
     Verify,
     SmokeTest(Vec<SmokeCheck>),
+    Rollback(RollbackStep),
+    Drift(DriftStep),
 }
 
 /// Every step key, for "did you mean" and messages.
@@ -210,6 +212,8 @@ pub const STEP_KEYS: &[&str] = &[
     "apply",
     "verify",
     "smoke-test",
+    "rollback",
+    "drift",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -233,6 +237,8 @@ impl<'de> Deserialize<'de> for Step {
                     "dry-run" => Step::DryRun,
                     "apply" => Step::Apply,
                     "verify" => Step::Verify,
+                    "drift" => Step::Drift(DriftStep::default()),
+                    "rollback" => return Err(E::custom(ROLLBACK_NEEDS)),
                     "review-delay" => {
                         return Err(E::custom(
                             "`review-delay` needs a duration: write `- review-delay: 30s`",
@@ -257,6 +263,13 @@ impl<'de> Deserialize<'de> for Step {
                     ),
                     "review-delay" => Step::ReviewDelay(a.next_value::<Delay>()?.0),
                     "smoke-test" => Step::SmokeTest(a.next_value()?),
+                    "rollback" => Step::Rollback(
+                        a.next_value::<Option<RollbackStep>>()?
+                            .ok_or_else(|| A::Error::custom(ROLLBACK_NEEDS))?,
+                    ),
+                    "drift" => {
+                        Step::Drift(a.next_value::<Option<DriftStep>>()?.unwrap_or_default())
+                    }
                     "health" | "validate" | "lint" | "dry-run" | "apply" | "verify" => {
                         a.next_value::<serde::de::IgnoredAny>()?;
                         return Err(A::Error::custom(format!(
@@ -290,6 +303,8 @@ impl Step {
             Step::Apply => "apply",
             Step::Verify => "verify",
             Step::SmokeTest(_) => "smoke-test",
+            Step::Rollback(_) => "rollback",
+            Step::Drift(_) => "drift",
         }
     }
 }
@@ -307,6 +322,38 @@ pub struct BackupOptions {
     /// Label stored with the marker (default `pipeline <environment>`).
     #[serde(default)]
     pub label: Option<String>,
+}
+
+const ROLLBACK_NEEDS: &str =
+    "`rollback` needs how far to go: write `- rollback: { steps: 1 }` or `- rollback: { to: VERSION }`";
+
+/// `rollback: { steps: N }` or `rollback: { to: VERSION }` (exactly one), optionally
+/// with `allow_generated: true`: the emergency step of a manual workflow.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackStep {
+    /// Roll back the newest N applied migrations.
+    #[serde(default)]
+    pub steps: Option<u32>,
+    /// Roll back every migration newer than this version (which stays applied).
+    #[serde(default, deserialize_with = "opt_scalar")]
+    pub to: Option<String>,
+    /// Run generated rollbacks for migrations without a down section.
+    #[serde(default)]
+    pub allow_generated: bool,
+}
+
+/// `drift` alone or `drift: { against: migrations }` (the schema the migration files
+/// build), or `drift: { source: ENV }` (another environment of this file).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DriftStep {
+    /// Only `migrations`.
+    #[serde(default)]
+    pub against: Option<String>,
+    /// The reference environment's name.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// A named check of the `smoke-test` step: `sql` (one value, true or equal to
@@ -493,6 +540,8 @@ impl PipelineFile {
                             }
                         }
                     }
+                    Step::Rollback(r) => self.check_rollback_step(name, r, &invalid)?,
+                    Step::Drift(d) => self.check_drift_step(name, d, &invalid)?,
                     Step::BackupMarker(b) if b.dump && b.max_age.is_some() => {
                         return Err(invalid(
                             "max_age",
@@ -507,6 +556,73 @@ impl PipelineFile {
             }
         }
         Ok(())
+    }
+
+    fn check_rollback_step(
+        &self,
+        env: &str,
+        r: &RollbackStep,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        match (&r.steps, &r.to) {
+            (Some(_), Some(_)) | (None, None) => Err(invalid(
+                "rollback",
+                format!(
+                    "environments.{env}.steps.rollback: give exactly one of `steps: N` or `to: VERSION`"
+                ),
+            )),
+            (Some(0), None) => Err(invalid(
+                "steps: 0",
+                format!("environments.{env}.steps.rollback: `steps: 0` rolls back nothing"),
+            )),
+            (None, Some(v)) if crate::migration::Version::parse(v).is_none() => Err(invalid(
+                v,
+                format!(
+                    "environments.{env}.steps.rollback: `to: {v}` is not a migration version (digits, at most 38)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_drift_step(
+        &self,
+        env: &str,
+        d: &DriftStep,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        match (&d.against, &d.source) {
+            (Some(_), Some(_)) => Err(invalid(
+                "drift",
+                format!(
+                    "environments.{env}.steps.drift: give one of `against: migrations` or `source: ENV`, not both"
+                ),
+            )),
+            (Some(a), None) if a != "migrations" => Err(invalid(
+                a,
+                format!(
+                    "environments.{env}.steps.drift: `against: {a}`: the only value is `migrations` (for another database use `source: ENV`)"
+                ),
+            )),
+            (None, Some(s)) if s == env => Err(invalid(
+                s,
+                format!("environments.{env}.steps.drift: `source: {s}` is this environment itself: nothing to compare"),
+            )),
+            (None, Some(s)) if self.environment(s).is_none() => {
+                let names = self.names();
+                let hint = did_you_mean(s, &names)
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                Err(invalid(
+                    s,
+                    format!(
+                        "environments.{env}.steps.drift: `source: {s}` is not an environment of this file{hint}; environments: {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {

@@ -161,6 +161,8 @@ pub const OUTPUTS: &[&str] = &[
     "applied",
     "pending-count",
     "backup-marker",
+    "rolled-back-count",
+    "rolled-back",
     "summary-file",
 ];
 
@@ -475,6 +477,11 @@ impl GitHub {
                         .as_ref()
                         .map_or(String::new(), |b| b.id.to_string()),
                 ),
+                (
+                    "rolled-back-count",
+                    r.rolled_back_versions().len().to_string(),
+                ),
+                ("rolled-back", r.rolled_back_versions().join("\n")),
                 ("summary-file", file),
             ],
             None => {
@@ -679,6 +686,12 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
         for l in run::rollback_lines(rb) {
             s.push_str(&format!("- {}\n", l.replace(['\r', '\n'], " ")));
         }
+        generated_markdown(&rb.generated, s);
+    }
+    rolled_back_markdown(&r.rolled_back, s);
+    for d in &r.drift {
+        s.push('\n');
+        s.push_str(&super::markdown::drift_summary(d));
     }
     if !r.steps.is_empty() {
         s.push_str("\n### Steps\n\n| Step | Status | Duration | Detail |\n|---|---|---|---|\n");
@@ -716,6 +729,37 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
                 md(&f.message)
             ));
         }
+    }
+}
+
+/// Generated rollbacks, marked as such, in fenced blocks (a fence longer than any
+/// backtick run in the SQL, so the SQL cannot close it).
+fn generated_markdown(generated: &[run::GeneratedDown], s: &mut String) {
+    for g in generated {
+        let longest = g.sql.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        s.push_str(&format!(
+            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{fence}sql\n{}\n{fence}\n",
+            md(&g.version),
+            g.sql.trim_end()
+        ));
+    }
+}
+
+/// What `rollback` steps rolled back (or rehearsed) and where each down SQL came from.
+fn rolled_back_markdown(rows: &[run::RolledBackRow], s: &mut String) {
+    if rows.is_empty() {
+        return;
+    }
+    s.push_str("\n### Rolled back\n\n| Version | Name | Down SQL | Status |\n|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            md(&r.version),
+            md(&r.name),
+            md(&r.origin),
+            md(&r.status)
+        ));
     }
 }
 

@@ -107,6 +107,13 @@ pub struct Rollback {
     pub backup: Option<BackupInfo>,
     /// Name of the environment variable holding the URL, for copy-paste commands.
     pub url_variable: Option<String>,
+    /// The same rollback as `--to <newest version applied before the run>`.
+    pub to_command: Option<String>,
+    /// Every migration applied by this run, newest first.
+    pub applied: Vec<String>,
+    /// Generated rollbacks for this run's migrations without down SQL: what
+    /// `--allow-generated` would run.
+    pub generated: Vec<GeneratedDown>,
 }
 
 /// Everything a pipeline run produced.
@@ -126,6 +133,39 @@ pub struct RunSummary {
     pub pending: Vec<String>,
     pub backup: Option<BackupInfo>,
     pub rollback: Option<Rollback>,
+    /// What `rollback` steps rolled back (or rehearsed, in a dry run), newest first.
+    pub rolled_back: Vec<RolledBackRow>,
+    /// The reports of `drift` steps.
+    pub drift: Vec<crate::drift::DriftReport>,
+}
+
+/// One migration handled by a `rollback` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBackRow {
+    pub version: String,
+    pub name: String,
+    /// Where its down SQL came from: stored, file or generated.
+    pub origin: String,
+    /// `rolled back`, `rehearsed` or `not rehearsable`.
+    pub status: String,
+}
+
+impl RunSummary {
+    /// Versions actually rolled back (not rehearsed): the `rolled-back` output.
+    pub fn rolled_back_versions(&self) -> Vec<String> {
+        self.rolled_back
+            .iter()
+            .filter(|r| r.status == "rolled back")
+            .map(|r| r.version.clone())
+            .collect()
+    }
+}
+
+/// A rollback generated from a migration's up section, offered when it has no down.
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratedDown {
+    pub version: String,
+    pub sql: String,
 }
 
 impl RunSummary {
@@ -144,6 +184,8 @@ impl RunSummary {
             pending: Vec::new(),
             backup: None,
             rollback: None,
+            rolled_back: Vec::new(),
+            drift: Vec::new(),
         }
     }
 }
@@ -170,19 +212,41 @@ pub fn rollback_lines(r: &Rollback) -> Vec<String> {
     if r.reversible.is_empty() && r.irreversible.is_empty() {
         out.push("No migration was applied by this run: the schema is as it was before.".into());
     } else {
-        out.push(format!(
-            "Applied by this run (newest first): {}.",
+        let applied = if r.applied.is_empty() {
             r.reversible
                 .iter()
                 .chain(&r.irreversible)
                 .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect()
+        } else {
+            r.applied.clone()
+        };
+        out.push(format!(
+            "Applied by this run (newest first): {}.",
+            applied.join(", ")
         ));
+        let generated = r
+            .command
+            .as_deref()
+            .is_some_and(|c| c.contains("--allow-generated"));
         if let Some(cmd) = &r.command {
-            out.push(format!(
-                "Down migrations exist for all of them; to revert: `DATABASE_URL=\"${url}\" {cmd}`"
-            ));
+            if generated {
+                out.push(format!(
+                    "No down section for {}, but a rollback can be generated from the up section (GENERATED — review the SQL below first); to revert: `DATABASE_URL=\"${url}\" {cmd}`",
+                    r.generated
+                        .iter()
+                        .map(|g| g.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            } else {
+                out.push(format!(
+                    "Down migrations exist for all of them; to revert: `DATABASE_URL=\"${url}\" {cmd}`"
+                ));
+            }
+            if let Some(to) = &r.to_command {
+                out.push(format!("Equivalent: `DATABASE_URL=\"${url}\" {to}`"));
+            }
         } else if !r.irreversible.is_empty() {
             out.push(format!(
                 "No down section for {}: revert by hand, or restore from the backup below.",
@@ -226,6 +290,15 @@ pub fn closing(s: &RunSummary) -> String {
         out.push_str("rollback instructions:\n");
         for l in rollback_lines(r) {
             out.push_str(&format!("  - {l}\n"));
+        }
+        for g in &r.generated {
+            out.push_str(&format!(
+                "  generated rollback of {} (GENERATED, review before running):\n",
+                g.version
+            ));
+            for l in g.sql.lines() {
+                out.push_str(&format!("    {l}\n"));
+            }
         }
     }
     out

@@ -1,0 +1,133 @@
+//! Backup markers and dumps: the one implementation behind the pipeline's
+//! `backup-marker` step and the `backup` command.
+//!
+//! A marker is a row in `backup_markers` holding the WAL position and transaction id at
+//! the moment it was written (for point-in-time recovery to just before a migration), who
+//! wrote it and from where, and the dump taken just before it, if any.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::db::health;
+use crate::db::tracking::RunContext;
+use crate::db::Target;
+use crate::execute::{self, RunOptions};
+use crate::report::run::{BackupInfo, DumpInfo};
+use crate::report::{Event, Reporter};
+
+/// Where a dump goes by default: `$RUNNER_TEMP` on a GitHub runner (kept until the job
+/// ends, and uploadable as an artifact), else the system temp directory.
+pub fn default_dump_dir() -> PathBuf {
+    std::env::var_os("RUNNER_TEMP")
+        .filter(|v| !v.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`
+/// and the UTC time; returns its path, size and SHA-256. The password goes through
+/// PGPASSWORD, never the command line (visible in `ps`).
+pub fn dump(
+    target: &Target,
+    url: &str,
+    dir: &Path,
+    name: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<DumpInfo, String> {
+    let pg_dump = which::which("pg_dump").map_err(|_| {
+        "a dump needs pg_dump on PATH (Debian/Ubuntu: apt-get install postgresql-client; the pgrollout image has it)".to_string()
+    })?;
+    let path = dir.join(format!(
+        "pgrollout-{name}-{}.dump",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    let (conninfo, password) = split_password(url);
+    reporter.event(&Event::Info {
+        message: &format!("pg_dump → {}", path.display()),
+    });
+    let mut cmd = Command::new(pg_dump);
+    cmd.arg("--format=custom")
+        .arg("--no-password")
+        .arg(format!("--file={}", path.display()))
+        .arg(format!("--dbname={conninfo}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.output().map_err(|e| format!("running pg_dump: {e}"))?;
+    if !out.status.success() {
+        let err =
+            crate::db::conn::redact(String::from_utf8_lossy(&out.stderr).trim(), &target.secrets);
+        return Err(format!("pg_dump failed ({}): {err}", out.status));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    use sha2::Digest;
+    Ok(DumpInfo {
+        path: path.display().to_string(),
+        size_bytes: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    })
+}
+
+/// Write a marker row under the migration lock (creating the tracking schema if needed),
+/// so it is ordered with respect to migrations applied by other runs.
+pub fn record(
+    target: &Target,
+    opts: &RunOptions,
+    ctx: &RunContext,
+    label: &str,
+    dump: Option<&DumpInfo>,
+    reporter: &mut dyn Reporter,
+) -> Result<BackupInfo, String> {
+    let mut s = execute::connect(target, &opts.schema, opts.connect_retry, reporter)
+        .map_err(|e| e.to_string())?;
+    let found = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
+    let (_guard, _state) = s.lock(opts, &found, reporter).map_err(|e| e.to_string())?;
+    health::insert_backup_marker(&mut s.db, &opts.schema, ctx, label, dump)
+        .map_err(|e| e.to_string())
+}
+
+/// One line describing a marker, for step details and the command's text output.
+pub fn describe(m: &BackupInfo) -> String {
+    format!(
+        "marker #{} at WAL LSN {} (txid {}){}",
+        m.id,
+        m.wal_lsn.as_deref().unwrap_or("—"),
+        m.txid,
+        m.dump
+            .as_ref()
+            .map(|d| format!(", dump {} ({} bytes)", d.path, d.size_bytes))
+            .unwrap_or_default()
+    )
+}
+
+/// The URL without its password, and the password (for PGPASSWORD).
+pub fn split_password(url: &str) -> (String, Option<String>) {
+    if let Ok(mut u) = url::Url::parse(url) {
+        if let Some(p) = u.password() {
+            let p = percent_decode(p);
+            let _ = u.set_password(None);
+            return (u.to_string(), Some(p));
+        }
+    }
+    (url.to_string(), None)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
