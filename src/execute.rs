@@ -89,6 +89,34 @@ pub struct MigrationError {
     pub invalid_indexes: Vec<String>,
 }
 
+/// SQLSTATE, detail, hint, context and retries of a server error, as every failure
+/// message shows them.
+pub(crate) fn write_server_details(
+    f: &mut std::fmt::Formatter<'_>,
+    sqlstate: Option<&str>,
+    detail: Option<&str>,
+    hint: Option<&str>,
+    context: Option<&str>,
+    attempts: u32,
+) -> std::fmt::Result {
+    if let Some(c) = sqlstate {
+        write!(f, " (SQLSTATE {c})")?;
+    }
+    if let Some(d) = detail {
+        write!(f, "\n  detail: {d}")?;
+    }
+    if let Some(h) = hint {
+        write!(f, "\n  hint: {h}")?;
+    }
+    if let Some(c) = context {
+        write!(f, "\n  where: {c}")?;
+    }
+    if attempts > 1 {
+        write!(f, "\n  gave up after {attempts} attempts")?;
+    }
+    Ok(())
+}
+
 impl MigrationError {
     /// The message without the location, for reporters that show the location apart.
     pub fn body(&self) -> String {
@@ -115,21 +143,14 @@ impl std::fmt::Display for MigrationError {
             write!(f, " at statement {}", i + 1)?;
         }
         write!(f, ": {}", self.message)?;
-        if let Some(c) = &self.sqlstate {
-            write!(f, " (SQLSTATE {c})")?;
-        }
-        if let Some(d) = &self.detail {
-            write!(f, "\n  detail: {d}")?;
-        }
-        if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        if let Some(c) = &self.context {
-            write!(f, "\n  where: {c}")?;
-        }
-        if self.attempts > 1 {
-            write!(f, "\n  gave up after {} attempts", self.attempts)?;
-        }
+        write_server_details(
+            f,
+            self.sqlstate.as_deref(),
+            self.detail.as_deref(),
+            self.hint.as_deref(),
+            self.context.as_deref(),
+            self.attempts,
+        )?;
         if self.non_transactional {
             write!(
                 f,

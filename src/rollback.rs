@@ -143,21 +143,14 @@ impl std::fmt::Display for DownError {
             write!(f, ", line {l} of it")?;
         }
         write!(f, "): {}", self.message)?;
-        if let Some(c) = &self.sqlstate {
-            write!(f, " (SQLSTATE {c})")?;
-        }
-        if let Some(d) = &self.detail {
-            write!(f, "\n  detail: {d}")?;
-        }
-        if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        if let Some(c) = &self.context {
-            write!(f, "\n  where: {c}")?;
-        }
-        if self.attempts > 1 {
-            write!(f, "\n  gave up after {} attempts", self.attempts)?;
-        }
+        crate::execute::write_server_details(
+            f,
+            self.sqlstate.as_deref(),
+            self.detail.as_deref(),
+            self.hint.as_deref(),
+            self.context.as_deref(),
+            self.attempts,
+        )?;
         if self.non_transactional {
             write!(
                 f,
