@@ -513,7 +513,8 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-fn timeouts(opts: &RunOptions, local: bool) -> String {
+/// `SET [LOCAL] lock_timeout …; … statement_timeout …` for a migration (or a down).
+pub(crate) fn timeouts(opts: &RunOptions, local: bool) -> String {
     let kw = if local { "SET LOCAL" } else { "SET" };
     format!(
         "{kw} lock_timeout = {}; {kw} statement_timeout = {}",
@@ -596,7 +597,7 @@ fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Exponential backoff with jitter for 55P03 retries: ~0.5 s, 1 s, 2 s … capped at 10 s.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     use rand::Rng;
     let base = 500u64
         .saturating_mul(1 << attempt.saturating_sub(1).min(5))
@@ -734,7 +735,7 @@ fn run_stepwise(
         db.batch(begin).map_err(|e| (None, e))?;
     }
     for (i, st) in stmts.iter().enumerate() {
-        run_statement(db, m, st).map_err(|e| (Some(i), e))?;
+        run_statement(db, &m.source, st).map_err(|e| (Some(i), e))?;
     }
     if let Some((stmt, row)) = record {
         db.run(|c| async move { row.insert(c, stmt).await })
@@ -744,16 +745,21 @@ fn run_stepwise(
     Ok(())
 }
 
-fn run_statement(db: &mut Db, m: &Migration, st: &Statement) -> Result<(), tokio_postgres::Error> {
-    let text = statement_text(&m.source, st);
+/// One statement of `source` (a file's text): a simple query, or COPY with its inline data.
+pub(crate) fn run_statement(
+    db: &mut Db,
+    source: &str,
+    st: &Statement,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = &source[st.span.clone()];
     match &st.copy_data {
         Some(data) => db
             .copy_in(
-                text.trim_end().trim_end_matches(';'),
-                m.source[data.clone()].as_bytes(),
+                sql.trim_end().trim_end_matches(';'),
+                source[data.clone()].as_bytes(),
             )
             .map(|_| ()),
-        None => db.batch(text),
+        None => db.batch(sql),
     }
 }
 
@@ -802,7 +808,7 @@ fn apply_non_transactional(
             line: st.line,
             label: st.non_transactional.unwrap_or(label),
         });
-        let r = run_statement(&mut s.db, m, st);
+        let r = run_statement(&mut s.db, &m.source, st);
         s.notices(Some(v), reporter);
         if let Err(e) = r {
             let mut me = migration_error(m, &stmts, Some(i), &e, true, 1);

@@ -18,7 +18,7 @@ use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::tracking::{AppliedRow, RowStatus, RunContext, StoredDown, TrackingError};
 use crate::db::{ConnectError, Target};
-use crate::execute::{self, ApplyError, RunOptions, Session};
+use crate::execute::{self, backoff, run_statement, timeouts, ApplyError, RunOptions, Session};
 use crate::migration::{Migration, MigrationSet, Version};
 use crate::report::{Event, Level, Location, Mode, Reporter};
 use crate::sql::{self, Item, LineIndex, Statement, TxControl};
@@ -567,40 +567,6 @@ fn announce(planned: &[PlannedDown], dry_run: bool, reporter: &mut dyn Reporter)
     });
 }
 
-fn timeouts(opts: &RunOptions, kw: &str) -> String {
-    format!(
-        "{kw} lock_timeout = {}; {kw} statement_timeout = {}",
-        opts.lock_timeout.as_millis(),
-        opts.statement_timeout.map_or(0, |d| d.as_millis())
-    )
-}
-
-/// Exponential backoff with jitter for 55P03 retries: ~0.5 s, 1 s, 2 s … capped at 10 s.
-fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let base = 500u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(5))
-        .min(10_000);
-    Duration::from_millis(base / 2 + rand::rng().random_range(0..=base / 2))
-}
-
-fn run_statement(
-    db: &mut crate::db::Db,
-    text: &str,
-    st: &Statement,
-) -> Result<(), tokio_postgres::Error> {
-    let sql = &text[st.span.clone()];
-    match &st.copy_data {
-        Some(data) => db
-            .copy_in(
-                sql.trim_end().trim_end_matches(';'),
-                text[data.clone()].as_bytes(),
-            )
-            .map(|_| ()),
-        None => db.batch(sql),
-    }
-}
-
 /// The error for statement `index` of a down SQL text, positioned in the migration file
 /// when the text is that file's down section.
 #[allow(clippy::too_many_arguments)]
@@ -704,7 +670,7 @@ fn run_down(
         );
     };
     if p.no_transaction {
-        s.db.batch(&timeouts(&opts.run, "SET"))
+        s.db.batch(&timeouts(&opts.run, false))
             .map_err(|source| RollbackError::Query {
                 what: "setting timeouts".into(),
                 source,
@@ -747,7 +713,7 @@ fn run_down(
         }
         record?;
     } else {
-        let begin = format!("BEGIN; {}", timeouts(&opts.run, "SET LOCAL"));
+        let begin = format!("BEGIN; {}", timeouts(&opts.run, true));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -844,9 +810,7 @@ fn rehearse(
 ) -> Result<RollbackReport, RollbackFailure> {
     let mut run = opts.run.clone();
     run.lock_timeout = run.lock_timeout.min(Duration::from_secs(2));
-    if let Err(source) =
-        s.db.batch(&format!("BEGIN; {}", timeouts(&run, "SET LOCAL")))
-    {
+    if let Err(source) = s.db.batch(&format!("BEGIN; {}", timeouts(&run, true))) {
         return Err(RollbackFailure {
             report,
             error: RollbackError::Query {
