@@ -4,8 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use common::actions::{parse_outputs, Run, Workspace};
+
+use std::path::Path;
 use std::process::Command;
 
 const PIPELINE: &str = r#"
@@ -36,128 +37,6 @@ environments:
 "#;
 
 const USERS: &str = "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');\n-- migrate:down\nDROP TABLE users;\n";
-
-/// A workspace: a pipeline file, migrations, the runner's files.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    outputs: BTreeMap<String, String>,
-    summary: String,
-}
-
-impl Workspace {
-    fn new(pipeline: &str, migrations: &[(&str, &str)]) -> Workspace {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pgrollout.yml"), pipeline).unwrap();
-        std::fs::create_dir(dir.path().join("migrations")).unwrap();
-        for (name, sql) in migrations {
-            std::fs::write(dir.path().join("migrations").join(name), sql).unwrap();
-        }
-        std::fs::create_dir(dir.path().join("runner_temp")).unwrap();
-        Workspace { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn event(&self, json: serde_json::Value) -> String {
-        let p = self.path("event.json");
-        std::fs::write(&p, json.to_string()).unwrap();
-        p.display().to_string()
-    }
-
-    /// Run the binary with only PATH, HOME and the given variables set, as on a runner.
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let out = self.path("github_output");
-        let summary = self.path("step_summary");
-        std::fs::write(&out, "").unwrap();
-        std::fs::write(&summary, "").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgrollout"));
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_OUTPUT", &out)
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("RUNNER_TEMP", self.path("runner_temp"))
-            .env("GITHUB_ACTOR", "mona")
-            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            outputs,
-            summary: std::fs::read_to_string(&summary).unwrap(),
-        }
-    }
-}
-
-impl Run {
-    /// Lines the runner treats as workflow commands (first non-blank chars `::`, or a
-    /// legacy `##[` anywhere), from both streams, split like the runner splits.
-    fn commands(&self) -> Vec<String> {
-        format!("{}\n{}", self.stdout, self.stderr)
-            .split(['\r', '\n'])
-            .filter(|l| l.trim_start().starts_with("::") || l.contains("##["))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn annotations(&self, kind: &str) -> Vec<String> {
-        self.commands()
-            .into_iter()
-            .filter(|c| {
-                c.starts_with(&format!("::{kind} ")) || c.starts_with(&format!("::{kind}::"))
-            })
-            .collect()
-    }
-
-    fn debug(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- summary\n{}",
-            self.code, self.stdout, self.stderr, self.summary
-        )
-    }
-}
-
-/// `$GITHUB_OUTPUT` parsed like the runner: `name<<DELIM`, lines, a line equal to DELIM.
-fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    assert!(!text.contains('\r'), "GITHUB_OUTPUT must be LF only");
-    let mut out = BTreeMap::new();
-    let mut lines = text.split('\n');
-    while let Some(l) = lines.next() {
-        if l.is_empty() {
-            continue;
-        }
-        let (name, d) = l.split_once("<<").expect("heredoc form");
-        assert!(d.starts_with("ghadelimiter_"), "{d}");
-        let mut v = Vec::new();
-        let mut closed = false;
-        for x in lines.by_ref() {
-            if x == d {
-                closed = true;
-                break;
-            }
-            v.push(x);
-        }
-        assert!(closed, "delimiter {d} not closed");
-        out.insert(name.to_string(), v.join("\n"));
-    }
-    out
-}
 
 fn tracking_schema_exists(url: &str) -> bool {
     common::query_strings(

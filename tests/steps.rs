@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
+use common::actions::{Run, Workspace};
 
 const PIPELINE: &str = r#"
 migrations: migrations
@@ -27,128 +25,33 @@ environments:
 const USERS: &str = "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\n-- migrate:down\nDROP TABLE users;\n";
 const ORDERS: &str = "-- migrate:up\nCREATE TABLE orders (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE orders;\n";
 
-struct Workspace {
-    dir: tempfile::TempDir,
+fn dispatch(ws: &Workspace, db: &str, inputs: serde_json::Value) -> Run {
+    let ev = ws.path("event.json");
+    std::fs::write(
+        &ev,
+        serde_json::json!({"inputs": inputs, "sender": {"login": "mona"}}).to_string(),
+    )
+    .unwrap();
+    ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_EVENT_PATH", ev.to_str().unwrap()),
+            ("PROD_DATABASE_URL", db),
+        ],
+    )
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    outputs: BTreeMap<String, String>,
-    summary: String,
-}
-
-impl Workspace {
-    fn new(pipeline: &str, migrations: &[(&str, &str)]) -> Workspace {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pgrollout.yml"), pipeline).unwrap();
-        std::fs::create_dir(dir.path().join("migrations")).unwrap();
-        for (name, sql) in migrations {
-            std::fs::write(dir.path().join("migrations").join(name), sql).unwrap();
-        }
-        std::fs::create_dir(dir.path().join("runner_temp")).unwrap();
-        Workspace { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn add(&self, name: &str, sql: &str) {
-        std::fs::write(self.path("migrations").join(name), sql).unwrap();
-    }
-
-    /// The binary with only PATH, HOME and the given variables set, as on a runner.
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let out = self.path("github_output");
-        let summary = self.path("step_summary");
-        std::fs::write(&out, "").unwrap();
-        std::fs::write(&summary, "").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgrollout"));
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_OUTPUT", &out)
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("RUNNER_TEMP", self.path("runner_temp"))
-            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            outputs: parse_outputs(&std::fs::read_to_string(&out).unwrap()),
-            summary: std::fs::read_to_string(&summary).unwrap(),
-        }
-    }
-
-    fn dispatch(&self, db: &str, inputs: serde_json::Value) -> Run {
-        let ev = self.path("event.json");
-        std::fs::write(
-            &ev,
-            serde_json::json!({"inputs": inputs, "sender": {"login": "mona"}}).to_string(),
-        )
-        .unwrap();
-        self.run(
-            &["pipeline", "run"],
-            &[
-                ("GITHUB_EVENT_NAME", "workflow_dispatch"),
-                ("GITHUB_REF", "refs/heads/main"),
-                ("GITHUB_EVENT_PATH", ev.to_str().unwrap()),
-                ("PROD_DATABASE_URL", db),
-            ],
-        )
-    }
-
-    fn push_staging(&self, db: &str) -> Run {
-        self.run(
-            &["pipeline", "run"],
-            &[
-                ("GITHUB_EVENT_NAME", "push"),
-                ("GITHUB_REF", "refs/heads/staging"),
-                ("STAGING_DATABASE_URL", db),
-            ],
-        )
-    }
-}
-
-impl Run {
-    fn annotations(&self, kind: &str) -> Vec<String> {
-        format!("{}\n{}", self.stdout, self.stderr)
-            .lines()
-            .filter(|c| {
-                c.starts_with(&format!("::{kind} ")) || c.starts_with(&format!("::{kind}::"))
-            })
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn debug(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- summary\n{}",
-            self.code, self.stdout, self.stderr, self.summary
-        )
-    }
-}
-
-fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut lines = text.split('\n');
-    while let Some(l) = lines.next() {
-        let Some((name, d)) = l.split_once("<<") else {
-            continue;
-        };
-        let v: Vec<&str> = lines.by_ref().take_while(|x| *x != d).collect();
-        out.insert(name.to_string(), v.join("\n"));
-    }
-    out
+fn push_staging(ws: &Workspace, db: &str) -> Run {
+    ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("STAGING_DATABASE_URL", db),
+        ],
+    )
 }
 
 /// The JSON result on stdout (in Actions, the log lines before it share stdout).
@@ -181,7 +84,8 @@ fn production_with_two(db: &str) -> Workspace {
         PIPELINE,
         &[("0001_users.sql", USERS), ("0002_orders.sql", ORDERS)],
     );
-    let r = ws.dispatch(
+    let r = dispatch(
+        &ws,
         db,
         serde_json::json!({"environment": "production", "confirm": "MIGRATE-PRODUCTION", "dry_run": "false"}),
     );
@@ -194,7 +98,8 @@ fn production_with_two(db: &str) -> Workspace {
 fn rollback_step_on_confirmed_dispatch_rolls_back_one() {
     let db = common::fresh_db();
     let ws = production_with_two(&db.url);
-    let r = ws.dispatch(
+    let r = dispatch(
+        &ws,
         &db.url,
         serde_json::json!({"environment": "production-rollback", "confirm": "ROLLBACK-PRODUCTION", "dry_run": "false"}),
     );
@@ -243,7 +148,8 @@ fn rollback_step_in_a_dry_run_rehearses_and_writes_nothing() {
     let history = "SELECT count(*) FROM pgrollout.migration_history";
     let markers = "SELECT count(*) FROM pgrollout.backup_markers";
     let (h, m) = (count(&db.url, history), count(&db.url, markers));
-    let r = ws.dispatch(
+    let r = dispatch(
+        &ws,
         &db.url,
         serde_json::json!({"environment": "production-rollback", "confirm": "ROLLBACK-PRODUCTION"}),
     );
@@ -307,7 +213,7 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
         "environments:\n  staging:\n    database_url_env: STAGING_DATABASE_URL\n    on: { branches: [staging] }\n    steps: [apply]\n",
         &[("0001_users.sql", USERS)],
     );
-    let r = ws.push_staging(&db.url);
+    let r = push_staging(&ws, &db.url);
     assert_eq!(r.code, 0, "{}", r.debug());
     ws.add("0002_orders.sql", ORDERS);
     ws.add(
@@ -318,7 +224,7 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
         "0004_broken.sql",
         "-- migrate:up\nSELECT 1/0;\n-- migrate:down\nSELECT 1;\n",
     );
-    let r = ws.push_staging(&db.url);
+    let r = push_staging(&ws, &db.url);
     assert_eq!(r.code, 1, "{}", r.debug());
     assert_eq!(applied(&db.url), ["0001", "0002", "0003"]);
     assert!(
@@ -361,7 +267,7 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
             ("0004_broken.sql", "-- migrate:up\nSELECT 1/0;\n"),
         ],
     );
-    let r = ws.push_staging(&db.url);
+    let r = push_staging(&ws, &db.url);
     assert_eq!(r.code, 1, "{}", r.debug());
     assert!(
         r.summary.contains("pgrollout rollback --steps 2`"),
@@ -378,12 +284,12 @@ fn failed_run_names_the_rollback_command_and_shows_generated_sql() {
 fn drift_step_passes_when_clean_and_fails_on_a_column_added_by_hand() {
     let db = common::fresh_db();
     let ws = Workspace::new(PIPELINE, &[("0001_users.sql", USERS)]);
-    let r = ws.push_staging(&db.url);
+    let r = push_staging(&ws, &db.url);
     assert_eq!(r.code, 0, "{}", r.debug());
     assert!(r.summary.contains("| drift | ✅ passed |"), "{}", r.summary);
 
     common::exec(&db.url, "ALTER TABLE users ADD COLUMN hotfix_flag boolean");
-    let r = ws.push_staging(&db.url);
+    let r = push_staging(&ws, &db.url);
     assert_eq!(r.code, 1, "{}", r.debug());
     let errors = r.annotations("error");
     assert!(
