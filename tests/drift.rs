@@ -346,6 +346,37 @@ fn enum_values_added_by_hand_are_critical() {
 }
 
 #[test]
+fn domains_composite_and_range_types_are_compared() {
+    let base = "CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');\n\
+                CREATE TYPE money_pair AS (amount bigint, currency text);\n\
+                CREATE TYPE num_span AS RANGE (subtype = numeric);\n";
+    only(
+        &diff_after(base, "ALTER DOMAIN email SET NOT NULL"),
+        Kind::TypeChanged,
+        Severity::Critical,
+        "public.email",
+    );
+    only(
+        &diff_after(base, "ALTER TYPE money_pair ADD ATTRIBUTE note text"),
+        Kind::TypeChanged,
+        Severity::Critical,
+        "public.money_pair",
+    );
+    only(
+        &diff_after(base, "DROP TYPE num_span"),
+        Kind::TypeMissing,
+        Severity::Critical,
+        "public.num_span",
+    );
+    only(
+        &diff_after(base, "CREATE DOMAIN code AS text"),
+        Kind::TypeExtra,
+        Severity::Critical,
+        "public.code",
+    );
+}
+
+#[test]
 fn sequence_differences_are_found() {
     only(
         &diff_after(BASE, "ALTER SEQUENCE s INCREMENT BY 10"),

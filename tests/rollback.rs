@@ -426,6 +426,24 @@ fn generated_rollbacks_undo_every_supported_statement() {
 }
 
 #[test]
+fn test_reports_a_down_that_forgets_a_domain() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "1_email.sql",
+        "-- migrate:up\nCREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');\nCREATE TABLE contacts (id bigint, e email);\n-- migrate:down\nDROP TABLE contacts;\n",
+    );
+    let r = pgrollout(&db.url, dir.path(), &["test"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("1        email  broken"), "{r:?}");
+    assert!(
+        r.stdout.contains("domain type public.email (text CHECK ((VALUE ~~ '%@%'::text))) exists only in the target"),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn test_reports_a_down_that_forgets_an_index_and_one_that_fails() {
     let db = fresh_db();
     let dir = tempfile::tempdir().unwrap();

@@ -70,6 +70,9 @@ pub struct SchemaSnapshot {
     pub triggers: Vec<Trigger>,
     pub policies: Vec<Policy>,
     pub enums: Vec<Enum>,
+    /// Domains, composite and range types (enums are above).
+    #[serde(default)]
+    pub types: Vec<UserType>,
     pub sequences: Vec<Sequence>,
 }
 
@@ -198,6 +201,18 @@ pub struct Enum {
     pub values: Vec<String>,
 }
 
+/// A domain, composite or range type, with a definition that changes whenever the type
+/// does: the base type, default and constraints of a domain; the attributes of a
+/// composite; the subtype of a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserType {
+    pub schema: String,
+    pub name: String,
+    /// `domain`, `composite` or `range`.
+    pub kind: String,
+    pub definition: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequence {
     pub schema: String,
@@ -257,6 +272,7 @@ impl SchemaSnapshot {
             && self.views.is_empty()
             && self.functions.is_empty()
             && self.enums.is_empty()
+            && self.types.is_empty()
             && self.sequences.is_empty())
     }
 }
@@ -466,11 +482,16 @@ fn read_in_transaction(
            p.prosecdef, {}, {}, obj_description(p.oid, 'pg_proc') \
          FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace \
          JOIN pg_language AS l ON l.oid = p.prolang \
-         WHERE n.nspname = ANY($1) AND {} ORDER BY 1, 3",
+         WHERE n.nspname = ANY($1) AND {} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_proc'::regclass \
+                           AND d.objid = p.oid AND d.deptype = 'i') \
+         ORDER BY 1, 3",
         owner("p.proowner"),
         privs("p.proacl"),
         not_extension_member("pg_proc", "p.oid"),
     );
+    // Functions internal to another object (a range type's constructors) come and go
+    // with it: the object itself is compared.
     let functions = db
         .query(&sql, p)
         .map_err(err("functions"))?
@@ -556,6 +577,38 @@ fn read_in_transaction(
         })
         .collect();
 
+    // Composite types of tables and views are their relations, not user types.
+    let sql = format!(
+        "SELECT n.nspname::text, t.typname::text, \
+           CASE t.typtype WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite' ELSE 'range' END, \
+           CASE t.typtype \
+             WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) \
+               || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END \
+               || coalesce(' DEFAULT ' || t.typdefault, '') \
+               || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) \
+                            FROM pg_constraint AS c WHERE c.contypid = t.oid), '') \
+             WHEN 'c' THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) \
+                            FROM pg_attribute AS a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) \
+             ELSE (SELECT format_type(r.rngsubtype, NULL) FROM pg_range AS r WHERE r.rngtypid = t.oid) \
+           END \
+         FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace \
+         WHERE (t.typtype IN ('d', 'r') \
+                OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class AS c WHERE c.oid = t.typrelid) = 'c')) \
+           AND n.nspname = ANY($1) AND {} ORDER BY 1, 2",
+        not_extension_member("pg_type", "t.oid"),
+    );
+    let types = db
+        .query(&sql, p)
+        .map_err(err("types"))?
+        .iter()
+        .map(|r| UserType {
+            schema: r.get(0),
+            name: r.get(1),
+            kind: r.get(2),
+            definition: r.get::<_, Option<String>>(3).unwrap_or_default(),
+        })
+        .collect();
+
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, \
            s.seqmin, s.seqmax, s.seqcycle, {}, {} \
@@ -600,6 +653,7 @@ fn read_in_transaction(
         triggers,
         policies,
         enums,
+        types,
         sequences,
     })
 }
@@ -674,6 +728,9 @@ pub enum Kind {
     EnumMissing,
     EnumExtra,
     EnumValues,
+    TypeMissing,
+    TypeExtra,
+    TypeChanged,
     SequenceMissing,
     SequenceExtra,
     SequenceChanged,
@@ -692,7 +749,8 @@ impl Kind {
             | ConstraintExtra | ConstraintChanged | IndexMissing | IndexExtra | IndexInvalid
             | ViewMissing | ViewExtra | FunctionMissing | FunctionExtra | TriggerMissing
             | TriggerExtra | RlsEnabled | RlsForced | PolicyMissing | PolicyExtra | EnumMissing
-            | EnumExtra | EnumValues | SequenceMissing | SequenceExtra => Severity::Critical,
+            | EnumExtra | EnumValues | TypeMissing | TypeExtra | TypeChanged | SequenceMissing
+            | SequenceExtra => Severity::Critical,
             ColumnDefault
             | ColumnIdentity
             | ColumnGenerated
@@ -1205,6 +1263,60 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
                     format!("type {}", q(&a.schema, &a.name)),
                     format!("enum {} has values ({}) in the source but ({}) in the target", q(&a.schema, &a.name), a.values.join(", "), b.values.join(", ")),
                     fix,
+                );
+            }
+        },
+    );
+
+    d.keyed(
+        &source.types,
+        &target.types,
+        |t| (t.schema.clone(), t.name.clone()),
+        |d, t| {
+            d.push(
+                Kind::TypeMissing,
+                format!("type {}", q(&t.schema, &t.name)),
+                format!(
+                    "{} type {} ({}) exists in the source but not in the target",
+                    t.kind,
+                    q(&t.schema, &t.name),
+                    t.definition
+                ),
+                "apply the migration that creates it to the target".into(),
+            )
+        },
+        |d, t| {
+            d.push(
+                Kind::TypeExtra,
+                format!("type {}", q(&t.schema, &t.name)),
+                format!(
+                    "{} type {} ({}) exists only in the target",
+                    t.kind,
+                    q(&t.schema, &t.name),
+                    t.definition
+                ),
+                format!(
+                    "{CAPTURE} DROP {} {};",
+                    if t.kind == "domain" { "DOMAIN" } else { "TYPE" },
+                    q(&t.schema, &t.name)
+                ),
+            )
+        },
+        |d, a, b| {
+            if a.kind != b.kind || a.definition != b.definition {
+                d.push(
+                    Kind::TypeChanged,
+                    format!("type {}", q(&a.schema, &a.name)),
+                    format!(
+                        "type {} is {} ({}) in the source but {} ({}) in the target",
+                        q(&a.schema, &a.name),
+                        a.kind,
+                        a.definition,
+                        b.kind,
+                        b.definition
+                    ),
+                    "bring the target's type in line from a migration (ALTER DOMAIN / ALTER TYPE)"
+                        .into(),
                 );
             }
         },
