@@ -34,7 +34,11 @@ fn main() -> ExitCode {
     let loaded = settings::load_pipeline(&mut cli.global);
     let secrets = secrets(&cli);
     let github = std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true");
-    let mut reporter: Box<dyn Reporter> = if github {
+    // Machine-read results keep stdout to themselves.
+    let machine_output = !matches!(cli.global.format, pgrollout::cli::Format::Text);
+    let mut reporter: Box<dyn Reporter> = if github && machine_output {
+        Box::new(GitHub::stderr(secrets.clone()))
+    } else if github {
         Box::new(GitHub::stdout(secrets.clone()))
     } else {
         Box::new(Terminal::stderr(secrets.clone()))

@@ -364,6 +364,31 @@ fn password_is_masked_first_and_never_printed() {
 }
 
 #[test]
+fn json_results_keep_stdout_to_themselves_in_actions() {
+    let db = common::fresh_db();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some("Sup3r%Secret,pw")).unwrap();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(
+        &["--database-url", url.as_str(), "status", "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout must be the JSON alone: {e}\n{}", r.debug()));
+    assert_eq!(v["format_version"], 1);
+    // The workflow commands went to stderr, the mask first.
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("::add-mask::"), "{}", r.debug());
+    let rest: String = r.stderr.lines().skip(2).collect::<Vec<_>>().join("\n");
+    assert!(
+        !rest.contains("Sup3r") && !r.stdout.contains("Sup3r"),
+        "{}",
+        r.debug()
+    );
+}
+
+#[test]
 fn server_notice_cannot_inject_commands() {
     let db = common::fresh_db();
     let ws = Workspace::new(

@@ -54,10 +54,10 @@ fn push_staging(ws: &Workspace, db: &str) -> Run {
     )
 }
 
-/// The JSON result on stdout (in Actions, the log lines before it share stdout).
+/// The JSON result: all of stdout, even in Actions (the workflow commands go to stderr
+/// when the result is machine-read).
 fn json_of(r: &Run) -> serde_json::Value {
-    let at = r.stdout.find("\n{").map_or(0, |i| i + 1);
-    serde_json::from_str(&r.stdout[at..]).unwrap_or_else(|e| panic!("{e}: {}", r.debug()))
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.debug()))
 }
 
 fn applied(url: &str) -> Vec<String> {

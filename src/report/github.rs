@@ -244,6 +244,13 @@ impl GitHub {
         GitHub::new(Box::new(std::io::stdout()), secrets, Files::from_env())
     }
 
+    /// Every command on stderr instead, for a command whose stdout is a machine-read
+    /// result (`--format json`). The runner parses both streams; commands keep their
+    /// order because they all share one.
+    pub fn stderr(secrets: Vec<String>) -> GitHub {
+        GitHub::new(Box::new(std::io::stderr()), secrets, Files::from_env())
+    }
+
     pub fn new(out: Box<dyn Write>, secrets: Vec<String>, files: Files) -> GitHub {
         let buf = Buffer::default();
         let mut g = GitHub {
