@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
+use crate::db::conn::{error_text, ServerError};
 use crate::db::lock::{self, LockError, LockGuard, LockHolder, LockWaitObserver};
 use crate::db::tracking::{
     AppliedRecord, RunContext, Tracking, TrackingError, TrackingState, TRACKING_VERSION,
@@ -78,39 +79,16 @@ pub struct MigrationError {
     pub location: Option<Location>,
     /// 0-based statement index within the section.
     pub statement_index: Option<usize>,
-    pub sqlstate: Option<String>,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-    pub context: Option<String>,
+    #[serde(flatten)]
+    pub server: ServerError,
     pub non_transactional: bool,
     pub attempts: u32,
     /// For a failed transaction:false migration: indexes left INVALID.
     pub invalid_indexes: Vec<String>,
 }
 
-/// SQLSTATE, detail, hint, context and retries of a server error, as every failure
-/// message shows them.
-pub(crate) fn write_server_details(
-    f: &mut std::fmt::Formatter<'_>,
-    sqlstate: Option<&str>,
-    detail: Option<&str>,
-    hint: Option<&str>,
-    context: Option<&str>,
-    attempts: u32,
-) -> std::fmt::Result {
-    if let Some(c) = sqlstate {
-        write!(f, " (SQLSTATE {c})")?;
-    }
-    if let Some(d) = detail {
-        write!(f, "\n  detail: {d}")?;
-    }
-    if let Some(h) = hint {
-        write!(f, "\n  hint: {h}")?;
-    }
-    if let Some(c) = context {
-        write!(f, "\n  where: {c}")?;
-    }
+/// "gave up after N attempts", when a 55P03 retry loop ran more than once.
+pub(crate) fn write_attempts(f: &mut std::fmt::Formatter<'_>, attempts: u32) -> std::fmt::Result {
     if attempts > 1 {
         write!(f, "\n  gave up after {attempts} attempts")?;
     }
@@ -142,15 +120,8 @@ impl std::fmt::Display for MigrationError {
         if let Some(i) = self.statement_index {
             write!(f, " at statement {}", i + 1)?;
         }
-        write!(f, ": {}", self.message)?;
-        write_server_details(
-            f,
-            self.sqlstate.as_deref(),
-            self.detail.as_deref(),
-            self.hint.as_deref(),
-            self.context.as_deref(),
-            self.attempts,
-        )?;
+        write!(f, ": {}", self.server)?;
+        write_attempts(f, self.attempts)?;
         if self.non_transactional {
             write!(
                 f,
@@ -185,7 +156,7 @@ pub enum ApplyError {
     Tracking(#[from] TrackingError),
     #[error("{0}")]
     Migration(Box<MigrationError>),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
         #[source]
@@ -581,11 +552,7 @@ fn migration_error(
         name: m.name.clone(),
         location,
         statement_index: index,
-        sqlstate: db.map(|d| d.code().code().to_string()),
-        message: db.map_or_else(|| e.to_string(), |d| d.message().to_string()),
-        detail: db.and_then(|d| d.detail().map(str::to_string)),
-        hint: db.and_then(|d| d.hint().map(str::to_string)),
-        context: db.and_then(|d| d.where_().map(str::to_string)),
+        server: ServerError::from_error(e),
         non_transactional: non_tx,
         attempts,
         invalid_indexes: Vec::new(),
@@ -821,14 +788,7 @@ fn apply_non_transactional(
                 &m.name,
                 &m.checksum,
                 i as i32,
-                &format!(
-                    "{}{}",
-                    me.message,
-                    me.sqlstate
-                        .as_ref()
-                        .map(|c| format!(" (SQLSTATE {c})"))
-                        .unwrap_or_default()
-                ),
+                &me.server.to_string(),
                 started.elapsed().as_millis() as i64,
             )?;
             return Err(ApplyError::Migration(Box::new(me)));

@@ -796,7 +796,7 @@ impl Runner<'_, '_> {
                         .as_ref()
                         .map(|l| format!(" at {l}"))
                         .unwrap_or_default(),
-                    me.message
+                    me.server.message
                 )
             }
             other => other.to_string(),

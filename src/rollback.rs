@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
+use crate::db::conn::{error_text, ServerError};
 use crate::db::tracking::{AppliedRow, RowStatus, RunContext, StoredDown, TrackingError};
 use crate::db::{ConnectError, Target};
 use crate::execute::{self, backoff, run_statement, timeouts, ApplyError, RunOptions, Session};
@@ -115,11 +116,8 @@ pub struct DownError {
     pub line: Option<u32>,
     /// 0-based statement index within the down SQL.
     pub statement_index: Option<usize>,
-    pub sqlstate: Option<String>,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-    pub context: Option<String>,
+    #[serde(flatten)]
+    pub server: ServerError,
     pub non_transactional: bool,
     pub attempts: u32,
 }
@@ -142,15 +140,8 @@ impl std::fmt::Display for DownError {
         if let (Some(l), None) = (self.line, &self.location) {
             write!(f, ", line {l} of it")?;
         }
-        write!(f, "): {}", self.message)?;
-        crate::execute::write_server_details(
-            f,
-            self.sqlstate.as_deref(),
-            self.detail.as_deref(),
-            self.hint.as_deref(),
-            self.context.as_deref(),
-            self.attempts,
-        )?;
+        write!(f, "): {}", self.server)?;
+        crate::execute::write_attempts(f, self.attempts)?;
         if self.non_transactional {
             write!(
                 f,
@@ -194,7 +185,7 @@ pub enum RollbackError {
     },
     #[error("{0}")]
     Down(Box<DownError>),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
         #[source]
@@ -611,11 +602,7 @@ fn down_error(
         location,
         line,
         statement_index: index,
-        sqlstate: db.map(|d| d.code().code().to_string()),
-        message: db.map_or_else(|| e.to_string(), |d| d.message().to_string()),
-        detail: db.and_then(|d| d.detail().map(str::to_string)),
-        hint: db.and_then(|d| d.hint().map(str::to_string)),
-        context: db.and_then(|d| d.where_().map(str::to_string)),
+        server: ServerError::from_error(e),
         non_transactional: non_tx,
         attempts,
     }

@@ -1004,3 +1004,24 @@ fn ephemeral_cluster_is_removed_on_ctrl_c() {
     assert_eq!(status.code(), Some(130));
     assert!(!data_dir.exists(), "{} left behind", data_dir.display());
 }
+
+#[test]
+fn server_errors_say_what_the_server_said() {
+    // tokio-postgres displays a server error as "db error"; every message must carry the
+    // server's own text and SQLSTATE instead.
+    let db = fresh_db();
+    assert_eq!(run(&sample_dir(), Some(&db.url), &["apply"]).code, 0);
+    let role = format!("reader_{}", db.name);
+    exec(&db.url, &format!("CREATE ROLE {role} LOGIN"));
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    let r = run(&sample_dir(), Some(url.as_str()), &["status"]);
+    exec(&db.url, &format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("reading the tracking schema pgrollout: permission denied for schema pgrollout (SQLSTATE 42501)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("db error"), "{}", r.stderr);
+}

@@ -664,23 +664,68 @@ fn classify(target: &Target, e: &tokio_postgres::Error) -> (bool, String) {
     (false, text)
 }
 
-/// A server error as "message (SQLSTATE code)", anything else with its causes:
-/// `tokio_postgres::Error`'s own `Display` says only "db error".
-pub fn error_text(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
-    }
-    let mut text = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
+/// What went wrong with a query, as every message shows it: the server's message,
+/// SQLSTATE, detail, hint and context — or, for an error that is not the server's, the
+/// error with its causes. `tokio_postgres::Error`'s own `Display` says only "db error".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerError {
+    pub sqlstate: Option<String>,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub context: Option<String>,
+}
+
+impl ServerError {
+    pub fn from_error(e: &tokio_postgres::Error) -> ServerError {
+        let Some(db) = e.as_db_error() else {
+            let mut message = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                let t = s.to_string();
+                if !message.contains(&t) {
+                    message.push_str(": ");
+                    message.push_str(&t);
+                }
+                src = s.source();
+            }
+            return ServerError {
+                message,
+                ..ServerError::default()
+            };
+        };
+        ServerError {
+            sqlstate: Some(db.code().code().to_string()),
+            message: db.message().to_string(),
+            detail: db.detail().map(str::to_string),
+            hint: db.hint().map(str::to_string),
+            context: db.where_().map(str::to_string),
         }
-        src = s.source();
     }
-    text
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(c) = &self.sqlstate {
+            write!(f, " (SQLSTATE {c})")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "\n  detail: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        if let Some(c) = &self.context {
+            write!(f, "\n  where: {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// [`ServerError`] as text, for error messages built around a `tokio_postgres::Error`.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    ServerError::from_error(e).to_string()
 }
 
 /// Redact secrets from any text about to leave the process.

@@ -48,7 +48,7 @@ impl Default for SnapshotOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading the schema snapshot ({what}): {source}")]
+#[error("reading the schema snapshot ({what}): {}", crate::db::conn::error_text(.source))]
 pub struct SnapshotError {
     pub what: &'static str,
     #[source]

@@ -3,6 +3,7 @@
 use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
+use super::conn::error_text;
 use super::{quote_ident, Db};
 
 mod rollback;
@@ -94,13 +95,13 @@ pub const TRACKING_VERSION: i32 = STEPS.len() as i32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackingError {
-    #[error("reading the tracking schema {schema}: {source}")]
+    #[error("reading the tracking schema {schema}: {}", error_text(.source))]
     Read {
         schema: String,
         #[source]
         source: tokio_postgres::Error,
     },
-    #[error("creating or upgrading the tracking schema {schema} to version {step}: {source}")]
+    #[error("creating or upgrading the tracking schema {schema} to version {step}: {}", error_text(.source))]
     Upgrade {
         schema: String,
         step: i32,
@@ -116,7 +117,7 @@ pub enum TrackingError {
         found: i32,
         known: i32,
     },
-    #[error("writing to the tracking schema {schema}: {source}")]
+    #[error("writing to the tracking schema {schema}: {}", error_text(.source))]
     Write {
         schema: String,
         #[source]
