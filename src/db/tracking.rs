@@ -250,6 +250,40 @@ fn new_run_id() -> String {
 
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The history row written with a state change.
+struct History<'a> {
+    action: &'a str,
+    version: Option<&'a str>,
+    name: Option<&'a str>,
+    checksum: Option<&'a str>,
+    status: &'a str,
+    duration_ms: Option<i64>,
+    error: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+impl<'a> History<'a> {
+    fn apply(
+        version: &'a str,
+        name: &'a str,
+        checksum: &'a str,
+        status: &'a str,
+        duration_ms: Option<i64>,
+        error: Option<&'a str>,
+    ) -> History<'a> {
+        History {
+            action: "apply",
+            version: Some(version),
+            name: Some(name),
+            checksum: Some(checksum),
+            status,
+            duration_ms,
+            error,
+            reason: None,
+        }
+    }
+}
+
 /// A row removed by `repair`: version, name, status, statement index.
 pub type ClearedRow = (String, String, String, Option<i32>);
 
@@ -408,35 +442,63 @@ impl Tracking {
         error: Option<&str>,
         reason: Option<&str>,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql(
+        let entry = History {
+            action,
+            version,
+            name,
+            checksum,
+            status,
+            duration_ms,
+            error,
+            reason,
+        };
+        self.change_with_history(db, ctx, None, &entry)
+    }
+
+    /// Write `change` (a statement on `schema_migrations` whose parameters are numbered
+    /// from $16) and its history row as ONE statement: they commit together, so a crash
+    /// cannot leave a state change without its audit row, and it costs one round trip.
+    fn change_with_history(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        change: Option<(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)])>,
+        h: &History<'_>,
+    ) -> Result<(), TrackingError> {
+        let mut sql = String::new();
+        if let Some((c, _)) = change {
+            sql.push_str(&format!("WITH change AS ({}) ", self.sql(c)));
+        }
+        sql.push_str(&self.sql(
             "INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, error, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
              VALUES ($1, $2, $3::text::numeric, $3, $4, $5, $6, \
                clock_timestamp() - make_interval(secs => coalesce($7::bigint, 0) / 1000.0), \
                CASE WHEN $6 = 'started' THEN NULL ELSE clock_timestamp() END, $7::bigint, $8, $9, $10, $11, $12, $13, $14, $15)",
-        );
-        db.execute(
-            &sql,
-            &[
-                &ctx.run_id,
-                &action,
-                &version,
-                &name,
-                &checksum,
-                &status,
-                &duration_ms,
-                &error,
-                &reason,
-                &ctx.actor,
-                &ctx.environment,
-                &ctx.git_sha,
-                &ctx.git_ref,
-                &ctx.ci_run_url,
-                &TOOL_VERSION,
-            ],
-        )
-        .map(|_| ())
-        .map_err(|source| self.write_err(source))
+        ));
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &ctx.run_id,
+            &h.action,
+            &h.version,
+            &h.name,
+            &h.checksum,
+            &h.status,
+            &h.duration_ms,
+            &h.error,
+            &h.reason,
+            &ctx.actor,
+            &ctx.environment,
+            &ctx.git_sha,
+            &ctx.git_ref,
+            &ctx.ci_run_url,
+            &TOOL_VERSION,
+        ];
+        if let Some((_, p)) = change {
+            params.extend_from_slice(p);
+        }
+        db.execute(&sql, &params)
+            .map(|_| ())
+            .map_err(|source| self.write_err(source))
     }
 
     fn write_err(&self, source: tokio_postgres::Error) -> TrackingError {
@@ -459,36 +521,25 @@ impl Tracking {
         down_sql: Option<&str>,
         down_no_tx: bool,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql(
-            "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, applied_by, \
-               statement_index, no_transaction, down_sql, down_no_transaction, run_id, environment) \
-             VALUES ($1::text::numeric, $1, $2, $3, 'running', now(), $4, 0, true, $5, $6, $7, $8)",
-        );
-        db.execute(
-            &sql,
-            &[
-                &version,
-                &name,
-                &checksum,
-                &ctx.actor,
-                &down_sql,
-                &down_no_tx,
-                &ctx.run_id,
-                &ctx.environment,
-            ],
-        )
-        .map_err(|e| self.write_err(e))?;
-        self.history(
+        self.change_with_history(
             db,
             ctx,
-            "apply",
-            Some(version),
-            Some(name),
-            Some(checksum),
-            "started",
-            None,
-            None,
-            None,
+            Some((
+                "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, \
+                   applied_by, statement_index, no_transaction, down_sql, down_no_transaction, run_id, environment) \
+                 VALUES ($16::text::numeric, $16, $17, $18, 'running', now(), $19, 0, true, $20, $21, $22, $23)",
+                &[
+                    &version,
+                    &name,
+                    &checksum,
+                    &ctx.actor,
+                    &down_sql,
+                    &down_no_tx,
+                    &ctx.run_id,
+                    &ctx.environment,
+                ],
+            )),
+            &History::apply(version, name, checksum, "started", None, None),
         )
     }
 
@@ -513,23 +564,23 @@ impl Tracking {
         checksum: &str,
         duration_ms: i64,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql(
-            "UPDATE {s}.schema_migrations SET status = 'completed', statement_index = NULL, error_message = NULL, \
-               execution_time_ms = $2, applied_at = now() WHERE version = $1::text::numeric",
-        );
-        db.execute(&sql, &[&version, &duration_ms])
-            .map_err(|e| self.write_err(e))?;
-        self.history(
+        self.change_with_history(
             db,
             ctx,
-            "apply",
-            Some(version),
-            Some(name),
-            Some(checksum),
-            "completed",
-            Some(duration_ms),
-            None,
-            None,
+            Some((
+                "UPDATE {s}.schema_migrations SET status = 'completed', statement_index = NULL, \
+                   error_message = NULL, execution_time_ms = $17, applied_at = now() \
+                 WHERE version = $16::text::numeric",
+                &[&version, &duration_ms],
+            )),
+            &History::apply(
+                version,
+                name,
+                checksum,
+                "completed",
+                Some(duration_ms),
+                None,
+            ),
         )
     }
 
@@ -545,23 +596,22 @@ impl Tracking {
         error: &str,
         duration_ms: i64,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql(
-            "UPDATE {s}.schema_migrations SET status = 'failed', statement_index = $2, error_message = $3, \
-               execution_time_ms = $4 WHERE version = $1::text::numeric",
-        );
-        db.execute(&sql, &[&version, &index, &error, &duration_ms])
-            .map_err(|e| self.write_err(e))?;
-        self.history(
+        self.change_with_history(
             db,
             ctx,
-            "apply",
-            Some(version),
-            Some(name),
-            Some(checksum),
-            "failed",
-            Some(duration_ms),
-            Some(error),
-            None,
+            Some((
+                "UPDATE {s}.schema_migrations SET status = 'failed', statement_index = $17, \
+                   error_message = $18, execution_time_ms = $19 WHERE version = $16::text::numeric",
+                &[&version, &index, &error, &duration_ms],
+            )),
+            &History::apply(
+                version,
+                name,
+                checksum,
+                "failed",
+                Some(duration_ms),
+                Some(error),
+            ),
         )
     }
 
@@ -605,33 +655,28 @@ impl Tracking {
         name: &str,
         checksum: &str,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql(
-            "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_by, run_id, environment) \
-             VALUES ($1::text::numeric, $1, $2, $3, 'baseline', $4, $5, $6)",
-        );
-        db.execute(
-            &sql,
-            &[
-                &version,
-                &name,
-                &checksum,
-                &ctx.actor,
-                &ctx.run_id,
-                &ctx.environment,
-            ],
-        )
-        .map_err(|e| self.write_err(e))?;
-        self.history(
+        self.change_with_history(
             db,
             ctx,
-            "baseline",
-            Some(version),
-            Some(name),
-            Some(checksum),
-            "completed",
-            Some(0),
-            None,
-            None,
+            Some((
+                "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, \
+                   applied_by, run_id, environment) \
+                 VALUES ($16::text::numeric, $16, $17, $18, 'baseline', $19, $20, $21)",
+                &[
+                    &version,
+                    &name,
+                    &checksum,
+                    &ctx.actor,
+                    &ctx.run_id,
+                    &ctx.environment,
+                ],
+            )),
+            &History {
+                action: "baseline",
+                status: "completed",
+                duration_ms: Some(0),
+                ..History::apply(version, name, checksum, "completed", None, None)
+            },
         )
     }
 
