@@ -49,6 +49,15 @@ impl Terminal {
         }
     }
 
+    /// `✗ WHAT failed at FILE:LINE:COL:` then the (untrusted) message, indented.
+    fn failed(&mut self, what: &str, location: Option<&super::Location>, message: &str) {
+        let at = location.map_or(String::new(), |l| format!(" at {l}"));
+        self.line(format!("{} {what} failed{at}:", self.paint("31", "✗")));
+        for l in sanitize(message).lines() {
+            self.line(format!("    {l}"));
+        }
+    }
+
     fn line(&mut self, text: String) {
         let text = crate::db::conn::redact(&text, &self.secrets);
         let _ = writeln!(self.out, "{text}");
@@ -222,16 +231,7 @@ impl Reporter for Terminal {
                 name,
                 location,
                 message,
-            } => {
-                let at = location.map_or(String::new(), |l| format!(" at {l}"));
-                self.line(format!(
-                    "{} {version} {name} failed{at}:",
-                    self.paint("31", "✗")
-                ));
-                for l in sanitize(message).lines() {
-                    self.line(format!("    {l}"));
-                }
-            }
+            } => self.failed(&format!("{version} {name}"), *location, message),
             Event::Diagnostic {
                 level,
                 location,
@@ -337,16 +337,7 @@ impl Reporter for Terminal {
                 name,
                 location,
                 message,
-            } => {
-                let at = location.map_or(String::new(), |l| format!(" at {l}"));
-                self.line(format!(
-                    "{} rollback of {version} {name} failed{at}:",
-                    self.paint("31", "✗")
-                ));
-                for l in sanitize(message).lines() {
-                    self.line(format!("    {l}"));
-                }
-            }
+            } => self.failed(&format!("rollback of {version} {name}"), *location, message),
             Event::MigrationTested {
                 version,
                 name,
