@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::actions::{parse_outputs, Run, Workspace};
+use common::actions::{applied, dispatch, parse_outputs, tracking_schema_exists, Workspace};
 
 use std::path::Path;
 use std::process::Command;
@@ -37,28 +37,6 @@ environments:
 "#;
 
 const USERS: &str = "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users VALUES (1, 'a'), (2, 'b');\n-- migrate:down\nDROP TABLE users;\n";
-
-fn tracking_schema_exists(url: &str) -> bool {
-    common::query_strings(
-        url,
-        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgrollout'",
-    )[0][0]
-        .as_deref()
-        == Some("1")
-}
-
-fn applied(url: &str) -> Vec<String> {
-    if !tracking_schema_exists(url) {
-        return Vec::new();
-    }
-    common::query_strings(
-        url,
-        "SELECT version_text FROM pgrollout.schema_migrations ORDER BY version",
-    )
-    .into_iter()
-    .map(|r| r[0].clone().unwrap())
-    .collect()
-}
 
 fn users_migrations() -> Vec<(&'static str, &'static str)> {
     vec![("0001_users.sql", USERS)]
@@ -201,23 +179,6 @@ fn bad_tags_are_refused_before_touching_the_database() {
             "{tag}: the database was touched"
         );
     }
-}
-
-fn dispatch(ws: &Workspace, db: &str, inputs: serde_json::Value) -> Run {
-    let ev = ws.event(serde_json::json!({
-        "inputs": inputs,
-        "ref": "refs/heads/main",
-        "sender": {"login": "mona"}
-    }));
-    ws.run(
-        &["pipeline", "run", "--review-delay", "0s"],
-        &[
-            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
-            ("GITHUB_REF", "refs/heads/main"),
-            ("GITHUB_EVENT_PATH", &ev),
-            ("PROD_DATABASE_URL", db),
-        ],
-    )
 }
 
 #[test]

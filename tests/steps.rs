@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::actions::{Run, Workspace};
+use common::actions::{applied, dispatch, push_staging, Run, Workspace};
 
 const PIPELINE: &str = r#"
 migrations: migrations
@@ -25,49 +25,10 @@ environments:
 const USERS: &str = "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, email text);\n-- migrate:down\nDROP TABLE users;\n";
 const ORDERS: &str = "-- migrate:up\nCREATE TABLE orders (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE orders;\n";
 
-fn dispatch(ws: &Workspace, db: &str, inputs: serde_json::Value) -> Run {
-    let ev = ws.path("event.json");
-    std::fs::write(
-        &ev,
-        serde_json::json!({"inputs": inputs, "sender": {"login": "mona"}}).to_string(),
-    )
-    .unwrap();
-    ws.run(
-        &["pipeline", "run"],
-        &[
-            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
-            ("GITHUB_REF", "refs/heads/main"),
-            ("GITHUB_EVENT_PATH", ev.to_str().unwrap()),
-            ("PROD_DATABASE_URL", db),
-        ],
-    )
-}
-
-fn push_staging(ws: &Workspace, db: &str) -> Run {
-    ws.run(
-        &["pipeline", "run"],
-        &[
-            ("GITHUB_EVENT_NAME", "push"),
-            ("GITHUB_REF", "refs/heads/staging"),
-            ("STAGING_DATABASE_URL", db),
-        ],
-    )
-}
-
 /// The JSON result: all of stdout, even in Actions (the workflow commands go to stderr
 /// when the result is machine-read).
 fn json_of(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.debug()))
-}
-
-fn applied(url: &str) -> Vec<String> {
-    common::query_strings(
-        url,
-        "SELECT version_text FROM pgrollout.schema_migrations ORDER BY version",
-    )
-    .into_iter()
-    .map(|r| r[0].clone().unwrap())
-    .collect()
 }
 
 fn count(url: &str, sql: &str) -> i64 {

@@ -130,3 +130,57 @@ pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// A `workflow_dispatch` of the pipeline with these inputs, production's URL set, and no
+/// review delay.
+pub fn dispatch(ws: &Workspace, db: &str, inputs: serde_json::Value) -> Run {
+    let ev = ws.event(serde_json::json!({
+        "inputs": inputs,
+        "ref": "refs/heads/main",
+        "sender": {"login": "mona"}
+    }));
+    ws.run(
+        &["pipeline", "run", "--review-delay", "0s"],
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_EVENT_PATH", &ev),
+            ("PROD_DATABASE_URL", db),
+        ],
+    )
+}
+
+/// A push to `staging` with staging's URL set.
+pub fn push_staging(ws: &Workspace, db: &str) -> Run {
+    ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/staging"),
+            ("STAGING_DATABASE_URL", db),
+        ],
+    )
+}
+
+pub fn tracking_schema_exists(url: &str) -> bool {
+    super::query_strings(
+        url,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgrollout'",
+    )[0][0]
+        .as_deref()
+        == Some("1")
+}
+
+/// The versions recorded in the tracking schema (none when it does not exist).
+pub fn applied(url: &str) -> Vec<String> {
+    if !tracking_schema_exists(url) {
+        return Vec::new();
+    }
+    super::query_strings(
+        url,
+        "SELECT version_text FROM pgrollout.schema_migrations ORDER BY version",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect()
+}
