@@ -1,23 +1,19 @@
 //! pgrollout: a PostgreSQL migration runner for CI.
 //!
-//! Dependencies flow one way: `cli` → `pipeline` → `execute`/`plan`/`lint`/`migration`/`config` → `db`,
+//! Dependencies flow one way: `cli` → `pipeline` → `engine` → `plan`/`lint`/`migration`/`sql`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
-pub mod backup;
 pub mod config;
 pub mod db;
-pub mod drift;
+pub mod engine;
 pub mod ephemeral;
-pub mod execute;
 pub mod lint;
 pub mod lint_run;
 pub mod migration;
-pub mod migtest;
 pub mod overview;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
-pub mod rollback;
 pub mod sql;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::db::history::{self, BackupMarker, HistoryRow};
 use crate::db::Target;
-use crate::execute;
+use crate::engine;
 use crate::migration::MigrationSet;
 use crate::plan::{self, Entry, State};
 use crate::report::Reporter;
@@ -310,7 +310,7 @@ fn read_env(
         );
     };
     let unreachable = |msg: String| empty(e, Reach::Unreachable, msg, HealthStatus::Error);
-    let mut s = match execute::connect(target, &opts.schema, opts.connect_retry, reporter) {
+    let mut s = match engine::connect(target, &opts.schema, opts.connect_retry, reporter) {
         Ok(s) => s,
         Err(err) => return unreachable(err.to_string()),
     };

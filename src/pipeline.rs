@@ -13,7 +13,7 @@ use crate::config::{
 use crate::db::health;
 use crate::db::tracking::RunContext;
 use crate::db::Target;
-use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
+use crate::engine::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::MigrationSet;
 use crate::plan::{self, State};
 use crate::report::run::{FindingRow, MigrationRow, RunStatus, RunSummary, StepRow, StepStatus};
@@ -615,8 +615,8 @@ impl Runner<'_, '_> {
         }
     }
 
-    fn connect(&mut self) -> Result<execute::Session, String> {
-        execute::connect(
+    fn connect(&mut self) -> Result<engine::Session, String> {
+        engine::connect(
             &self.target,
             &self.setup.opts.schema,
             self.setup.opts.connect_retry,
@@ -743,7 +743,7 @@ impl Runner<'_, '_> {
     fn rehearse(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = true;
-        let result = execute::apply(
+        let result = engine::apply(
             &self.target,
             self.setup.set,
             &opts,
@@ -806,7 +806,7 @@ impl Runner<'_, '_> {
     fn apply(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = false;
-        let result = execute::apply(
+        let result = engine::apply(
             &self.target,
             self.setup.set,
             &opts,
@@ -941,10 +941,10 @@ impl Runner<'_, '_> {
             };
         }
         let dump = if b.dump {
-            Some(crate::backup::dump(
+            Some(crate::engine::backup::dump(
                 &self.target,
                 &self.url,
-                &crate::backup::default_dump_dir(),
+                &crate::engine::backup::default_dump_dir(),
                 self.env_name,
                 self.reporter,
             )?)
@@ -955,7 +955,7 @@ impl Runner<'_, '_> {
             .label
             .clone()
             .unwrap_or_else(|| format!("pipeline {}", self.env_name));
-        let m = crate::backup::record(
+        let m = crate::engine::backup::record(
             &self.target,
             &self.setup.opts,
             &self.ctx,
@@ -963,7 +963,7 @@ impl Runner<'_, '_> {
             dump.as_ref(),
             self.reporter,
         )?;
-        let d = crate::backup::describe(&m);
+        let d = crate::engine::backup::describe(&m);
         self.summary.backup = Some(m);
         Ok(d)
     }
@@ -1214,7 +1214,7 @@ pub fn exit_code(status: RunStatus) -> u8 {
 }
 
 #[cfg(test)]
-use crate::backup::split_password;
+use crate::engine::backup::split_password;
 
 mod emergency;
 

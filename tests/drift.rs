@@ -8,8 +8,8 @@ use std::process::Command;
 use pgrollout::db::snapshot::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
 use pgrollout::db::tracking::RunContext;
 use pgrollout::db::{Db, Target};
-use pgrollout::drift::{self, DriftOptions};
-use pgrollout::execute::{self, RunOptions};
+use pgrollout::engine::drift::{self, DriftOptions};
+use pgrollout::engine::{self, RunOptions};
 use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
 
@@ -27,7 +27,7 @@ fn target(url: &str) -> Target {
 fn built() -> TestDb {
     let db = fresh_db();
     let set = MigrationSet::load(sample_dir()).unwrap();
-    execute::apply(
+    engine::apply(
         &target(&db.url),
         &set,
         &RunOptions::default(),

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use pgrollout::db::tracking::RunContext;
 use pgrollout::db::Target;
-use pgrollout::execute::{self, RunOptions};
+use pgrollout::engine::{self, RunOptions};
 use pgrollout::migration::{MigrationSet, Version};
 use pgrollout::report::Silent;
 use serde_json::Value;
@@ -33,7 +33,7 @@ fn built(upto: Option<&str>) -> TestDb {
     let set = MigrationSet::load(&sample_dir()).unwrap();
     let mut opts = RunOptions::default();
     opts.plan.target = upto.map(|v| Version::parse(v).unwrap());
-    execute::apply(
+    engine::apply(
         &Target::parse(&db.url).unwrap(),
         &set,
         &opts,

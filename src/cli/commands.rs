@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
 use crate::db::tracking::{RowStatus, RunContext, TrackingState};
 use crate::db::Target;
-use crate::drift::{self, DriftOptions};
+use crate::engine::drift::{self, DriftOptions};
+use crate::engine::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::ephemeral::{Cluster, ClusterOptions};
-use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::{self, MigrationSet, Version};
 use crate::overview::{
     self, EnvResolver, Environment, HealthStatus, Listed, NoEnvironments, OverviewOptions, Reach,
@@ -308,7 +308,7 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
 }
 
 fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliError> {
-    let mut s = execute::connect(
+    let mut s = engine::connect(
         target,
         &ctx.global.schema,
         ctx.global.timing.connect_timeout,
@@ -419,7 +419,7 @@ fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome,
     let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
     let run = RunContext::from_env(None);
-    match execute::apply(&target, &set, &opts, &run, ctx.reporter) {
+    match engine::apply(&target, &set, &opts, &run, ctx.reporter) {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
             text::apply_json(&report, None)
         } else {
@@ -431,7 +431,7 @@ fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome,
 
 fn failure(
     ctx: &mut Context,
-    report: &execute::ApplyReport,
+    report: &engine::ApplyReport,
     error: ApplyError,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
@@ -472,11 +472,11 @@ fn failure(
 fn with_lock<T>(
     ctx: &mut Context,
     command: &str,
-    f: impl FnOnce(&mut execute::Session, &TrackingState, &mut dyn Reporter) -> Result<T, CliError>,
+    f: impl FnOnce(&mut engine::Session, &TrackingState, &mut dyn Reporter) -> Result<T, CliError>,
 ) -> Result<T, CliError> {
     let target = ctx.need_target(command)?;
     let opts = ctx.run_options(None, false)?;
-    let mut s = execute::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)
+    let mut s = engine::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let found = s
         .tracking

@@ -39,7 +39,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
     let mut session = None;
     let mut pending: Vec<&Migration> = Vec::new();
     if let Some(target) = ctx.target.clone() {
-        let mut s = crate::execute::connect(
+        let mut s = crate::engine::connect(
             &target,
             &ctx.global.schema,
             ctx.global.timing.connect_timeout,

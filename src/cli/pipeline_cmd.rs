@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cli::commands::{CliError, Context, Outcome};
 use crate::cli::{settings, PipelineCommand, PipelineRunArgs};
 use crate::config::FailOn;
-use crate::execute::RunOptions;
+use crate::engine::apply::RunOptions;
 use crate::migration::MigrationSet;
 use crate::pipeline::{self, Decision, GitHubEvent, Request, Setup};
 use crate::plan::PlanOptions;

@@ -5,12 +5,12 @@ use super::{Runner, StepResult};
 use crate::config::{DriftStep, RollbackStep};
 use crate::db::snapshot::SnapshotOptions;
 use crate::db::Target;
-use crate::drift::{self, DriftError, DriftOptions};
+use crate::engine::drift::{self, DriftError, DriftOptions};
+use crate::engine::rollback::{self, DownOrigin, RollbackOptions, RollbackTarget};
 use crate::ephemeral::EphemeralError;
 use crate::migration::Version;
 use crate::report::run::{GeneratedDown, Rollback, RolledBackRow, RunStatus};
 use crate::report::{Event, Level};
-use crate::rollback::{self, DownOrigin, RollbackOptions, RollbackTarget};
 
 impl Runner<'_, '_> {
     /// `rollback: { steps: N }` / `{ to: V }`: the one rollback path, under the lock. In

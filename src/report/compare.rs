@@ -1,7 +1,7 @@
 //! Terminal and JSON rendering of drift results and of `status --all`.
 
 use crate::db::snapshot::Severity;
-use crate::drift::DriftReport;
+use crate::engine::drift::DriftReport;
 use crate::overview::{Overview, Reach};
 use crate::plan::State;
 

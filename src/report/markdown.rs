@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::db::snapshot::Severity;
-use crate::drift::DriftReport;
+use crate::engine::drift::DriftReport;
 use crate::overview::{HealthStatus, Overview, Reach};
 use crate::plan::State;
 use crate::report::human_duration;

@@ -136,7 +136,7 @@ pub struct RunSummary {
     /// What `rollback` steps rolled back (or rehearsed, in a dry run), newest first.
     pub rolled_back: Vec<RolledBackRow>,
     /// The reports of `drift` steps.
-    pub drift: Vec<crate::drift::DriftReport>,
+    pub drift: Vec<crate::engine::drift::DriftReport>,
 }
 
 /// One migration handled by a `rollback` step.

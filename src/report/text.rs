@@ -1,7 +1,7 @@
 //! Rendering of command results (stdout): tables for people, JSON for machines.
 //! The JSON shapes carry `"format_version": 1`; fields are only ever added.
 
-use crate::execute::{ApplyError, ApplyReport};
+use crate::engine::apply::{ApplyError, ApplyReport};
 use crate::plan::{Entry, Plan, Problem, State};
 
 fn state_word(s: State) -> &'static str {
@@ -134,7 +134,7 @@ pub fn plan_text(p: &Plan) -> String {
         &rows,
     ));
     for m in &p.to_apply {
-        if let (None, Ok(g)) = (&m.down, crate::rollback::generate::generate(m)) {
+        if let (None, Ok(g)) = (&m.down, crate::sql::inverse::generate(m)) {
             out.push_str(&format!(
                 "\n{} has no down section; generated rollback (runs only with --allow-generated):\n",
                 m.version
@@ -151,7 +151,7 @@ pub fn plan_text(p: &Plan) -> String {
 fn down_word(m: &crate::migration::Migration) -> &'static str {
     if m.down.is_some() {
         "yes"
-    } else if crate::rollback::generate::generate(m).is_ok() {
+    } else if crate::sql::inverse::generate(m).is_ok() {
         "generated"
     } else {
         "no"
@@ -171,7 +171,7 @@ pub fn plan_json(p: &Plan, problems: &[Problem]) -> String {
                 "statements": m.statements().count(),
                 "checksum": m.checksum,
                 "has_down": m.down.is_some(),
-                "generated_down": m.down.is_none().then(|| crate::rollback::generate::generate(m).ok().map(|g| g.sql)).flatten(),
+                "generated_down": m.down.is_none().then(|| crate::sql::inverse::generate(m).ok().map(|g| g.sql)).flatten(),
             })
         })
         .collect();

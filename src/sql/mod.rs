@@ -10,6 +10,7 @@
 use std::ops::Range;
 
 mod classify;
+pub mod inverse;
 mod parse;
 mod split;
 

@@ -37,14 +37,14 @@ pub(super) fn backup(
             .ok_or_else(|| CliError::Usage("`backup --dump` needs --database-url".into()))?;
         let name = target.dbname().unwrap_or("database").to_string();
         Some(
-            crate::backup::dump(&target, &url, &dir, &name, ctx.reporter)
+            crate::engine::backup::dump(&target, &url, &dir, &name, ctx.reporter)
                 .map_err(CliError::Failed)?,
         )
     } else {
         None
     };
     let label = label.unwrap_or("pgrollout backup");
-    let m = crate::backup::record(&target, &opts, &run, label, dump.as_ref(), ctx.reporter)
+    let m = crate::engine::backup::record(&target, &opts, &run, label, dump.as_ref(), ctx.reporter)
         .map_err(CliError::Failed)?;
     Ok(Outcome::ok(if ctx.json() {
         backup_json(&m, label)

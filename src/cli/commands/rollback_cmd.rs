@@ -2,13 +2,13 @@
 
 use super::{exit, parse_version, CliError, Context, Outcome};
 use crate::db::tracking::RunContext;
-use crate::migration::MigrationSet;
-use crate::migtest::{self, TestError, TestOptions, TestReport, Verdict};
-use crate::report::{Event, Level};
-use crate::rollback::{
+use crate::engine::rollback::{
     self, DownOrigin, RollbackError, RollbackFailure, RollbackOptions, RollbackReport,
     RollbackTarget,
 };
+use crate::engine::test::{self, TestError, TestOptions, TestReport, Verdict};
+use crate::migration::MigrationSet;
+use crate::report::{Event, Level};
 
 pub(super) fn rollback(
     ctx: &mut Context,
@@ -204,7 +204,7 @@ pub(super) fn test(
         force,
     };
     let run = RunContext::from_env(None);
-    let report = migtest::test(&db, &set, &opts, &run, ctx.reporter).map_err(|e| match e {
+    let report = test::test(&db, &set, &opts, &run, ctx.reporter).map_err(|e| match e {
         TestError::Refused(m) => CliError::Refused(m),
         other => CliError::Failed(other.to_string()),
     })?;

@@ -18,11 +18,11 @@ use serde::Serialize;
 use crate::db::snapshot::{diff, SchemaSnapshot, SnapshotError};
 use crate::db::tracking::{RowStatus, RunContext, TrackingError};
 use crate::db::{ConnectError, Target};
-use crate::execute::{self, ApplyFailure, RunOptions};
+use crate::engine::rollback::{self, DownOrigin, RollbackError, RollbackOptions, RollbackTarget};
+use crate::engine::{self, ApplyFailure, RunOptions};
 use crate::migration::{MigrationSet, Version};
 use crate::plan::{self, PlanOptions};
 use crate::report::{Event, Level, Reporter};
-use crate::rollback::{self, DownOrigin, RollbackError, RollbackOptions, RollbackTarget};
 
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -126,7 +126,7 @@ pub fn test(
     reporter: &mut dyn Reporter,
 ) -> Result<TestReport, TestError> {
     let schema = opts.run.schema.clone();
-    let mut s = execute::connect(target, &schema, opts.run.connect_retry, reporter)?;
+    let mut s = engine::connect(target, &schema, opts.run.connect_retry, reporter)?;
     let state = s.tracking.read(&mut s.db)?;
     let start = SchemaSnapshot::read(&mut s.db, &schema)?;
     if !opts.force {
@@ -180,7 +180,7 @@ pub fn test(
     for v in &pending {
         let snap = SchemaSnapshot::read(&mut s.db, &schema)?;
         run.plan.target = Some(v.clone());
-        if let Err(ApplyFailure { error, .. }) = execute::apply(target, set, &run, ctx, quiet) {
+        if let Err(ApplyFailure { error, .. }) = engine::apply(target, set, &run, ctx, quiet) {
             let m = set.get(v).expect("pending versions come from the set");
             let t = Tested {
                 version: v.text.clone(),
@@ -287,7 +287,7 @@ type Checked = Result<bool, (Verdict, Vec<String>)>;
 fn check_one(
     target: &Target,
     set: &MigrationSet,
-    s: &mut execute::Session,
+    s: &mut engine::Session,
     schema: &str,
     run: &RunOptions,
     ropts: &RollbackOptions,
@@ -332,7 +332,7 @@ fn check_one(
     }
     let mut again = run.clone();
     again.plan.target = Some(version.clone());
-    if let Err(ApplyFailure { error, .. }) = execute::apply(target, set, &again, ctx, reporter) {
+    if let Err(ApplyFailure { error, .. }) = engine::apply(target, set, &again, ctx, reporter) {
         return Ok(Err((
             Verdict::Broken,
             vec![format!(

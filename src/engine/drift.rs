@@ -19,8 +19,8 @@ use crate::db::snapshot::{
 };
 use crate::db::tracking::RunContext;
 use crate::db::{ConnectError, Db, Target};
+use crate::engine::{self, RunOptions};
 use crate::ephemeral::{Cluster, ClusterOptions, EphemeralError};
-use crate::execute::{self, RunOptions};
 use crate::migration::MigrationSet;
 use crate::report::{Event, Level, Reporter, Silent};
 
@@ -109,7 +109,7 @@ pub fn snapshot_of(
     opts: &DriftOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<(Side, SchemaSnapshot), DriftError> {
-    let mut s = execute::connect(
+    let mut s = engine::connect(
         target,
         &opts.snapshot.tracking_schema,
         opts.connect_retry,
@@ -180,9 +180,9 @@ pub fn expected_schema(
         schema: opts.snapshot.tracking_schema.clone(),
         ..RunOptions::default()
     };
-    execute::apply(&t, set, &run, &RunContext::from_env(None), &mut Silent)
+    engine::apply(&t, set, &run, &RunContext::from_env(None), &mut Silent)
         .map_err(|f| DriftError::Expected(f.error.to_string()))?;
-    let mut db = execute::connect(&t, &run.schema, opts.connect_retry, &mut Silent)?.db;
+    let mut db = engine::connect(&t, &run.schema, opts.connect_retry, &mut Silent)?.db;
     let snap = read(&mut db, "migrations", opts)?;
     drop(db);
     cluster.stop();

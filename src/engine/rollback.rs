@@ -9,8 +9,6 @@
 //! statement succeeded. Every migration to undo is checked before anything runs: if one
 //! has no usable down SQL, nothing is rolled back.
 
-pub mod generate;
-
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,7 +17,8 @@ use tokio_postgres::error::{ErrorPosition, SqlState};
 use crate::db::conn::{error_text, ServerError};
 use crate::db::tracking::{AppliedRow, RowStatus, RunContext, StoredDown, TrackingError};
 use crate::db::{ConnectError, Target};
-use crate::execute::{self, backoff, run_statement, timeouts, ApplyError, RunOptions, Session};
+use crate::engine::apply::{backoff, run_statement, timeouts};
+use crate::engine::{self, ApplyError, RunOptions, Session};
 use crate::migration::{Migration, MigrationSet, Version};
 use crate::report::{Event, Level, Location, Mode, Reporter};
 use crate::sql::{self, Item, LineIndex, Statement, TxControl};
@@ -55,7 +54,7 @@ pub enum DownOrigin {
     Stored,
     /// The migration file's down section (nothing was stored, or `use_file_down`).
     File,
-    /// Generated from the up section (see [`generate`]).
+    /// Generated from the up section (see [`crate::sql::inverse`]).
     Generated,
 }
 
@@ -141,7 +140,7 @@ impl std::fmt::Display for DownError {
             write!(f, ", line {l} of it")?;
         }
         write!(f, "): {}", self.server)?;
-        crate::execute::write_attempts(f, self.attempts)?;
+        crate::engine::apply::write_attempts(f, self.attempts)?;
         if self.non_transactional {
             write!(
                 f,
@@ -411,7 +410,7 @@ fn plan_one(
                     r.version, r.name
                 )));
             }
-            match generate::generate(m) {
+            match crate::sql::inverse::generate(m) {
                 Ok(g) if opts.allow_generated || opts.dry_run => {
                     let note = (!opts.allow_generated).then(|| {
                         format!(
@@ -496,7 +495,7 @@ pub fn rollback(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<RollbackReport, RollbackFailure> {
-    let mut s = execute::connect(target, &opts.run.schema, opts.run.connect_retry, reporter)?;
+    let mut s = engine::connect(target, &opts.run.schema, opts.run.connect_retry, reporter)?;
     let mut report = RollbackReport {
         dry_run: opts.dry_run,
         server_version: s.db.server_version.clone(),

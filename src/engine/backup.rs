@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use crate::db::health;
 use crate::db::tracking::RunContext;
 use crate::db::Target;
-use crate::execute::{self, RunOptions};
+use crate::engine::{self, RunOptions};
 use crate::report::run::{BackupInfo, DumpInfo};
 use crate::report::{Event, Reporter};
 
@@ -80,7 +80,7 @@ pub fn record(
     dump: Option<&DumpInfo>,
     reporter: &mut dyn Reporter,
 ) -> Result<BackupInfo, String> {
-    let mut s = execute::connect(target, &opts.schema, opts.connect_retry, reporter)
+    let mut s = engine::connect(target, &opts.schema, opts.connect_retry, reporter)
         .map_err(|e| e.to_string())?;
     let found = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
     let (_guard, _state) = s.lock(opts, &found, reporter).map_err(|e| e.to_string())?;

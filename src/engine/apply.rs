@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::conn::{error_text, ServerError};
-use crate::db::lock::{self, LockError, LockGuard, LockHolder, LockWaitObserver};
-use crate::db::tracking::{
-    AppliedRecord, RunContext, Tracking, TrackingError, TrackingState, TRACKING_VERSION,
-};
+use crate::db::lock::LockError;
+use crate::db::tracking::{AppliedRecord, RunContext, TrackingError};
 use crate::db::{ConnectError, Db, Target};
+use crate::engine::session::{connect, Session};
 use crate::migration::{Migration, MigrationSet};
 use crate::plan::{self, PlanOptions, Problem};
 use crate::report::{Event, Level, Location, Mode, Reporter};
@@ -178,99 +177,6 @@ impl<E: Into<ApplyError>> From<E> for ApplyFailure {
         ApplyFailure {
             report: ApplyReport::default(),
             error: e.into(),
-        }
-    }
-}
-
-/// A connected work session with its tracking schema.
-pub struct Session {
-    pub db: Db,
-    pub tracking: Tracking,
-    pub target: Target,
-}
-
-pub fn connect(
-    target: &Target,
-    schema: &str,
-    retry: Duration,
-    reporter: &mut dyn Reporter,
-) -> Result<Session, ConnectError> {
-    reporter.event(&Event::Connecting {
-        target: &target.redacted,
-    });
-    let app = format!("pgrollout {}", env!("CARGO_PKG_VERSION"));
-    let db = Db::connect(target, &app, retry, &mut |attempt, wait, reason| {
-        reporter.event(&Event::ConnectRetry {
-            attempt,
-            wait,
-            reason,
-        })
-    })?;
-    reporter.event(&Event::Connected {
-        target: &target.redacted,
-        server_version: &db.server_version,
-    });
-    Ok(Session {
-        db,
-        tracking: Tracking::new(schema),
-        target: target.clone(),
-    })
-}
-
-struct Waiter<'r> {
-    reporter: &'r mut dyn Reporter,
-}
-
-impl LockWaitObserver for Waiter<'_> {
-    fn waiting(&mut self, waited: Duration, holder: Option<&LockHolder>) {
-        self.reporter.event(&Event::LockWaiting { waited, holder });
-    }
-    fn cancelled(&mut self) -> bool {
-        crate::cancelled()
-    }
-}
-
-impl Session {
-    /// Take the migration lock, bring the tracking schema up to date, and re-read the state.
-    pub fn lock(
-        &mut self,
-        opts: &RunOptions,
-        found: &TrackingState,
-        reporter: &mut dyn Reporter,
-    ) -> Result<(LockGuard, TrackingState), ApplyError> {
-        let guard = lock::acquire(
-            &self.target,
-            &self.tracking.schema,
-            self.tracking.lock_key(),
-            opts.lock_wait,
-            &mut Waiter { reporter },
-        )?;
-        reporter.event(&Event::LockAcquired {
-            waited: guard.waited,
-        });
-        lock::verify_from(&mut self.db, &guard)?;
-        // Re-read under the lock: another runner may have created or upgraded it meanwhile.
-        let state = self.tracking.read(&mut self.db)?;
-        if !state.is_current() {
-            let from = self.tracking.ensure(&mut self.db, state.version)?;
-            reporter.event(&Event::TrackingSchemaReady {
-                schema: &self.tracking.schema,
-                from,
-                to: TRACKING_VERSION,
-            });
-            let _ = found;
-            return Ok((guard, self.tracking.read(&mut self.db)?));
-        }
-        Ok((guard, state))
-    }
-
-    fn notices(&mut self, version: Option<&str>, reporter: &mut dyn Reporter) {
-        for n in self.db.take_notices() {
-            reporter.event(&Event::ServerNotice {
-                version,
-                severity: n.severity(),
-                message: n.message(),
-            });
         }
     }
 }

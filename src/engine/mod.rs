@@ -1,0 +1,17 @@
+//! The engine: everything that changes a database on the user's behalf.
+//!
+//! One session type (connection, tracking schema, migration lock) and one section
+//! executor ([`executor`]) that runs an up or a down section — transactional in one
+//! pipelined round trip, or statement by statement with `running`/`failed` state — for
+//! every command: `apply` and its rehearsal, `rollback` and its rehearsal, `test`, and
+//! drift's "against migrations".
+
+pub mod apply;
+pub mod backup;
+pub mod drift;
+pub mod rollback;
+pub mod session;
+pub mod test;
+
+pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
+pub use session::{connect, Session};
