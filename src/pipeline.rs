@@ -887,7 +887,8 @@ impl Runner<'_, '_> {
             return Ok("nothing pending: no delay".into());
         }
         self.reporter.event(&Event::PlanReady {
-            pending: &list,
+            direction: crate::report::Direction::Up,
+            migrations: &list,
             dry_run: false,
         });
         let end = Instant::now() + delay;

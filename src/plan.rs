@@ -341,12 +341,20 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
             State::Failed | State::Running => {
                 let r = e.applied.as_ref().expect("failed rows have a row");
                 let at = r.statement_index.map(|i| {
+                    // The index counts the statements of the section that ran: the
+                    // file's up section has lines to show; a down's may be stored SQL.
                     let line = m
+                        .filter(|_| !r.rolling_back)
                         .and_then(|m| statement_line(m, i as usize))
                         .map(|l| format!(" (line {l})"))
                         .unwrap_or_default();
                     format!(" at statement {}{line}", i + 1)
                 });
+                let (subject, doing) = if r.rolling_back {
+                    ("the rollback of migration", "rolling it back")
+                } else {
+                    ("migration", "applying it")
+                };
                 let what = if e.state == State::Failed {
                     format!("failed{}: {}", at.unwrap_or_default(), r.error_message.as_deref().unwrap_or("no error recorded"))
                 } else if opts.lock_held {
@@ -357,21 +365,26 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
                     )
                 } else {
                     format!(
-                        "is recorded as running{} since {}: another runner may be applying it right now (then wait for it), or a runner stopped mid-way",
+                        "is recorded as running{} since {}: another runner may be {doing} right now (then wait for it), or a runner stopped mid-way",
                         at.unwrap_or_default(),
                         r.applied_at.format("%Y-%m-%d %H:%M:%SZ")
                     )
                 };
+                let next = if r.rolling_back {
+                    "Its down SQL ran outside a transaction, so the statements before that one are in effect. \
+                     Fix the cause, then run `pgrollout repair` (the migration is recorded as applied again) and \
+                     roll back again: the down SQL reruns from its first statement (write it with IF EXISTS so a \
+                     rerun is safe)"
+                } else {
+                    "It ran outside a transaction, so the statements before that one are in effect. Check the \
+                     database (for a failed CREATE INDEX CONCURRENTLY, drop the INVALID index it left), then run \
+                     `pgrollout repair` so the migration runs again from its first statement (write its \
+                     statements with IF [NOT] EXISTS so a rerun is safe)"
+                };
                 problems.push(Problem::error(
                     v.as_ref(),
                     file_loc.clone(),
-                    format!(
-                        "migration {} {} {what}. It ran outside a transaction, so the statements before that one \
-                         are in effect. Check the database (for a failed CREATE INDEX CONCURRENTLY, drop the INVALID \
-                         index it left), then run `pgrollout repair` so the migration runs again from its first \
-                         statement (write its statements with IF [NOT] EXISTS so a rerun is safe)",
-                        e.version, e.name
-                    ),
+                    format!("{subject} {} {} {what}. {next}", e.version, e.name),
                 ));
             }
             State::Modified => {

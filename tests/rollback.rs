@@ -257,6 +257,83 @@ fn a_failing_down_leaves_the_migration_applied_and_a_failed_history_row() {
 }
 
 #[test]
+fn a_failed_transaction_false_down_is_failed_state_that_status_names_and_repair_clears() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "1_t.sql",
+        "-- migrate:up\nCREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t;\n",
+    );
+    let broken =
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_a ON t (a);\n\
+                  -- migrate:down transaction:false\nDROP INDEX CONCURRENTLY IF EXISTS t_a;\n\
+                  DROP INDEX CONCURRENTLY no_such_index;\n";
+    write(dir.path(), "2_idx.sql", broken);
+    ok(pgrollout(&db.url, dir.path(), &["apply"]));
+
+    let r = pgrollout(&db.url, dir.path(), &["rollback", "--steps", "1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    // Positioned in the file (line 5 is the failing statement), statement 2 of the down.
+    assert!(r.stderr.contains("2_idx.sql:5:1"), "{r:?}");
+    assert!(r.stderr.contains("statement 2"), "{r:?}");
+    assert!(r.stderr.contains("recorded as failed"), "{r:?}");
+    // The first statement is in effect; the row says failed at statement index 1.
+    assert!(!exists(&db.url, "t_a"));
+    assert_eq!(applied(&db.url), ["1:completed", "2:failed"]);
+    assert_eq!(
+        one(
+            &db.url,
+            "SELECT statement_index::text || ' ' || direction FROM pgrollout.schema_migrations WHERE version = 2"
+        )
+        .as_deref(),
+        Some("1 down")
+    );
+    assert_eq!(history(&db.url).last().unwrap(), "rollback failed 2");
+
+    // status exits 1 and names the failed rollback; apply and rollback refuse to go on.
+    let r = pgrollout(&db.url, dir.path(), &["status"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("2        idx   ROLLBACK FAILED"), "{r:?}");
+    assert!(r.stdout.contains("1 failed"), "{r:?}");
+    let r = pgrollout(&db.url, dir.path(), &["apply"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the rollback of migration 2 idx failed at statement 2"),
+        "{r:?}"
+    );
+    let r = pgrollout(&db.url, dir.path(), &["rollback", "--steps", "1"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("pgrollout repair"), "{r:?}");
+
+    // repair returns the row to completed: the migration is applied (in part undone).
+    let r = ok(pgrollout(&db.url, dir.path(), &["repair"]));
+    assert!(
+        r.stdout
+            .contains("cleared failed rollback of migration 2 idx"),
+        "{r:?}"
+    );
+    assert_eq!(applied(&db.url), ["1:completed", "2:completed"]);
+    assert_eq!(history(&db.url).last().unwrap(), "repair completed 2");
+    ok(pgrollout(&db.url, dir.path(), &["status"]));
+
+    // With the down fixed, the rollback reruns from its first statement and completes.
+    write(
+        dir.path(),
+        "2_idx.sql",
+        &broken.replace("DROP INDEX CONCURRENTLY no_such_index;\n", ""),
+    );
+    ok(pgrollout(
+        &db.url,
+        dir.path(),
+        &["rollback", "--steps", "1", "--use-file-down"],
+    ));
+    assert_eq!(applied(&db.url), ["1:completed"]);
+    assert_eq!(history(&db.url).last().unwrap(), "rollback completed 2");
+}
+
+#[test]
 fn a_down_edited_or_deleted_after_apply_uses_the_stored_one() {
     let db = fresh_db();
     let dir = tempfile::tempdir().unwrap();

@@ -478,12 +478,8 @@ fn with_lock<T>(
     let opts = ctx.run_options(None, false)?;
     let mut s = engine::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let found = s
-        .tracking
-        .read(&mut s.db)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
     let (_guard, state) = s
-        .lock(&opts, &found, ctx.reporter)
+        .lock(&opts, ctx.reporter)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     f(&mut s, &state, ctx.reporter)
 }
@@ -602,19 +598,30 @@ fn repair(
             .tracking
             .clear_failed(&mut s.db)
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        for (version, name, status, idx) in &cleared {
-            let why = format!(
-                "cleared {status} row{}; the migration will run again from its first statement",
-                idx.map(|i| format!(" (stopped at statement {})", i + 1))
-                    .unwrap_or_default()
-            );
+        for c in &cleared {
+            let stopped = c
+                .statement_index
+                .map(|i| format!(" (stopped at statement {})", i + 1))
+                .unwrap_or_default();
+            let why = if c.down {
+                format!(
+                    "cleared {} rollback{stopped}; the migration is recorded as applied again and its down SQL \
+                     will run again from its first statement",
+                    c.status
+                )
+            } else {
+                format!(
+                    "cleared {} row{stopped}; the migration will run again from its first statement",
+                    c.status
+                )
+            };
             s.tracking
                 .history(
                     &mut s.db,
                     &run,
                     "repair",
-                    Some(version),
-                    Some(name),
+                    Some(&c.version),
+                    Some(&c.name),
                     None,
                     "completed",
                     Some(0),
@@ -631,10 +638,18 @@ fn repair(
         ));
     }
     let mut out = String::new();
-    for (version, name, status, _) in &cleared {
-        out.push_str(&format!(
-            "cleared {status} migration {version} {name}: `pgrollout apply` will run it again\n"
-        ));
+    for c in &cleared {
+        out.push_str(&if c.down {
+            format!(
+                "cleared {} rollback of migration {} {}: it is recorded as applied again; `pgrollout rollback` will run its down SQL again\n",
+                c.status, c.version, c.name
+            )
+        } else {
+            format!(
+                "cleared {} migration {} {}: `pgrollout apply` will run it again\n",
+                c.status, c.version, c.name
+            )
+        });
     }
     Ok(Outcome::ok(out))
 }

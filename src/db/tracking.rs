@@ -7,11 +7,12 @@ use super::conn::error_text;
 use super::{quote_ident, Db};
 
 mod rollback;
-pub use rollback::StoredDown;
+pub use rollback::{RollbackRecord, StoredDown};
 
 /// The tracking schema's own migrations. Step N upgrades from version N to N+1; never
 /// edit a shipped step, append a new one. `{s}` is the quoted schema name.
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[
+    r#"
 CREATE TABLE {s}.schema_migrations (
     version             numeric(38,0) PRIMARY KEY,
     version_text        text NOT NULL,
@@ -88,7 +89,15 @@ CREATE VIEW {s}.migration_status AS
 
 CREATE FUNCTION {s}.migration_status() RETURNS SETOF {s}.migration_status
     LANGUAGE sql STABLE AS $fn$ SELECT * FROM {s}.migration_status $fn$;
-"#];
+"#,
+    r#"
+-- Which section a running/failed row is about: 'down' while a transaction:false
+-- rollback runs statement by statement, and after it failed (statement_index then
+-- points into the down SQL). `repair` returns such a row to 'completed'.
+ALTER TABLE {s}.schema_migrations
+    ADD COLUMN direction text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down'));
+"#,
+];
 
 /// The tracking schema version this build creates and understands.
 pub const TRACKING_VERSION: i32 = STEPS.len() as i32;
@@ -162,6 +171,9 @@ pub struct AppliedRow {
     pub statement_index: Option<i32>,
     pub no_transaction: bool,
     pub has_down: bool,
+    /// The running/failed state belongs to the down section: a transaction:false
+    /// rollback is running, or stopped at `statement_index` of its down SQL.
+    pub rolling_back: bool,
 }
 
 /// What the tracking schema holds, read in one round trip.
@@ -284,8 +296,17 @@ impl<'a> History<'a> {
     }
 }
 
-/// A row removed by `repair`: version, name, status, statement index.
-pub type ClearedRow = (String, String, String, Option<i32>);
+/// A row cleared by `repair`.
+#[derive(Debug, Clone)]
+pub struct ClearedRow {
+    pub version: String,
+    pub name: String,
+    /// `failed` or `running`, as it was.
+    pub status: String,
+    pub statement_index: Option<i32>,
+    /// The state was a transaction:false down's: the migration stays applied.
+    pub down: bool,
+}
 
 /// The tracking schema of one database, by name.
 #[derive(Debug, Clone)]
@@ -316,11 +337,14 @@ impl Tracking {
 
     /// Read the schema version and every tracking row in one simple query (one round
     /// trip: this is all a no-op `apply` costs). A missing schema is not an error.
+    /// It runs before the schema is upgraded, so columns added by a later step are read
+    /// through `to_jsonb(m)`: absent on an older schema, they come back NULL.
     pub fn read(&self, db: &mut Db) -> Result<TrackingState, TrackingError> {
         let sql = self.sql(
             "SELECT (SELECT version FROM {s}.tracking_version), m.version_text, m.version::text, m.name, \
              m.checksum, m.status, (extract(epoch FROM m.applied_at) * 1000)::bigint, m.applied_by, \
-             m.execution_time_ms, m.error_message, m.statement_index, m.no_transaction, m.down_sql IS NOT NULL \
+             m.execution_time_ms, m.error_message, m.statement_index, m.no_transaction, m.down_sql IS NOT NULL, \
+             (to_jsonb(m) ->> 'direction') = 'down' \
              FROM (SELECT 1) AS one LEFT JOIN {s}.schema_migrations AS m ON true ORDER BY m.version",
         );
         let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
@@ -363,6 +387,7 @@ impl Tracking {
                 statement_index: r.get(10).and_then(|v| v.parse().ok()),
                 no_transaction: r.get(11) == Some("t"),
                 has_down: r.get(12) == Some("t"),
+                rolling_back: r.get(13) == Some("t"),
             });
         }
         Ok(TrackingState { version, rows })
@@ -501,7 +526,7 @@ impl Tracking {
             .map_err(|source| self.write_err(source))
     }
 
-    fn write_err(&self, source: tokio_postgres::Error) -> TrackingError {
+    pub(crate) fn write_err(&self, source: tokio_postgres::Error) -> TrackingError {
         TrackingError::Write {
             schema: self.schema.clone(),
             source,
@@ -584,6 +609,9 @@ impl Tracking {
         )
     }
 
+    /// A transaction:false section stopped at statement `index`: the row (running since
+    /// [`Self::start_non_transactional`] or [`Self::start_rollback`]) becomes `failed`.
+    /// `checksum` is None for a down section (its history row is a `rollback`).
     #[allow(clippy::too_many_arguments)]
     pub fn fail_non_transactional(
         &self,
@@ -591,11 +619,25 @@ impl Tracking {
         ctx: &RunContext,
         version: &str,
         name: &str,
-        checksum: &str,
+        checksum: Option<&str>,
         index: i32,
         error: &str,
         duration_ms: i64,
     ) -> Result<(), TrackingError> {
+        let history = History {
+            action: if checksum.is_some() {
+                "apply"
+            } else {
+                "rollback"
+            },
+            version: Some(version),
+            name: Some(name),
+            checksum,
+            status: "failed",
+            duration_ms: Some(duration_ms),
+            error: Some(error),
+            reason: None,
+        };
         self.change_with_history(
             db,
             ctx,
@@ -604,27 +646,39 @@ impl Tracking {
                    error_message = $18, execution_time_ms = $19 WHERE version = $16::text::numeric",
                 &[&version, &index, &error, &duration_ms],
             )),
-            &History::apply(
-                version,
-                name,
-                checksum,
-                "failed",
-                Some(duration_ms),
-                Some(error),
-            ),
+            &history,
         )
     }
 
-    /// Remove failed/interrupted rows so those migrations run again; returns what was cleared.
+    /// Clear failed/interrupted rows; returns what was cleared. A row whose up section
+    /// failed is removed, so the migration runs again; a row whose transaction:false
+    /// down failed is the migration still applied (in part undone), so it goes back to
+    /// `completed` and `rollback` can run its down SQL again.
     pub fn clear_failed(&self, db: &mut Db) -> Result<Vec<ClearedRow>, TrackingError> {
         let sql = self.sql(
-            "DELETE FROM {s}.schema_migrations WHERE status IN ('failed', 'running') \
-             RETURNING version_text, name, status, statement_index",
+            "WITH up AS (\
+               DELETE FROM {s}.schema_migrations WHERE status IN ('failed', 'running') AND direction = 'up' \
+               RETURNING version, version_text, name, status, statement_index, false AS down), \
+             down AS (\
+               UPDATE {s}.schema_migrations AS n SET status = 'completed', direction = 'up', \
+                 statement_index = NULL, error_message = NULL \
+               FROM (SELECT version, status, statement_index FROM {s}.schema_migrations \
+                     WHERE status IN ('failed', 'running') AND direction = 'down' FOR UPDATE) AS o \
+               WHERE n.version = o.version \
+               RETURNING n.version, n.version_text, n.name, o.status, o.statement_index, true AS down) \
+             SELECT version_text, name, status, statement_index, down, version FROM up \
+             UNION ALL SELECT version_text, name, status, statement_index, down, version FROM down ORDER BY 6",
         );
         let rows = db.query(&sql, &[]).map_err(|e| self.write_err(e))?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| ClearedRow {
+                version: r.get(0),
+                name: r.get(1),
+                status: r.get(2),
+                statement_index: r.get(3),
+                down: r.get(4),
+            })
             .collect())
     }
 

@@ -1,23 +1,19 @@
 //! The one apply path: connect → read tracking state → (lock → ensure schema → re-read)
-//! → plan → run each migration, emitting events. On failure, the report of what did
-//! apply travels with the error.
+//! → plan → run each migration's up section through the [`executor`], emitting
+//! events. On failure, the report of what did apply travels with the error.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio_postgres::error::{ErrorPosition, SqlState};
-
-use crate::db::conn::{error_text, ServerError};
-use crate::db::lock::LockError;
-use crate::db::tracking::{AppliedRecord, RunContext, TrackingError};
-use crate::db::{ConnectError, Db, Target};
+use crate::db::conn::error_text;
+use crate::db::lock::{LockError, LockGuard};
+use crate::db::tracking::{AppliedRecord, RunContext, TrackingError, TrackingState};
+use crate::db::{ConnectError, Target};
+use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, SectionError};
 use crate::engine::session::{connect, Session};
 use crate::migration::{Migration, MigrationSet};
 use crate::plan::{self, PlanOptions, Problem};
-use crate::report::{Event, Level, Location, Mode, Reporter};
-use crate::sql::{self, Item, Statement};
+use crate::report::{Direction, Event, Level, Mode, Reporter};
+use crate::sql::{Item, Statement};
 
 /// Settings of a run (flags > environment > pipeline file > defaults, merged by the CLI).
 #[derive(Debug, Clone)]
@@ -70,77 +66,6 @@ pub struct ApplyReport {
     pub server_version: String,
 }
 
-/// A migration that failed on the server, positioned in its file.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MigrationError {
-    pub version: String,
-    pub name: String,
-    pub location: Option<Location>,
-    /// 0-based statement index within the section.
-    pub statement_index: Option<usize>,
-    #[serde(flatten)]
-    pub server: ServerError,
-    pub non_transactional: bool,
-    pub attempts: u32,
-    /// For a failed transaction:false migration: indexes left INVALID.
-    pub invalid_indexes: Vec<String>,
-}
-
-/// "gave up after N attempts", when a 55P03 retry loop ran more than once.
-pub(crate) fn write_attempts(f: &mut std::fmt::Formatter<'_>, attempts: u32) -> std::fmt::Result {
-    if attempts > 1 {
-        write!(f, "\n  gave up after {attempts} attempts")?;
-    }
-    Ok(())
-}
-
-impl MigrationError {
-    /// The message without the location, for reporters that show the location apart.
-    pub fn body(&self) -> String {
-        let full = self.to_string();
-        match &self.location {
-            Some(l) => full
-                .strip_prefix(&format!("{l}: "))
-                .unwrap_or(&full)
-                .to_string(),
-            None => full,
-        }
-    }
-}
-
-impl std::fmt::Display for MigrationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = self
-            .location
-            .as_ref()
-            .map(|l| format!("{l}: "))
-            .unwrap_or_default();
-        write!(f, "{at}migration {} {} failed", self.version, self.name)?;
-        if let Some(i) = self.statement_index {
-            write!(f, " at statement {}", i + 1)?;
-        }
-        write!(f, ": {}", self.server)?;
-        write_attempts(f, self.attempts)?;
-        if self.non_transactional {
-            write!(
-                f,
-                "\n  the migration ran outside a transaction: the statements before this one are in effect, \
-                 and it is recorded as failed. Fix the cause"
-            )?;
-            for i in &self.invalid_indexes {
-                write!(f, "\n    DROP INDEX CONCURRENTLY IF EXISTS {i};  -- left INVALID by a failed CONCURRENTLY build")?;
-            }
-            write!(f, "\n  then run `pgrollout repair` and apply again (the migration reruns from its first statement).")?;
-        } else {
-            write!(
-                f,
-                "\n  the migration's transaction was rolled back: nothing of it was applied."
-            )?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("{} problem(s) in the migration files", .0.iter().filter(|p| p.level == Level::Error).count())]
@@ -154,7 +79,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Tracking(#[from] TrackingError),
     #[error("{0}")]
-    Migration(Box<MigrationError>),
+    Migration(Box<SectionError>),
     #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
@@ -177,6 +102,17 @@ impl<E: Into<ApplyError>> From<E> for ApplyFailure {
         ApplyFailure {
             report: ApplyReport::default(),
             error: e.into(),
+        }
+    }
+}
+
+impl From<ExecError> for ApplyError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Section(s) => ApplyError::Migration(s),
+            ExecError::Tracking(t) => ApplyError::Tracking(t),
+            ExecError::Query { what, source } => ApplyError::Query { what, source },
+            ExecError::NotApplied(v) => unreachable!("an up section removes no row ({v})"),
         }
     }
 }
@@ -205,6 +141,37 @@ fn body(section: &crate::migration::Section) -> Vec<&Statement> {
         .collect()
 }
 
+/// A migration's up section, for the executor.
+pub(crate) fn up_section(m: &Migration) -> executor::Section<'_> {
+    executor::Section {
+        direction: Direction::Up,
+        version: &m.version.text,
+        name: &m.name,
+        path: Some(&m.path),
+        origin: None,
+        source: &m.source,
+        statements: body(&m.up),
+        no_transaction: m.up.no_transaction,
+        file: Some(FileText {
+            path: &m.path,
+            text: &m.source,
+            lines: &m.lines,
+            start: 0,
+        }),
+    }
+}
+
+fn up_to_date(
+    report: ApplyReport,
+    state: &TrackingState,
+    reporter: &mut dyn Reporter,
+) -> ApplyReport {
+    reporter.event(&Event::UpToDate {
+        applied: state.rows.len(),
+    });
+    report
+}
+
 /// `apply` and `apply --dry-run`.
 #[allow(clippy::result_large_err)]
 pub fn apply(
@@ -227,21 +194,7 @@ pub fn apply(
     let state = s.tracking.read(&mut s.db)?;
 
     if opts.dry_run {
-        // Read-only: no lock, no tracking schema created, nothing written.
-        let p = plan::plan(set, &state.rows, &opts.plan);
-        problems_event(&p.problems, reporter);
-        if p.blocked() {
-            return Err(ApplyError::Blocked(p.problems).into());
-        }
-        if p.to_apply.is_empty() {
-            reporter.event(&Event::UpToDate {
-                applied: state.rows.len(),
-            });
-            return Ok(report);
-        }
-        let pending = parse_pending(set, &p, reporter)?;
-        let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
-        return rehearse(&mut s, &to_apply, opts, report, reporter);
+        return dry_run(&mut s, set, &state, opts, report, reporter);
     }
 
     // Fast path: nothing to do costs one query, and no lock.
@@ -249,24 +202,78 @@ pub fn apply(
         let p = plan::plan(set, &state.rows, &opts.plan);
         if !p.blocked() && p.to_apply.is_empty() {
             report.pending = pending_beyond(&p);
-            reporter.event(&Event::UpToDate {
-                applied: state.rows.len(),
-            });
-            return Ok(report);
+            return Ok(up_to_date(report, &state, reporter));
         }
     }
 
-    let (_guard, state) = s.lock(opts, &state, reporter)?;
+    let (_guard, state, pending) = lock_and_plan(&mut s, set, opts, reporter)?;
+    let p = plan::plan(
+        set,
+        &state.rows,
+        &PlanOptions {
+            lock_held: true,
+            ..opts.plan.clone()
+        },
+    );
+    if pending.migrations.is_empty() {
+        report.pending = pending_beyond(&p);
+        return Ok(up_to_date(report, &state, reporter));
+    }
+    report.pending = pending
+        .migrations
+        .iter()
+        .map(|m| m.version.text.clone())
+        .collect();
+    let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
+    announce(&to_apply, false, reporter);
+    let insert = match executor::prepare(&mut s.db, &s.tracking.record_applied_sql()) {
+        Ok(st) => st,
+        Err(e) => return Err(ApplyError::from(e).into()),
+    };
+    for m in to_apply {
+        let book = Bookkeeping::Up {
+            row: AppliedRecord {
+                version: &m.version.text,
+                name: &m.name,
+                checksum: &m.checksum,
+                down_sql: m.down_text(),
+                down_no_transaction: m.down.as_ref().is_some_and(|d| d.section.no_transaction),
+                ctx,
+            },
+            insert: &insert,
+        };
+        match executor::run(&mut s, &up_section(m), &book, opts, reporter) {
+            Ok(ran) => {
+                report.pending.retain(|v| v != &m.version.text);
+                report.applied.push(Applied::new(m, ran.mode, ran.duration));
+            }
+            Err(e) => {
+                return Err(ApplyFailure {
+                    report,
+                    error: e.into(),
+                })
+            }
+        }
+    }
+    report.pending.extend(pending_beyond(&p));
+    Ok(report)
+}
+
+/// Under the lock: the state re-read, the plan, and the migrations to apply, parsed.
+/// Blocked plans are errors; the problems are reported either way.
+fn lock_and_plan(
+    s: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<(LockGuard, TrackingState, MigrationSet), ApplyError> {
+    let (guard, state) = s.lock(opts, reporter)?;
     let locked = PlanOptions {
         lock_held: true,
         ..opts.plan.clone()
     };
-    let p = plan::plan(set, &state.rows, &locked);
+    let mut p = plan::plan(set, &state.rows, &locked);
     let pending = parse_pending(set, &p, reporter)?;
-    let mut p = plan::Plan {
-        to_apply: pending.migrations.iter().collect(),
-        ..p
-    };
     if p.entries
         .iter()
         .any(|e| matches!(e.state, plan::State::Failed | plan::State::Running))
@@ -286,64 +293,32 @@ pub fn apply(
     }
     problems_event(&p.problems, reporter);
     if p.blocked() {
-        return Err(ApplyError::Blocked(p.problems).into());
+        return Err(ApplyError::Blocked(p.problems));
     }
-    report.pending = p.to_apply.iter().map(|m| m.version.text.clone()).collect();
-    if p.to_apply.is_empty() {
-        report.pending = pending_beyond(&p);
-        reporter.event(&Event::UpToDate {
-            applied: state.rows.len(),
-        });
-        return Ok(report);
-    }
-    let list: Vec<(String, String)> = p
-        .to_apply
+    Ok((guard, state, pending))
+}
+
+fn announce(to_apply: &[&Migration], dry_run: bool, reporter: &mut dyn Reporter) {
+    let list: Vec<(String, String)> = to_apply
         .iter()
         .map(|m| (m.version.text.clone(), m.name.clone()))
         .collect();
     reporter.event(&Event::PlanReady {
-        pending: &list,
-        dry_run: false,
+        direction: Direction::Up,
+        migrations: &list,
+        dry_run,
     });
-    let record = match s.db.run(|c| {
-        let sql = s.tracking.record_applied_sql();
-        async move { c.prepare(&sql).await }
-    }) {
-        Ok(st) => st,
-        Err(source) => {
-            return Err(ApplyError::Query {
-                what: "preparing the tracking insert".into(),
-                source,
-            }
-            .into())
-        }
-    };
-    for m in &p.to_apply {
-        let result = if m.up.no_transaction {
-            apply_non_transactional(&mut s, m, opts, ctx, reporter)
-        } else {
-            apply_transactional(&mut s, m, opts, ctx, &record, reporter)
-        };
-        match result {
-            Ok(a) => {
-                report.pending.retain(|v| v != &a.version);
-                report.applied.push(a);
-            }
-            Err(error) => {
-                if let ApplyError::Migration(me) = &error {
-                    reporter.event(&Event::MigrationFailed {
-                        version: &me.version,
-                        name: &me.name,
-                        location: me.location.as_ref(),
-                        message: &me.body(),
-                    });
-                }
-                return Err(ApplyFailure { report, error });
-            }
+}
+
+impl Applied {
+    fn new(m: &Migration, mode: Mode, duration: Duration) -> Applied {
+        Applied {
+            version: m.version.text.clone(),
+            name: m.name.clone(),
+            mode,
+            duration_ms: duration.as_millis() as u64,
         }
     }
-    report.pending.extend(pending_beyond(&p));
-    Ok(report)
 }
 
 /// Copies of the migrations about to run, with their statements parsed (the set may
@@ -386,367 +361,33 @@ fn pending_beyond(p: &plan::Plan) -> Vec<String> {
         .collect()
 }
 
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
-/// `SET [LOCAL] lock_timeout …; … statement_timeout …` for a migration (or a down).
-pub(crate) fn timeouts(opts: &RunOptions, local: bool) -> String {
-    let kw = if local { "SET LOCAL" } else { "SET" };
-    format!(
-        "{kw} lock_timeout = {}; {kw} statement_timeout = {}",
-        ms(opts.lock_timeout),
-        opts.statement_timeout.map_or(0, ms)
-    )
-}
-
-type Step<'a> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + 'a>>;
-
-/// Send every step before awaiting any answer, so the whole list costs one round trip;
-/// the server runs them in order and stops at the first error (the rest fail with
-/// "current transaction is aborted", and a COMMIT then answers ROLLBACK).
-async fn pipeline(mut steps: Vec<Step<'_>>) -> Vec<Result<(), tokio_postgres::Error>> {
-    let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> =
-        Vec::with_capacity(steps.len());
-    for step in steps.iter_mut() {
-        results.push(match futures_util::poll!(step.as_mut()) {
-            Poll::Ready(r) => Some(r),
-            Poll::Pending => None,
-        });
-    }
-    let mut out = Vec::with_capacity(steps.len());
-    for (step, r) in steps.iter_mut().zip(results) {
-        out.push(match r {
-            Some(r) => r,
-            None => step.await,
-        });
-    }
-    out
-}
-
-fn statement_text<'m>(m_source: &'m str, s: &Statement) -> &'m str {
-    &m_source[s.span.clone()]
-}
-
-fn has_copy(stmts: &[&Statement]) -> bool {
-    stmts.iter().any(|s| s.copy_data.is_some())
-}
-
-/// Build the error for statement `index` of `m` from a server error.
-fn migration_error(
-    m: &Migration,
-    stmts: &[&Statement],
-    index: Option<usize>,
-    e: &tokio_postgres::Error,
-    non_tx: bool,
-    attempts: u32,
-) -> MigrationError {
-    let db = e.as_db_error();
-    let stmt = index.and_then(|i| stmts.get(i));
-    let location = stmt.map(|s| {
-        let offset = match db.and_then(|d| d.position()) {
-            Some(ErrorPosition::Original(p)) => {
-                s.span.start + sql::char_offset_to_byte(statement_text(&m.source, s), *p as usize)
-            }
-            _ => s.span.start,
-        };
-        let (line, col) = m.line_col(offset);
-        Location::new(&m.path, line, col)
-    });
-    MigrationError {
-        version: m.version.text.clone(),
-        name: m.name.clone(),
-        location,
-        statement_index: index,
-        server: ServerError::from_error(e),
-        non_transactional: non_tx,
-        attempts,
-        invalid_indexes: Vec::new(),
-    }
-}
-
-fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
-}
-
-/// Exponential backoff with jitter for 55P03 retries: ~0.5 s, 1 s, 2 s … capped at 10 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    use rand::Rng;
-    let base = 500u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(5))
-        .min(10_000);
-    Duration::from_millis(base / 2 + rand::rng().random_range(0..=base / 2))
-}
-
-/// Run one transactional migration: BEGIN, timeouts, its statements, its tracking row,
-/// COMMIT — pipelined into one round trip when it has no COPY data.
-fn apply_transactional(
-    s: &mut Session,
-    m: &Migration,
-    opts: &RunOptions,
-    ctx: &RunContext,
-    record: &tokio_postgres::Statement,
-    reporter: &mut dyn Reporter,
-) -> Result<Applied, ApplyError> {
-    let stmts = body(&m.up);
-    reporter.event(&Event::MigrationStarted {
-        version: &m.version.text,
-        name: &m.name,
-        path: &m.path,
-        mode: Mode::Transactional,
-        statements: stmts.len(),
-    });
-    let begin = format!("BEGIN; {}", timeouts(opts, true));
-    let row = AppliedRecord {
-        version: &m.version.text,
-        name: &m.name,
-        checksum: &m.checksum,
-        down_sql: m.down_text(),
-        down_no_transaction: m.down.as_ref().is_some_and(|d| d.section.no_transaction),
-        ctx,
-    };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let started = Instant::now();
-        let outcome: Result<(), (Option<usize>, tokio_postgres::Error)> = if has_copy(&stmts) {
-            run_stepwise(&mut s.db, &begin, m, &stmts, Some((record, &row)))
-        } else {
-            let results = s.db.run(|c| {
-                let mut steps: Vec<Step> = Vec::with_capacity(stmts.len() + 3);
-                steps.push(Box::pin(c.batch_execute(begin.as_str())));
-                for st in &stmts {
-                    steps.push(Box::pin(c.batch_execute(statement_text(&m.source, st))));
-                }
-                let rec = &row;
-                steps.push(Box::pin(
-                    async move { rec.insert(c, record).await.map(|_| ()) },
-                ));
-                // RESET ALL: a SET in one migration must not leak into the next.
-                steps.push(Box::pin(c.batch_execute("COMMIT; RESET ALL")));
-                pipeline(steps)
-            });
-            match results
-                .into_iter()
-                .enumerate()
-                .find_map(|(i, r)| r.err().map(|e| (i, e)))
-            {
-                None => Ok(()),
-                Some((i, e)) => {
-                    let idx = (1..=stmts.len()).contains(&i).then(|| i - 1);
-                    Err((idx, e))
-                }
-            }
-        };
-        s.notices(Some(&m.version.text), reporter);
-        match outcome {
-            Ok(()) => {
-                let duration = started.elapsed();
-                reporter.event(&Event::MigrationApplied {
-                    version: &m.version.text,
-                    name: &m.name,
-                    mode: Mode::Transactional,
-                    duration,
-                });
-                return Ok(Applied {
-                    version: m.version.text.clone(),
-                    name: m.name.clone(),
-                    mode: Mode::Transactional,
-                    duration_ms: duration.as_millis() as u64,
-                });
-            }
-            Err((idx, e)) => {
-                // Make sure the session is out of the transaction whatever failed.
-                let _ = s.db.batch("ROLLBACK; RESET ALL");
-                if is_lock_timeout(&e) && attempt <= opts.lock_retries {
-                    let wait = backoff(attempt);
-                    let msg = e
-                        .as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_string());
-                    reporter.event(&Event::LockTimeoutRetry {
-                        version: &m.version.text,
-                        attempt,
-                        max: opts.lock_retries,
-                        wait,
-                        message: &msg,
-                    });
-                    std::thread::sleep(wait);
-                    continue;
-                }
-                let me = migration_error(m, &stmts, idx, &e, false, attempt);
-                let _ = s.tracking.history(
-                    &mut s.db,
-                    ctx,
-                    "apply",
-                    Some(&m.version.text),
-                    Some(&m.name),
-                    Some(&m.checksum),
-                    "failed",
-                    Some(started.elapsed().as_millis() as i64),
-                    Some(&me.to_string()),
-                    None,
-                );
-                return Err(ApplyError::Migration(Box::new(me)));
-            }
-        }
-    }
-}
-
-type Record<'a> = (&'a tokio_postgres::Statement, &'a AppliedRecord<'a>);
-
-/// One round trip per statement, for sections with COPY data. With `record`, the
-/// tracking row is written and the transaction committed; without, it is left open
-/// (rehearsal rolls it back).
-fn run_stepwise(
-    db: &mut Db,
-    begin: &str,
-    m: &Migration,
-    stmts: &[&Statement],
-    record: Option<Record>,
-) -> Result<(), (Option<usize>, tokio_postgres::Error)> {
-    if !begin.is_empty() {
-        db.batch(begin).map_err(|e| (None, e))?;
-    }
-    for (i, st) in stmts.iter().enumerate() {
-        run_statement(db, &m.source, st).map_err(|e| (Some(i), e))?;
-    }
-    if let Some((stmt, row)) = record {
-        db.run(|c| async move { row.insert(c, stmt).await })
-            .map_err(|e| (None, e))?;
-        db.batch("COMMIT; RESET ALL").map_err(|e| (None, e))?;
-    }
-    Ok(())
-}
-
-/// One statement of `source` (a file's text): a simple query, or COPY with its inline data.
-pub(crate) fn run_statement(
-    db: &mut Db,
-    source: &str,
-    st: &Statement,
-) -> Result<(), tokio_postgres::Error> {
-    let sql = &source[st.span.clone()];
-    match &st.copy_data {
-        Some(data) => db
-            .copy_in(
-                sql.trim_end().trim_end_matches(';'),
-                source[data.clone()].as_bytes(),
-            )
-            .map(|_| ()),
-        None => db.batch(sql),
-    }
-}
-
-/// A transaction:false migration: recorded `running`, then each statement on its own.
-fn apply_non_transactional(
-    s: &mut Session,
-    m: &Migration,
-    opts: &RunOptions,
-    ctx: &RunContext,
-    reporter: &mut dyn Reporter,
-) -> Result<Applied, ApplyError> {
-    let stmts = body(&m.up);
-    reporter.event(&Event::MigrationStarted {
-        version: &m.version.text,
-        name: &m.name,
-        path: &m.path,
-        mode: Mode::NonTransactional,
-        statements: stmts.len(),
-    });
-    let v = m.version.text.as_str();
-    let down_no_tx = m.down.as_ref().is_some_and(|d| d.section.no_transaction);
-    s.tracking.start_non_transactional(
-        &mut s.db,
-        ctx,
-        v,
-        &m.name,
-        &m.checksum,
-        m.down_text(),
-        down_no_tx,
-    )?;
-    let started = Instant::now();
-    s.db.batch(&timeouts(opts, false))
-        .map_err(|source| ApplyError::Query {
-            what: "setting timeouts".into(),
-            source,
-        })?;
-    for (i, st) in stmts.iter().enumerate() {
-        if i > 0 {
-            s.tracking.set_statement_index(&mut s.db, v, i as i32)?;
-        }
-        let label = st.ast.as_ref().map_or("statement", sql::statement_keyword);
-        reporter.event(&Event::StatementStarted {
-            version: v,
-            index: i,
-            total: stmts.len(),
-            line: st.line,
-            label: st.non_transactional.unwrap_or(label),
-        });
-        let r = run_statement(&mut s.db, &m.source, st);
-        s.notices(Some(v), reporter);
-        if let Err(e) = r {
-            let mut me = migration_error(m, &stmts, Some(i), &e, true, 1);
-            me.invalid_indexes = s.tracking.invalid_indexes(&mut s.db).unwrap_or_default();
-            let _ = s.db.batch("RESET ALL");
-            s.tracking.fail_non_transactional(
-                &mut s.db,
-                ctx,
-                v,
-                &m.name,
-                &m.checksum,
-                i as i32,
-                &me.server.to_string(),
-                started.elapsed().as_millis() as i64,
-            )?;
-            return Err(ApplyError::Migration(Box::new(me)));
-        }
-    }
-    let _ = s.db.batch("RESET ALL");
-    let duration = started.elapsed();
-    s.tracking.finish_non_transactional(
-        &mut s.db,
-        ctx,
-        v,
-        &m.name,
-        &m.checksum,
-        duration.as_millis() as i64,
-    )?;
-    reporter.event(&Event::MigrationApplied {
-        version: v,
-        name: &m.name,
-        mode: Mode::NonTransactional,
-        duration,
-    });
-    Ok(Applied {
-        version: v.to_string(),
-        name: m.name.clone(),
-        mode: Mode::NonTransactional,
-        duration_ms: duration.as_millis() as u64,
-    })
-}
-
-/// Dry run: every pending transactional migration, in order, inside one transaction
-/// that is rolled back — later migrations see the earlier ones' changes, as they would
-/// when applied. A tight lock_timeout keeps the rehearsal from queueing behind traffic.
+/// Dry run: read-only — no lock, no tracking schema created, nothing written. Every
+/// pending transactional migration runs, in order, inside one transaction that is
+/// rolled back: later migrations see the earlier ones' changes, as they would when
+/// applied. A tight lock_timeout keeps the rehearsal from queueing behind traffic.
 #[allow(clippy::result_large_err)]
-fn rehearse(
+fn dry_run(
     s: &mut Session,
-    to_apply: &[&Migration],
+    set: &MigrationSet,
+    state: &TrackingState,
     opts: &RunOptions,
     mut report: ApplyReport,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    let list: Vec<(String, String)> = to_apply
-        .iter()
-        .map(|m| (m.version.text.clone(), m.name.clone()))
-        .collect();
-    reporter.event(&Event::PlanReady {
-        pending: &list,
-        dry_run: true,
-    });
-    let mut rehearsal = opts.clone();
-    rehearsal.lock_timeout = opts.lock_timeout.min(Duration::from_secs(2));
+    let p = plan::plan(set, &state.rows, &opts.plan);
+    problems_event(&p.problems, reporter);
+    if p.blocked() {
+        return Err(ApplyError::Blocked(p.problems).into());
+    }
+    if p.to_apply.is_empty() {
+        return Ok(up_to_date(report, state, reporter));
+    }
+    let pending = parse_pending(set, &p, reporter)?;
+    let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
+    announce(&to_apply, true, reporter);
+    let rehearsal = rehearsal_options(opts);
     if let Err(source) =
-        s.db.batch(&format!("BEGIN; {}", timeouts(&rehearsal, true)))
+        s.db.batch(&format!("BEGIN; {}", executor::timeouts(&rehearsal, true)))
     {
         return Err(ApplyFailure {
             report,
@@ -758,82 +399,43 @@ fn rehearse(
     }
     for m in to_apply {
         if m.up.no_transaction {
-            let reason =
-                "transaction:false: it runs outside a transaction, so it cannot be rolled back";
-            reporter.event(&Event::MigrationNotRehearsable {
+            reporter.event(&Event::SectionNotRehearsed {
+                direction: Direction::Up,
                 version: &m.version.text,
                 name: &m.name,
-                reason,
+                reason:
+                    "transaction:false: it runs outside a transaction, so it cannot be rolled back",
             });
-            report.not_rehearsed.push(Applied {
-                version: m.version.text.clone(),
-                name: m.name.clone(),
-                mode: Mode::NonTransactional,
-                duration_ms: 0,
-            });
+            report
+                .not_rehearsed
+                .push(Applied::new(m, Mode::NonTransactional, Duration::ZERO));
             continue;
         }
-        let stmts = body(&m.up);
-        reporter.event(&Event::MigrationStarted {
-            version: &m.version.text,
-            name: &m.name,
-            path: &m.path,
-            mode: Mode::Rehearsal,
-            statements: stmts.len(),
-        });
-        let started = Instant::now();
-        let outcome = if has_copy(&stmts) {
-            run_stepwise(&mut s.db, "", m, &stmts, None)
-        } else {
-            let results = s.db.run(|c| {
-                let steps: Vec<Step> = stmts
-                    .iter()
-                    .map(|st| Box::pin(c.batch_execute(statement_text(&m.source, st))) as Step)
-                    .collect();
-                pipeline(steps)
-            });
-            match results
-                .into_iter()
-                .enumerate()
-                .find_map(|(i, r)| r.err().map(|e| (i, e)))
-            {
-                None => Ok(()),
-                Some((i, e)) => Err((Some(i), e)),
-            }
-        };
-        s.notices(Some(&m.version.text), reporter);
-        match outcome {
-            Ok(()) => {
-                let duration = started.elapsed();
-                reporter.event(&Event::MigrationApplied {
-                    version: &m.version.text,
-                    name: &m.name,
-                    mode: Mode::Rehearsal,
-                    duration,
-                });
-                report.rehearsed.push(Applied {
-                    version: m.version.text.clone(),
-                    name: m.name.clone(),
-                    mode: Mode::Rehearsal,
-                    duration_ms: duration.as_millis() as u64,
-                });
-            }
-            Err((idx, e)) => {
-                let _ = s.db.batch("ROLLBACK; RESET ALL");
-                let me = migration_error(m, &stmts, idx, &e, false, 1);
-                reporter.event(&Event::MigrationFailed {
-                    version: &me.version,
-                    name: &me.name,
-                    location: me.location.as_ref(),
-                    message: &me.body(),
-                });
+        match executor::run(
+            s,
+            &up_section(m),
+            &Bookkeeping::Rehearse,
+            &rehearsal,
+            reporter,
+        ) {
+            Ok(ran) => report
+                .rehearsed
+                .push(Applied::new(m, ran.mode, ran.duration)),
+            Err(e) => {
                 return Err(ApplyFailure {
                     report,
-                    error: ApplyError::Migration(Box::new(me)),
-                });
+                    error: e.into(),
+                })
             }
         }
     }
     let _ = s.db.batch("ROLLBACK; RESET ALL");
     Ok(report)
+}
+
+/// A rehearsal waits at most 2 s for a lock: it must not queue behind traffic.
+pub(crate) fn rehearsal_options(opts: &RunOptions) -> RunOptions {
+    let mut r = opts.clone();
+    r.lock_timeout = opts.lock_timeout.min(Duration::from_secs(2));
+    r
 }

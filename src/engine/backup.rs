@@ -82,8 +82,7 @@ pub fn record(
 ) -> Result<BackupInfo, String> {
     let mut s = engine::connect(target, &opts.schema, opts.connect_retry, reporter)
         .map_err(|e| e.to_string())?;
-    let found = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
-    let (_guard, _state) = s.lock(opts, &found, reporter).map_err(|e| e.to_string())?;
+    let (_guard, _state) = s.lock(opts, reporter).map_err(|e| e.to_string())?;
     health::insert_backup_marker(&mut s.db, &opts.schema, ctx, label, dump)
         .map_err(|e| e.to_string())
 }

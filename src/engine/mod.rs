@@ -9,9 +9,11 @@
 pub mod apply;
 pub mod backup;
 pub mod drift;
+pub mod executor;
 pub mod rollback;
 pub mod session;
 pub mod test;
 
 pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
+pub use executor::SectionError;
 pub use session::{connect, Session};

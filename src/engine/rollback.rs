@@ -9,18 +9,19 @@
 //! statement succeeded. Every migration to undo is checked before anything runs: if one
 //! has no usable down SQL, nothing is rolled back.
 
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
-use tokio_postgres::error::{ErrorPosition, SqlState};
 
-use crate::db::conn::{error_text, ServerError};
-use crate::db::tracking::{AppliedRow, RowStatus, RunContext, StoredDown, TrackingError};
+use crate::db::conn::error_text;
+use crate::db::tracking::{
+    AppliedRow, RollbackRecord, RowStatus, RunContext, StoredDown, TrackingError,
+};
 use crate::db::{ConnectError, Target};
-use crate::engine::apply::{backoff, run_statement, timeouts};
+use crate::engine::apply::rehearsal_options;
+use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, SectionError};
 use crate::engine::{self, ApplyError, RunOptions, Session};
-use crate::migration::{Migration, MigrationSet, Version};
-use crate::report::{Event, Level, Location, Mode, Reporter};
+use crate::migration::{DownSource, Migration, MigrationSet, Version};
+pub use crate::report::DownOrigin;
+use crate::report::{Direction, Event, Level, Mode, Reporter};
 use crate::sql::{self, Item, LineIndex, Statement, TxControl};
 
 /// How far to roll back.
@@ -44,28 +45,6 @@ pub struct RollbackOptions {
     pub allow_generated: bool,
     /// When the file's down section differs from the stored one, run the file's.
     pub use_file_down: bool,
-}
-
-/// Where the down SQL that runs comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DownOrigin {
-    /// Stored in the tracking row at apply time.
-    Stored,
-    /// The migration file's down section (nothing was stored, or `use_file_down`).
-    File,
-    /// Generated from the up section (see [`crate::sql::inverse`]).
-    Generated,
-}
-
-impl DownOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DownOrigin::Stored => "stored",
-            DownOrigin::File => "file",
-            DownOrigin::Generated => "generated",
-        }
-    }
 }
 
 /// One migration a rollback will undo, with the exact SQL.
@@ -103,60 +82,6 @@ pub struct RollbackReport {
     pub server_version: String,
 }
 
-/// A down section that failed on the server.
-#[derive(Debug, Clone, Serialize)]
-pub struct DownError {
-    pub version: String,
-    pub name: String,
-    pub origin: DownOrigin,
-    /// In the migration file, when the SQL that ran is the file's down section.
-    pub location: Option<Location>,
-    /// 1-based line within the down SQL that ran.
-    pub line: Option<u32>,
-    /// 0-based statement index within the down SQL.
-    pub statement_index: Option<usize>,
-    #[serde(flatten)]
-    pub server: ServerError,
-    pub non_transactional: bool,
-    pub attempts: u32,
-}
-
-impl std::fmt::Display for DownError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(l) = &self.location {
-            write!(f, "{l}: ")?;
-        }
-        write!(
-            f,
-            "rolling back {} {} failed ({} down SQL",
-            self.version,
-            self.name,
-            self.origin.as_str()
-        )?;
-        if let Some(i) = self.statement_index {
-            write!(f, ", statement {}", i + 1)?;
-        }
-        if let (Some(l), None) = (self.line, &self.location) {
-            write!(f, ", line {l} of it")?;
-        }
-        write!(f, "): {}", self.server)?;
-        crate::engine::apply::write_attempts(f, self.attempts)?;
-        if self.non_transactional {
-            write!(
-                f,
-                "\n  the down SQL runs outside a transaction: the statements before this one are in effect. \
-                 The migration is still recorded as applied; fix the cause and run the rollback again \
-                 (write the down statements with IF EXISTS so a rerun is safe)."
-            )
-        } else {
-            write!(
-                f,
-                "\n  its transaction was rolled back: the migration is still applied, exactly as before."
-            )
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
     #[error(transparent)]
@@ -183,7 +108,7 @@ pub enum RollbackError {
         message: String,
     },
     #[error("{0}")]
-    Down(Box<DownError>),
+    Down(Box<SectionError>),
     #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
@@ -199,6 +124,17 @@ impl From<ApplyError> for RollbackError {
             ApplyError::Lock(l) => RollbackError::Lock(l),
             ApplyError::Tracking(t) => RollbackError::Tracking(t),
             other => RollbackError::Blocked(other.to_string()),
+        }
+    }
+}
+
+impl From<ExecError> for RollbackError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Section(s) => RollbackError::Down(s),
+            ExecError::Tracking(t) => RollbackError::Tracking(t),
+            ExecError::Query { what, source } => RollbackError::Query { what, source },
+            e @ ExecError::NotApplied(_) => RollbackError::Blocked(e.to_string()),
         }
     }
 }
@@ -512,26 +448,26 @@ pub fn rollback(
         announce(&report.planned, true, reporter);
         return rehearse(&mut s, set, opts, report, reporter);
     }
-    let (_guard, state) = s.lock(&opts.run, &state, reporter)?;
+    let (_guard, state) = s.lock(&opts.run, reporter)?;
     let stored = s.tracking.stored_downs(&mut s.db)?;
     report.planned = plan(&state.rows, &stored, set, opts)?;
     announce(&report.planned, false, reporter);
+    let delete = executor::prepare(&mut s.db, &s.tracking.record_rollback_sql())?;
     let planned = report.planned.clone();
     for p in &planned {
-        let file = Version::parse(&p.version).and_then(|v| set.get(&v));
-        match run_down(&mut s, p, file, opts, ctx, reporter) {
+        let reason = reason(p);
+        let book = Bookkeeping::Down {
+            row: RollbackRecord {
+                version: &p.version,
+                duration_ms: None,
+                reason: &reason,
+                ctx,
+            },
+            delete: &delete,
+        };
+        match run_down(&mut s, p, set, &book, &opts.run, reporter) {
             Ok(done) => report.rolled_back.push(done),
-            Err(error) => {
-                if let RollbackError::Down(d) = &error {
-                    reporter.event(&Event::RollbackFailed {
-                        version: &d.version,
-                        name: &d.name,
-                        location: d.location.as_ref(),
-                        message: &d.to_string(),
-                    });
-                }
-                return Err(RollbackFailure { report, error });
-            }
+            Err(error) => return Err(RollbackFailure { report, error }),
         }
     }
     Ok(report)
@@ -551,60 +487,31 @@ fn announce(planned: &[PlannedDown], dry_run: bool, reporter: &mut dyn Reporter)
         .iter()
         .map(|p| (p.version.clone(), p.name.clone()))
         .collect();
-    reporter.event(&Event::RollbackPlanned {
+    reporter.event(&Event::PlanReady {
+        direction: Direction::Down,
         migrations: &list,
         dry_run,
     });
 }
 
-/// The error for statement `index` of a down SQL text, positioned in the migration file
-/// when the text is that file's down section.
-#[allow(clippy::too_many_arguments)]
-fn down_error(
-    p: &PlannedDown,
-    file: Option<&Migration>,
-    stmts: &[Statement],
-    index: Option<usize>,
-    e: &tokio_postgres::Error,
-    non_tx: bool,
-    attempts: u32,
-) -> DownError {
-    let db = e.as_db_error();
-    let offset = index.and_then(|i| stmts.get(i)).map(|s| {
-        s.span.start
-            + match db.and_then(|d| d.position()) {
-                Some(ErrorPosition::Original(pos)) => {
-                    sql::char_offset_to_byte(&p.sql[s.span.clone()], *pos as usize)
-                }
-                _ => 0,
-            }
-    });
-    let line = offset.map(|o| LineIndex::new(&p.sql).line_col(&p.sql, o).0);
-    // Positions map into the file only when the SQL that ran is its down section
-    // byte for byte (`-- ROLLBACK:` lines are rebuilt text, not a range of the file).
-    let location = offset.and_then(|o| {
-        let m = file?;
-        let d = m.down.as_ref()?;
-        if p.origin == DownOrigin::Generated
-            || d.source_kind == crate::migration::DownSource::RollbackComments
-            || m.down_text() != Some(p.sql.as_str())
-        {
-            return None;
-        }
-        let (l, c) = d.lines.line_col(&d.source, d.section.range.start + o);
-        Some(Location::new(&d.section.path, l, c))
-    });
-    DownError {
-        version: p.version.clone(),
-        name: p.name.clone(),
-        origin: p.origin,
-        location,
-        line,
-        statement_index: index,
-        server: ServerError::from_error(e),
-        non_transactional: non_tx,
-        attempts,
+/// Where the down SQL sits in the migration file — only when the SQL that runs is the
+/// file's down section byte for byte (`-- ROLLBACK:` lines are rebuilt text, not a
+/// range of the file; stored and generated SQL may differ from it).
+fn down_in_file<'m>(p: &PlannedDown, file: Option<&'m Migration>) -> Option<FileText<'m>> {
+    let m = file?;
+    let d = m.down.as_ref()?;
+    if p.origin == DownOrigin::Generated
+        || d.source_kind == DownSource::RollbackComments
+        || m.down_text() != Some(p.sql.as_str())
+    {
+        return None;
     }
+    Some(FileText {
+        path: &d.section.path,
+        text: &d.source,
+        lines: &d.lines,
+        start: d.section.range.start,
+    })
 }
 
 fn reason(p: &PlannedDown) -> String {
@@ -619,168 +526,38 @@ fn reason(p: &PlannedDown) -> String {
     )
 }
 
+/// One planned down, through the executor: committed with its tracking change, or
+/// (`Bookkeeping::Rehearse`) inside the caller's rehearsal transaction.
 fn run_down(
     s: &mut Session,
     p: &PlannedDown,
-    file: Option<&Migration>,
-    opts: &RollbackOptions,
-    ctx: &RunContext,
+    set: &MigrationSet,
+    book: &Bookkeeping<'_>,
+    run: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<RolledBack, RollbackError> {
-    let stmts = statements(&p.sql, p.no_transaction).map_err(RollbackError::Blocked)?;
-    let mode = if p.no_transaction {
-        Mode::NonTransactional
-    } else {
-        Mode::Transactional
-    };
-    reporter.event(&Event::RollbackStarted {
+    let no_tx = p.no_transaction && !matches!(book, Bookkeeping::Rehearse);
+    let stmts = statements(&p.sql, no_tx).map_err(RollbackError::Blocked)?;
+    let file = Version::parse(&p.version).and_then(|v| set.get(&v));
+    let section = executor::Section {
+        direction: Direction::Down,
         version: &p.version,
         name: &p.name,
-        origin: p.origin.as_str(),
-        mode,
-        statements: stmts.len(),
-    });
-    let started = Instant::now();
-    let failed = |s: &mut Session, e: &DownError, ms: i64| {
-        let _ = s.tracking.history(
-            &mut s.db,
-            ctx,
-            "rollback",
-            Some(&p.version),
-            Some(&p.name),
-            None,
-            "failed",
-            Some(ms),
-            Some(&e.to_string()),
-            Some(&reason(p)),
-        );
+        path: None,
+        origin: Some(p.origin),
+        source: &p.sql,
+        statements: stmts.iter().collect(),
+        no_transaction: p.no_transaction,
+        file: down_in_file(p, file),
     };
-    if p.no_transaction {
-        s.db.batch(&timeouts(&opts.run, false))
-            .map_err(|source| RollbackError::Query {
-                what: "setting timeouts".into(),
-                source,
-            })?;
-        for (i, st) in stmts.iter().enumerate() {
-            let label = st.ast.as_ref().map_or("statement", sql::statement_keyword);
-            reporter.event(&Event::StatementStarted {
-                version: &p.version,
-                index: i,
-                total: stmts.len(),
-                line: st.line,
-                label: st.non_transactional.unwrap_or(label),
-            });
-            let r = run_statement(&mut s.db, &p.sql, st);
-            notices(s, &p.version, reporter);
-            if let Err(e) = r {
-                let _ = s.db.batch("RESET ALL");
-                let de = down_error(p, file, &stmts, Some(i), &e, true, 1);
-                failed(s, &de, started.elapsed().as_millis() as i64);
-                return Err(RollbackError::Down(Box::new(de)));
-            }
-        }
-        let _ = s.db.batch("RESET ALL");
-        let ms = started.elapsed().as_millis() as i64;
-        let schema = s.tracking.schema.clone();
-        let write = |source| TrackingError::Write {
-            schema: schema.clone(),
-            source,
-        };
-        let record =
-            s.db.batch("BEGIN")
-                .map_err(write)
-                .and_then(|_| {
-                    s.tracking
-                        .record_rollback(&mut s.db, ctx, &p.version, ms, &reason(p))
-                })
-                .and_then(|n| s.db.batch("COMMIT").map_err(write).map(|_| n));
-        if record.is_err() {
-            let _ = s.db.batch("ROLLBACK");
-        }
-        record?;
-    } else {
-        let begin = format!("BEGIN; {}", timeouts(&opts.run, true));
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let t = Instant::now();
-            let outcome: Result<u64, (Option<usize>, tokio_postgres::Error)> = (|| {
-                s.db.batch(&begin).map_err(|e| (None, e))?;
-                for (i, st) in stmts.iter().enumerate() {
-                    run_statement(&mut s.db, &p.sql, st).map_err(|e| (Some(i), e))?;
-                }
-                let ms = t.elapsed().as_millis() as i64;
-                let n = s
-                    .tracking
-                    .record_rollback(&mut s.db, ctx, &p.version, ms, &reason(p))
-                    .map_err(|e| match e {
-                        TrackingError::Write { source, .. }
-                        | TrackingError::Read { source, .. } => (None, source),
-                        other => unreachable!("record_rollback returns read/write errors: {other}"),
-                    })?;
-                s.db.batch("COMMIT; RESET ALL").map_err(|e| (None, e))?;
-                Ok(n)
-            })();
-            notices(s, &p.version, reporter);
-            match outcome {
-                Ok(0) => {
-                    // Unreachable under the lock; said plainly rather than ignored.
-                    return Err(RollbackError::Blocked(format!(
-                        "migration {} was no longer recorded as applied when its rollback committed",
-                        p.version
-                    )));
-                }
-                Ok(_) => break,
-                Err((idx, e)) => {
-                    let _ = s.db.batch("ROLLBACK; RESET ALL");
-                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
-                        && attempt <= opts.run.lock_retries
-                    {
-                        let wait = backoff(attempt);
-                        let msg = e
-                            .as_db_error()
-                            .map_or_else(|| e.to_string(), |d| d.message().to_string());
-                        reporter.event(&Event::LockTimeoutRetry {
-                            version: &p.version,
-                            attempt,
-                            max: opts.run.lock_retries,
-                            wait,
-                            message: &msg,
-                        });
-                        std::thread::sleep(wait);
-                        continue;
-                    }
-                    let de = down_error(p, file, &stmts, idx, &e, false, attempt);
-                    failed(s, &de, started.elapsed().as_millis() as i64);
-                    return Err(RollbackError::Down(Box::new(de)));
-                }
-            }
-        }
-    }
-    let duration = started.elapsed();
-    reporter.event(&Event::RolledBack {
-        version: &p.version,
-        name: &p.name,
-        mode,
-        duration,
-    });
+    let ran = executor::run(s, &section, book, run, reporter)?;
     Ok(RolledBack {
         version: p.version.clone(),
         name: p.name.clone(),
         origin: p.origin,
-        mode,
-        duration_ms: duration.as_millis() as u64,
+        mode: ran.mode,
+        duration_ms: ran.duration.as_millis() as u64,
     })
-}
-
-fn notices(s: &mut Session, version: &str, reporter: &mut dyn Reporter) {
-    for n in s.db.take_notices() {
-        reporter.event(&Event::ServerNotice {
-            version: Some(version),
-            severity: n.severity(),
-            message: n.message(),
-        });
-    }
 }
 
 /// Dry run: the planned downs, newest first, inside one transaction that is rolled
@@ -794,9 +571,10 @@ fn rehearse(
     mut report: RollbackReport,
     reporter: &mut dyn Reporter,
 ) -> Result<RollbackReport, RollbackFailure> {
-    let mut run = opts.run.clone();
-    run.lock_timeout = run.lock_timeout.min(Duration::from_secs(2));
-    if let Err(source) = s.db.batch(&format!("BEGIN; {}", timeouts(&run, true))) {
+    let run = rehearsal_options(&opts.run);
+    if let Err(source) =
+        s.db.batch(&format!("BEGIN; {}", executor::timeouts(&run, true)))
+    {
         return Err(RollbackFailure {
             report,
             error: RollbackError::Query {
@@ -811,7 +589,8 @@ fn rehearse(
         if stopped || p.no_transaction {
             stopped = true;
             report.not_rehearsed.push(p.version.clone());
-            reporter.event(&Event::MigrationNotRehearsable {
+            reporter.event(&Event::SectionNotRehearsed {
+                direction: Direction::Down,
                 version: &p.version,
                 name: &p.name,
                 reason: if p.no_transaction {
@@ -822,61 +601,14 @@ fn rehearse(
             });
             continue;
         }
-        let stmts = match statements(&p.sql, false) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = s.db.batch("ROLLBACK");
-                return Err(RollbackFailure {
-                    report,
-                    error: RollbackError::Blocked(e),
-                });
-            }
-        };
-        reporter.event(&Event::RollbackStarted {
-            version: &p.version,
-            name: &p.name,
-            origin: p.origin.as_str(),
-            mode: Mode::Rehearsal,
-            statements: stmts.len(),
-        });
-        let t = Instant::now();
-        let mut failure = None;
-        for (i, st) in stmts.iter().enumerate() {
-            if let Err(e) = run_statement(&mut s.db, &p.sql, st) {
-                failure = Some((i, e));
-                break;
+        match run_down(s, p, set, &Bookkeeping::Rehearse, &run, reporter) {
+            Ok(done) => report.rolled_back.push(done),
+            Err(error) => {
+                // A down that could not even be parsed leaves the transaction open.
+                let _ = s.db.batch("ROLLBACK; RESET ALL");
+                return Err(RollbackFailure { report, error });
             }
         }
-        notices(s, &p.version, reporter);
-        if let Some((i, e)) = failure {
-            let _ = s.db.batch("ROLLBACK; RESET ALL");
-            let file = Version::parse(&p.version).and_then(|v| set.get(&v));
-            let de = down_error(p, file, &stmts, Some(i), &e, false, 1);
-            reporter.event(&Event::RollbackFailed {
-                version: &de.version,
-                name: &de.name,
-                location: de.location.as_ref(),
-                message: &de.to_string(),
-            });
-            return Err(RollbackFailure {
-                report,
-                error: RollbackError::Down(Box::new(de)),
-            });
-        }
-        let duration = t.elapsed();
-        reporter.event(&Event::RolledBack {
-            version: &p.version,
-            name: &p.name,
-            mode: Mode::Rehearsal,
-            duration,
-        });
-        report.rolled_back.push(RolledBack {
-            version: p.version.clone(),
-            name: p.name.clone(),
-            origin: p.origin,
-            mode: Mode::Rehearsal,
-            duration_ms: duration.as_millis() as u64,
-        });
     }
     let _ = s.db.batch("ROLLBACK; RESET ALL");
     Ok(report)

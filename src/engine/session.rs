@@ -62,7 +62,6 @@ impl Session {
     pub fn lock(
         &mut self,
         opts: &RunOptions,
-        found: &TrackingState,
         reporter: &mut dyn Reporter,
     ) -> Result<(LockGuard, TrackingState), ApplyError> {
         let guard = lock::acquire(
@@ -85,7 +84,6 @@ impl Session {
                 from,
                 to: TRACKING_VERSION,
             });
-            let _ = found;
             return Ok((guard, self.tracking.read(&mut self.db)?));
         }
         Ok((guard, state))

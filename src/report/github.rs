@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use super::run::{self, MigrationRow, RunStatus, RunSummary};
 use super::terminal::Terminal;
-use super::{human_duration, Event, Level, Location, Mode, Reporter};
+use super::{human_duration, Direction, Event, Level, Location, Mode, Reporter};
 
 /// GitHub shows this many annotations of each kind per step.
 pub const MAX_ANNOTATIONS_PER_KIND: usize = 10;
@@ -547,7 +547,8 @@ impl GitHub {
 
     fn track(&mut self, e: &Event<'_>) {
         match e {
-            Event::MigrationApplied {
+            Event::SectionFinished {
+                direction: Direction::Up,
                 version,
                 name,
                 mode,
@@ -564,7 +565,12 @@ impl GitHub {
                 duration_ms: Some(duration.as_millis() as u64),
                 checksum: String::new(),
             }),
-            Event::MigrationFailed { version, name, .. } => self.migrations.push(MigrationRow {
+            Event::SectionFailed {
+                direction: Direction::Up,
+                version,
+                name,
+                ..
+            } => self.migrations.push(MigrationRow {
                 version: version.to_string(),
                 name: name.to_string(),
                 status: "failed".into(),
@@ -789,28 +795,29 @@ impl Reporter for GitHub {
                 self.close_group();
                 self.in_step = false;
             }
-            Event::MigrationStarted {
+            Event::SectionStarted {
+                direction,
                 version,
                 name,
                 mode,
                 ..
             } if !self.in_step => {
-                let verb = if *mode == Mode::Rehearsal {
-                    "rehearse"
-                } else {
-                    "apply"
+                let verb = match (direction, *mode == Mode::Rehearsal) {
+                    (Direction::Up, true) => "rehearse",
+                    (Direction::Up, false) => "apply",
+                    (Direction::Down, true) => "rehearse rolling back",
+                    (Direction::Down, false) => "roll back",
                 };
                 self.open_group(&format!("{verb} {version} {name}"));
                 self.log.event(e);
             }
-            Event::MigrationApplied { .. } | Event::MigrationNotRehearsable { .. }
-                if !self.in_step =>
-            {
+            Event::SectionFinished { .. } | Event::SectionNotRehearsed { .. } if !self.in_step => {
                 self.log.event(e);
                 self.drain();
                 self.close_group();
             }
-            Event::MigrationFailed {
+            Event::SectionFailed {
+                direction,
                 version,
                 name,
                 location,
@@ -821,12 +828,11 @@ impl Reporter for GitHub {
                 if !self.in_step {
                     self.close_group();
                 }
-                self.annotate(
-                    Level::Error,
-                    &format!("migration {version} {name} failed"),
-                    *location,
-                    message,
-                );
+                let title = match direction {
+                    Direction::Up => format!("migration {version} {name} failed"),
+                    Direction::Down => format!("rollback of {version} {name} failed"),
+                };
+                self.annotate(Level::Error, &title, *location, message);
             }
             Event::Diagnostic {
                 level,

@@ -50,6 +50,36 @@ pub enum Mode {
     Rehearsal,
 }
 
+/// Which section of a migration runs: `up` applies it, `down` rolls it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// Where the down SQL that runs comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownOrigin {
+    /// Stored in the tracking row at apply time.
+    Stored,
+    /// The migration file's down section (nothing was stored, or `use_file_down`).
+    File,
+    /// Generated from the up section (see [`crate::sql::inverse`]).
+    Generated,
+}
+
+impl DownOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownOrigin::Stored => "stored",
+            DownOrigin::File => "file",
+            DownOrigin::Generated => "generated",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -90,15 +120,21 @@ pub enum Event<'a> {
     UpToDate {
         applied: usize,
     },
-    /// The migrations about to run (or be rehearsed).
+    /// The migrations whose `direction` section is about to run (or be rehearsed), in
+    /// the order they will: oldest first for up, newest first for down.
     PlanReady {
-        pending: &'a [(String, String)],
+        direction: Direction,
+        migrations: &'a [(String, String)],
         dry_run: bool,
     },
-    MigrationStarted {
+    /// One section of one migration is about to run. `path`: the file, for an up;
+    /// `origin`: where the SQL comes from, for a down.
+    SectionStarted {
+        direction: Direction,
         version: &'a str,
         name: &'a str,
-        path: &'a Path,
+        path: Option<&'a Path>,
+        origin: Option<DownOrigin>,
         mode: Mode,
         statements: usize,
     },
@@ -124,19 +160,26 @@ pub enum Event<'a> {
         severity: &'a str,
         message: &'a str,
     },
-    MigrationApplied {
+    /// A section ran to the end: applied or rolled back (mode `Rehearsal`: in a dry
+    /// run, then undone).
+    SectionFinished {
+        direction: Direction,
         version: &'a str,
         name: &'a str,
         mode: Mode,
         duration: Duration,
     },
-    /// Dry run: the migration could not be rehearsed (it runs outside a transaction).
-    MigrationNotRehearsable {
+    /// Dry run: the section was not rehearsed (it runs outside a transaction, or comes
+    /// after one that does).
+    SectionNotRehearsed {
+        direction: Direction,
         version: &'a str,
         name: &'a str,
         reason: &'a str,
     },
-    MigrationFailed {
+    /// A section failed on the server; `message` is the error without `location`.
+    SectionFailed {
+        direction: Direction,
         version: &'a str,
         name: &'a str,
         location: Option<&'a Location>,
@@ -177,33 +220,6 @@ pub enum Event<'a> {
     /// The pipeline's result: the job summary and step outputs are built from it.
     PipelineFinished {
         summary: &'a run::RunSummary,
-    },
-    /// The migrations a rollback is about to undo (or rehearse), newest first.
-    RollbackPlanned {
-        migrations: &'a [(String, String)],
-        dry_run: bool,
-    },
-    /// A migration's down SQL is about to run. `origin`: `stored` (from the tracking
-    /// row), `file` (the file's down section) or `generated`.
-    RollbackStarted {
-        version: &'a str,
-        name: &'a str,
-        origin: &'a str,
-        mode: Mode,
-        statements: usize,
-    },
-    /// A migration was rolled back (mode `Rehearsal`: in a dry run, then undone).
-    RolledBack {
-        version: &'a str,
-        name: &'a str,
-        mode: Mode,
-        duration: Duration,
-    },
-    RollbackFailed {
-        version: &'a str,
-        name: &'a str,
-        location: Option<&'a Location>,
-        message: &'a str,
     },
     /// `pgrollout test`: the verdict on one migration — `reversible`, `irreversible`,
     /// `broken` or `untested` — with one line per difference or error.

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use super::run::StepStatus;
-use super::{human_duration, Event, Level, Mode, Reporter};
+use super::{human_duration, Direction, Event, Level, Mode, Reporter};
 
 pub struct Terminal {
     color: bool,
@@ -155,16 +155,29 @@ impl Reporter for Terminal {
                 "{} database is up to date ({applied} migrations applied, nothing pending)",
                 self.paint("32", "✓")
             )),
-            Event::PlanReady { pending, dry_run } => {
-                let verb = if *dry_run { "to rehearse" } else { "to apply" };
-                self.line(format!("{} pending migration(s) {verb}:", pending.len()));
-                for (v, n) in pending.iter() {
+            Event::PlanReady {
+                direction,
+                migrations,
+                dry_run,
+            } => {
+                let what = match (direction, dry_run) {
+                    (Direction::Up, true) => "pending migration(s) to rehearse:",
+                    (Direction::Up, false) => "pending migration(s) to apply:",
+                    (Direction::Down, true) => {
+                        "migration(s) to rehearse rolling back, newest first:"
+                    }
+                    (Direction::Down, false) => "migration(s) to roll back, newest first:",
+                };
+                self.line(format!("{} {what}", migrations.len()));
+                for (v, n) in migrations.iter() {
                     self.line(format!("  {v}  {n}"));
                 }
             }
-            Event::MigrationStarted {
+            Event::SectionStarted {
+                direction,
                 version,
                 name,
+                origin,
                 mode,
                 statements,
                 ..
@@ -174,9 +187,13 @@ impl Reporter for Terminal {
                     Mode::NonTransactional => "statement by statement, outside a transaction",
                     Mode::Rehearsal => "rehearsal, rolled back",
                 };
-                self.line(format!(
-                    "→ {version} {name} ({statements} statements, {how})"
-                ))
+                self.line(match direction {
+                    Direction::Up => format!("→ {version} {name} ({statements} statements, {how})"),
+                    Direction::Down => format!(
+                        "← {version} {name} ({statements} statements of {} down SQL, {how})",
+                        origin.map_or("", |o| o.as_str())
+                    ),
+                })
             }
             Event::StatementStarted {
                 index,
@@ -204,16 +221,18 @@ impl Reporter for Terminal {
                 severity.to_lowercase(),
                 sanitize(message)
             )),
-            Event::MigrationApplied {
+            Event::SectionFinished {
+                direction,
                 version,
                 name,
                 mode,
                 duration,
             } => {
-                let verb = if *mode == Mode::Rehearsal {
-                    "rehearsed"
-                } else {
-                    "applied"
+                let verb = match (direction, *mode == Mode::Rehearsal) {
+                    (Direction::Up, true) => "rehearsed",
+                    (Direction::Up, false) => "applied",
+                    (Direction::Down, true) => "rehearsed the rollback of",
+                    (Direction::Down, false) => "rolled back",
                 };
                 self.line(format!(
                     "{} {verb} {version} {name} in {}",
@@ -221,17 +240,25 @@ impl Reporter for Terminal {
                     human_duration(*duration)
                 ))
             }
-            Event::MigrationNotRehearsable {
+            Event::SectionNotRehearsed {
                 version,
                 name,
                 reason,
+                ..
             } => self.line(format!("- {version} {name}: not rehearsed ({reason})")),
-            Event::MigrationFailed {
+            Event::SectionFailed {
+                direction,
                 version,
                 name,
                 location,
                 message,
-            } => self.failed(&format!("{version} {name}"), *location, message),
+            } => {
+                let what = match direction {
+                    Direction::Up => format!("{version} {name}"),
+                    Direction::Down => format!("rollback of {version} {name}"),
+                };
+                self.failed(&what, *location, message)
+            }
             Event::Diagnostic {
                 level,
                 location,
@@ -282,62 +309,6 @@ impl Reporter for Terminal {
                     self.line(l.to_string());
                 }
             }
-            Event::RollbackPlanned {
-                migrations,
-                dry_run,
-            } => {
-                let verb = if *dry_run {
-                    "to rehearse rolling back"
-                } else {
-                    "to roll back"
-                };
-                self.line(format!(
-                    "{} migration(s) {verb}, newest first:",
-                    migrations.len()
-                ));
-                for (v, n) in migrations.iter() {
-                    self.line(format!("  {v}  {n}"));
-                }
-            }
-            Event::RollbackStarted {
-                version,
-                name,
-                origin,
-                mode,
-                statements,
-            } => {
-                let how = match mode {
-                    Mode::Transactional => "in a transaction",
-                    Mode::NonTransactional => "statement by statement, outside a transaction",
-                    Mode::Rehearsal => "rehearsal, rolled back",
-                };
-                self.line(format!(
-                    "← {version} {name} ({statements} statements of {origin} down SQL, {how})"
-                ))
-            }
-            Event::RolledBack {
-                version,
-                name,
-                mode,
-                duration,
-            } => {
-                let verb = if *mode == Mode::Rehearsal {
-                    "rehearsed the rollback of"
-                } else {
-                    "rolled back"
-                };
-                self.line(format!(
-                    "{} {verb} {version} {name} in {}",
-                    self.paint("32", "✓"),
-                    human_duration(*duration)
-                ))
-            }
-            Event::RollbackFailed {
-                version,
-                name,
-                location,
-                message,
-            } => self.failed(&format!("rollback of {version} {name}"), *location, message),
             Event::MigrationTested {
                 version,
                 name,

@@ -58,6 +58,12 @@ pub fn status_table(entries: &[Entry], no_schema: bool) -> String {
                         )
                     });
             let mut state = state_word(e.state).to_string();
+            if e.applied.as_ref().is_some_and(|r| r.rolling_back)
+                && matches!(e.state, State::Failed | State::Running)
+            {
+                // The state is its transaction:false down's, not its up's.
+                state = format!("ROLLBACK {state}");
+            }
             if e.out_of_order {
                 state.push_str(" (out of order)");
             }

@@ -1,7 +1,7 @@
 //! The tracking schema's side of `rollback`: the stored down SQL, and removing a row
 //! together with its `rollback` history entry.
 
-use super::{RunContext, Tracking, TrackingError, TOOL_VERSION};
+use super::{History, RunContext, Tracking, TrackingError, TOOL_VERSION};
 use crate::db::Db;
 
 /// The down SQL stored with an applied migration at apply time.
@@ -33,36 +33,91 @@ impl Tracking {
             .collect())
     }
 
-    /// Remove a completed migration's row and append its `rollback` history row, in one
-    /// statement. Run it inside the down section's own transaction (or, for a
-    /// transaction:false down, in a transaction of its own after the last statement),
-    /// so the schema change and its record commit together. Returns the rows removed
-    /// (0: the migration was not applied, and nothing was recorded).
-    pub fn record_rollback(
+    /// The statement that removes a migration's row and appends its `rollback` history
+    /// row, in one: prepared once, then run by [`RollbackRecord::delete`] inside the down
+    /// section's own transaction (pipelined after its statements), or — for a
+    /// transaction:false down — in a transaction of its own after the last statement,
+    /// so the schema change and its record commit together. The row is a completed one,
+    /// or the `running` state of a transaction:false down. A NULL duration is measured
+    /// by the server from the start of the transaction.
+    pub fn record_rollback_sql(&self) -> String {
+        self.sql(
+            "WITH d AS (\
+               DELETE FROM {s}.schema_migrations WHERE version = $1::text::numeric \
+                 AND (status = 'completed' OR (status = 'running' AND direction = 'down')) \
+               RETURNING version, version_text, name, checksum), \
+             t AS (SELECT coalesce($3::bigint, \
+               (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint) AS ms) \
+             INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
+               started_at, finished_at, duration_ms, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
+             SELECT $2, 'rollback', d.version, d.version_text, d.name, d.checksum, 'completed', \
+               clock_timestamp() - make_interval(secs => t.ms / 1000.0), clock_timestamp(), t.ms, \
+               $4, $5, $6, $7, $8, $9, $10 FROM d, t",
+        )
+    }
+
+    /// Mark a completed migration's transaction:false down as running (statement 0),
+    /// with a `rollback started` history row. Autocommit: the state must survive a crash
+    /// half-way through the down, exactly like a transaction:false up.
+    pub fn start_rollback(
         &self,
         db: &mut Db,
         ctx: &RunContext,
         version: &str,
-        duration_ms: i64,
+        name: &str,
         reason: &str,
-    ) -> Result<u64, TrackingError> {
-        let sql = self.sql(
-            "WITH d AS (\
-               DELETE FROM {s}.schema_migrations WHERE version = $1::text::numeric AND status = 'completed' \
-               RETURNING version, version_text, name, checksum) \
-             INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
-               started_at, finished_at, duration_ms, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
-             SELECT $2, 'rollback', d.version, d.version_text, d.name, d.checksum, 'completed', \
-               clock_timestamp() - make_interval(secs => $3::bigint / 1000.0), clock_timestamp(), $3::bigint, \
-               $4, $5, $6, $7, $8, $9, $10 FROM d",
-        );
-        db.execute(
-            &sql,
+    ) -> Result<(), TrackingError> {
+        let history = History {
+            action: "rollback",
+            version: Some(version),
+            name: Some(name),
+            checksum: None,
+            status: "started",
+            duration_ms: None,
+            error: None,
+            reason: Some(reason),
+        };
+        self.change_with_history(
+            db,
+            ctx,
+            Some((
+                "UPDATE {s}.schema_migrations SET status = 'running', direction = 'down', statement_index = 0, \
+                   error_message = NULL WHERE version = $16::text::numeric AND status = 'completed'",
+                &[&version],
+            )),
+            &history,
+        )
+    }
+}
+
+/// The removal of one migration's row by the statement [`Tracking::record_rollback_sql`]
+/// prepares.
+#[derive(Clone, Copy)]
+pub struct RollbackRecord<'a> {
+    pub version: &'a str,
+    /// None: measured by the server (the down ran in the same transaction).
+    pub duration_ms: Option<i64>,
+    pub reason: &'a str,
+    pub ctx: &'a RunContext,
+}
+
+impl RollbackRecord<'_> {
+    /// Send the delete; awaiting it is the caller's business (it may be pipelined).
+    /// Resolves to the rows removed: 0 means the migration was not applied, and
+    /// nothing was recorded.
+    pub async fn delete(
+        &self,
+        c: &tokio_postgres::Client,
+        stmt: &tokio_postgres::Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let ctx = self.ctx;
+        c.execute(
+            stmt,
             &[
-                &version,
+                &self.version,
                 &ctx.run_id,
-                &duration_ms,
-                &reason,
+                &self.duration_ms,
+                &self.reason,
                 &ctx.actor,
                 &ctx.environment,
                 &ctx.git_sha,
@@ -71,9 +126,6 @@ impl Tracking {
                 &TOOL_VERSION,
             ],
         )
-        .map_err(|source| TrackingError::Write {
-            schema: self.schema.clone(),
-            source,
-        })
+        .await
     }
 }

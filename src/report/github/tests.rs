@@ -219,7 +219,8 @@ fn server_notice_cannot_inject() {
 fn hostile_file_name_stays_in_its_property() {
     let (mut g, c) = reporter(&[], Files::default());
     let loc = Location::new(Path::new("migrations/0001_a,b:c%d e\n::error::x.sql"), 1, 1);
-    g.event(&Event::MigrationFailed {
+    g.event(&Event::SectionFailed {
+        direction: Direction::Up,
         version: "0001",
         name: "a",
         location: Some(&loc),
