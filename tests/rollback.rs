@@ -543,12 +543,17 @@ fn test_reports_a_down_that_forgets_an_index_and_one_that_fails() {
         ),
         "{r:?}"
     );
-    assert!(r.stdout.contains("1        t     untested"), "{r:?}");
+    // The broken down of 2 no longer hides 1: it is tested on its own copy.
+    assert!(r.stdout.contains("1        t     reversible"), "{r:?}");
 
-    // A down that errors; the database now has tables, so --force is needed.
+    // The tests ran on copies: the database itself is as it was.
+    assert!(!exists(&db.url, "t"));
+    // A database with objects of its own is refused (--force overrides).
+    common::exec(&db.url, "CREATE TABLE mine (id int)");
     let r = pgrollout(&db.url, dir.path(), &["test"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("scratch database"), "{r:?}");
+    // A down that errors.
     let db = fresh_db();
     write(
         dir.path(),
@@ -579,6 +584,63 @@ fn test_reports_a_down_that_forgets_an_index_and_one_that_fails() {
         r.stdout.contains("reversible (generated rollback)"),
         "{r:?}"
     );
+}
+
+#[test]
+fn test_gives_every_migration_a_verdict_when_one_in_the_middle_leaks() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    for (v, t) in [("1", "a"), ("2", "b"), ("4", "d"), ("5", "e"), ("6", "f")] {
+        write(
+            dir.path(),
+            &format!("{v}_{t}.sql"),
+            &format!(
+                "-- migrate:up\nCREATE TABLE {t} (id bigint PRIMARY KEY);\n-- migrate:down\nDROP TABLE {t};\n"
+            ),
+        );
+    }
+    // 3's down forgets its index; 4..6 come after it and must still be tested.
+    write(
+        dir.path(),
+        "3_c.sql",
+        "-- migrate:up\nCREATE TABLE c (id bigint PRIMARY KEY, x int);\nCREATE INDEX c_x ON b (id);\n\
+         -- migrate:down\nDROP TABLE c;\n",
+    );
+    let r = pgrollout(&db.url, dir.path(), &["test", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let verdicts: Vec<(String, String)> = v["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["version"].as_str().unwrap().to_string(),
+                m["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect: Vec<(String, String)> = [
+        ("6", "reversible"),
+        ("5", "reversible"),
+        ("4", "reversible"),
+        ("3", "broken"),
+        ("2", "reversible"),
+        ("1", "reversible"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(verdicts, expect, "{r:?}");
+    let details = v["migrations"][3]["details"].to_string();
+    assert!(details.contains("c_x"), "{details}");
+    // The copies are gone, and the database itself was only ever a template.
+    let left = query_strings(
+        &db.url,
+        "SELECT count(*)::text FROM pg_database WHERE datname LIKE '%\\_pgrt\\_%'",
+    );
+    assert_eq!(left[0][0].as_deref(), Some("0"));
+    assert!(!exists(&db.url, "a"));
 }
 
 #[test]

@@ -401,9 +401,11 @@ pub enum Command {
 
     /// Test every migration's rollback on a scratch database: up, down, up again.
     ///
-    /// Applies every migration, then from the newest to the oldest rolls each back (the
-    /// schema must match the one before it was applied), applies it again (the schema must
-    /// match the one before the rollback) and rolls it back again. Schemas are compared
+    /// Each migration runs on its own copy of the schema built up to the one before it
+    /// (CREATE DATABASE … TEMPLATE, so the role needs CREATEDB): applied, rolled back
+    /// (the schema must match the one before it was applied) and applied again (the
+    /// schema must match the first apply's), so one broken down does not hide the
+    /// others. The copies are dropped afterwards. Schemas are compared
     /// from the catalog: tables, columns, constraints, indexes, views, functions,
     /// triggers, policies, enums, sequences, extensions. Each migration is reported as
     /// reversible, irreversible (no down SQL) or broken (with the difference or the
@@ -413,8 +415,8 @@ pub enum Command {
         after_help = "Examples:\n  pgrollout --ephemeral test\n  pgrollout --database-url postgres://ci@localhost/scratch test"
     )]
     Test {
-        /// Test even though the database has objects or migrations of its own. It is
-        /// changed: migrations are applied and rolled back.
+        /// Test even though the database has objects or migrations of its own (it is
+        /// the template of the copies the migrations run on; only they change).
         #[arg(long)]
         force: bool,
         /// Use generated rollbacks for migrations without a down section.

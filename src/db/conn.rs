@@ -222,6 +222,15 @@ impl Target {
         self.config.get_dbname()
     }
 
+    /// The same server and credentials, another database (a scratch copy, the
+    /// maintenance database). Shown as the original URL with the database named after it.
+    pub fn with_dbname(&self, dbname: &str) -> Target {
+        let mut t = self.clone();
+        t.config.dbname(dbname);
+        t.redacted = format!("{} (database {dbname})", self.redacted);
+        t
+    }
+
     /// `host:port` of every host in the URL, for messages (`[::1]:5432`, `/run/postgresql`).
     pub fn endpoints(&self) -> String {
         use tokio_postgres::config::Host;
