@@ -634,10 +634,11 @@ fn test_gives_every_migration_a_verdict_when_one_in_the_middle_leaks() {
     assert_eq!(verdicts, expect, "{r:?}");
     let details = v["migrations"][3]["details"].to_string();
     assert!(details.contains("c_x"), "{details}");
-    // The copies are gone, and the database itself was only ever a template.
+    // This run's copies are gone (other tests' runs may be at work on the cluster),
+    // and the database itself was only ever a template.
     let left = query_strings(
         &db.url,
-        "SELECT count(*)::text FROM pg_database WHERE datname LIKE '%\\_pgrt\\_%'",
+        "SELECT count(*)::text FROM pg_database WHERE starts_with(datname, current_database() || '_pgrt_')",
     );
     assert_eq!(left[0][0].as_deref(), Some("0"));
     assert!(!exists(&db.url, "a"));

@@ -1,6 +1,7 @@
 //! The tracking schema: its versioned SQL, and every query the tool runs against it.
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::conn::error_text;
@@ -442,13 +443,13 @@ impl Tracking {
             "WITH m AS (\
                INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, \
                  applied_by, execution_time_ms, down_sql, down_no_transaction, no_transaction, run_id, environment) \
-               VALUES ($1::text::numeric, $1, $2, $3, 'completed', now(), $4, \
-                 (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $5, $6, false, $7, $8) \
+               VALUES ($1::text::numeric, $1, $2, $3, 'completed', now(), $6, \
+                 (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $4, $5, false, $7, $8) \
                RETURNING execution_time_ms) \
              INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
              SELECT $7, 'apply', $1::text::numeric, $1, $2, $3, 'completed', now(), clock_timestamp(), \
-               m.execution_time_ms, $4, $8, $9, $10, $11, $12 FROM m",
+               m.execution_time_ms, $6, $8, $9, $10, $11, $12 FROM m",
         )
     }
 
@@ -749,6 +750,25 @@ impl Tracking {
     }
 }
 
+/// A tracking statement's parameters: its own, then the run context's seven (actor,
+/// run id, environment, git sha, git ref, CI run URL, tool version) numbered after them.
+fn with_context<'p>(
+    own: &[&'p (dyn ToSql + Sync)],
+    ctx: &'p RunContext,
+) -> Vec<&'p (dyn ToSql + Sync)> {
+    let mut params = own.to_vec();
+    params.extend_from_slice(&[
+        &ctx.actor as &(dyn ToSql + Sync),
+        &ctx.run_id,
+        &ctx.environment,
+        &ctx.git_sha,
+        &ctx.git_ref,
+        &ctx.ci_run_url,
+        &TOOL_VERSION,
+    ]);
+    params
+}
+
 /// The tracking row of a transactional migration, written by the statement
 /// [`Tracking::record_applied_sql`] prepares, inside the migration's transaction.
 pub struct AppliedRecord<'a> {
@@ -767,24 +787,13 @@ impl AppliedRecord<'_> {
         c: &tokio_postgres::Client,
         stmt: &tokio_postgres::Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        let ctx = self.ctx;
-        c.execute(
-            stmt,
-            &[
-                &self.version,
-                &self.name,
-                &self.checksum,
-                &ctx.actor,
-                &self.down_sql,
-                &self.down_no_transaction,
-                &ctx.run_id,
-                &ctx.environment,
-                &ctx.git_sha,
-                &ctx.git_ref,
-                &ctx.ci_run_url,
-                &TOOL_VERSION,
-            ],
-        )
-        .await
+        let own: [&(dyn ToSql + Sync); 5] = [
+            &self.version,
+            &self.name,
+            &self.checksum,
+            &self.down_sql,
+            &self.down_no_transaction,
+        ];
+        c.execute(stmt, &with_context(&own, self.ctx)).await
     }
 }

@@ -51,12 +51,7 @@ pub enum Mode {
 }
 
 /// Which section of a migration runs: `up` applies it, `down` rolls it back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Up,
-    Down,
-}
+pub use crate::migration::Direction;
 
 /// Where the down SQL that runs comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

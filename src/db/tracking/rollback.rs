@@ -1,7 +1,9 @@
 //! The tracking schema's side of `rollback`: the stored down SQL, and removing a row
 //! together with its `rollback` history entry.
 
-use super::{History, RunContext, Tracking, TrackingError, TOOL_VERSION};
+use tokio_postgres::types::ToSql;
+
+use super::{with_context, History, RunContext, Tracking, TrackingError};
 use crate::db::Db;
 
 /// The down SQL stored with an applied migration at apply time.
@@ -46,13 +48,13 @@ impl Tracking {
                DELETE FROM {s}.schema_migrations WHERE version = $1::text::numeric \
                  AND (status = 'completed' OR (status = 'running' AND direction = 'down')) \
                RETURNING version, version_text, name, checksum), \
-             t AS (SELECT coalesce($3::bigint, \
+             t AS (SELECT coalesce($2::bigint, \
                (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint) AS ms) \
              INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
-             SELECT $2, 'rollback', d.version, d.version_text, d.name, d.checksum, 'completed', \
+             SELECT $5, 'rollback', d.version, d.version_text, d.name, d.checksum, 'completed', \
                clock_timestamp() - make_interval(secs => t.ms / 1000.0), clock_timestamp(), t.ms, \
-               $4, $5, $6, $7, $8, $9, $10 FROM d, t",
+               $3, $4, $6, $7, $8, $9, $10 FROM d, t",
         )
     }
 
@@ -110,22 +112,7 @@ impl RollbackRecord<'_> {
         c: &tokio_postgres::Client,
         stmt: &tokio_postgres::Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        let ctx = self.ctx;
-        c.execute(
-            stmt,
-            &[
-                &self.version,
-                &ctx.run_id,
-                &self.duration_ms,
-                &self.reason,
-                &ctx.actor,
-                &ctx.environment,
-                &ctx.git_sha,
-                &ctx.git_ref,
-                &ctx.ci_run_url,
-                &TOOL_VERSION,
-            ],
-        )
-        .await
+        let own: [&(dyn ToSql + Sync); 3] = [&self.version, &self.duration_ms, &self.reason];
+        c.execute(stmt, &with_context(&own, self.ctx)).await
     }
 }
