@@ -106,28 +106,12 @@ pub fn describe(m: &BackupInfo) -> String {
 pub fn split_password(url: &str) -> (String, Option<String>) {
     if let Ok(mut u) = url::Url::parse(url) {
         if let Some(p) = u.password() {
-            let p = percent_decode(p);
+            let p = percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned();
             let _ = u.set_password(None);
             return (u.to_string(), Some(p));
         }
     }
     (url.to_string(), None)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -97,33 +97,11 @@ pub enum Decision {
     Usage(String),
 }
 
-/// `vMAJOR.MINOR.PATCH` with optional `-prerelease` and `+build` (semver 2.0.0): no
-/// leading zeros, exactly three numbers.
+/// `vMAJOR.MINOR.PATCH` with optional `-prerelease` and `+build`, as semver 2.0.0
+/// defines them (no leading zeros, exactly three numbers).
 pub fn is_semver_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix('v') else {
-        return false;
-    };
-    let (core, build) = match rest.split_once('+') {
-        Some((c, b)) => (c, Some(b)),
-        None => (rest, None),
-    };
-    let (core, pre) = match core.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (core, None),
-    };
-    let numeric = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
-    };
-    let ident =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| numeric(p))
-        && pre.is_none_or(|p| {
-            p.split('.')
-                .all(|id| ident(id) && (!id.bytes().all(|b| b.is_ascii_digit()) || numeric(id)))
-        })
-        && build.is_none_or(|b| b.split('.').all(ident))
+    tag.strip_prefix('v')
+        .is_some_and(|rest| semver::Version::parse(rest).is_ok())
 }
 
 /// Whether a tag pattern asks for a semantic version (`v*.*.*`).

@@ -465,7 +465,7 @@ impl PipelineFile {
             });
         }
         let file: PipelineFile =
-            serde_yaml::from_str(text).map_err(|e| error::from_yaml(path, &e))?;
+            serde_yaml_ng::from_str(text).map_err(|e| error::from_yaml(path, &e))?;
         file.check(path, text)?;
         Ok(file)
     }
@@ -744,27 +744,12 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     glob::Pattern::new(pattern).is_ok_and(|p| p.matches_with(name, opts))
 }
 
-/// Levenshtein distance, for "did you mean".
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest of `known` to `word`, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let norm = |s: &str| s.to_lowercase().replace('-', "_");
     known
         .iter()
-        .map(|k| (edit_distance(&norm(word), &norm(k)), *k))
+        .map(|k| (strsim::levenshtein(&norm(word), &norm(k)), *k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
