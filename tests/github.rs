@@ -497,7 +497,7 @@ fn summary_stays_under_one_mebibyte() {
 fn action_yml_matches_the_code() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
-    let y: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     let keys = |k: &str| -> Vec<String> {
         let mut v: Vec<String> = y[k]
             .as_mapping()
