@@ -5,7 +5,7 @@
 //! the moment it was written (for point-in-time recovery to just before a migration), who
 //! wrote it and from where, and the dump taken just before it, if any.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::db::health;
@@ -14,14 +14,6 @@ use crate::db::Target;
 use crate::execute::{self, RunOptions};
 use crate::report::run::{BackupInfo, DumpInfo};
 use crate::report::{Event, Reporter};
-
-/// Where a dump goes by default: `$RUNNER_TEMP` on a GitHub runner (kept until the job
-/// ends, and uploadable as an artifact), else the system temp directory.
-pub fn default_dump_dir() -> PathBuf {
-    std::env::var_os("RUNNER_TEMP")
-        .filter(|v| !v.is_empty())
-        .map_or_else(std::env::temp_dir, PathBuf::from)
-}
 
 /// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`
 /// and the UTC time; returns its path, size and SHA-256. The password goes through

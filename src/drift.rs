@@ -180,8 +180,14 @@ pub fn expected_schema(
         schema: opts.snapshot.tracking_schema.clone(),
         ..RunOptions::default()
     };
-    execute::apply(&t, set, &run, &RunContext::from_env(None), &mut Silent)
-        .map_err(|f| DriftError::Expected(f.error.to_string()))?;
+    execute::apply(
+        &t,
+        set,
+        &run,
+        &RunContext::scratch("pgrollout drift"),
+        &mut Silent,
+    )
+    .map_err(|f| DriftError::Expected(f.error.to_string()))?;
     let mut db = execute::connect(&t, &run.schema, opts.connect_retry, &mut Silent)?.db;
     let snap = read(&mut db, "migrations", opts)?;
     drop(db);

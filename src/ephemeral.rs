@@ -9,8 +9,8 @@
 //! Cleanup has three layers, because a leaked postmaster keeps running and holding memory
 //! long after the process that started it is gone:
 //! 1. `Drop` (and [`Cluster::stop`]) stops the server and deletes the temp dir;
-//! 2. [`install_signal_cleanup`] does the same for every live cluster on Ctrl-C/SIGTERM,
-//!    where `Drop` never runs;
+//! 2. [`teardown_all`] does the same for every live cluster when the binary's signal
+//!    handler must exit at once (a second Ctrl-C/SIGTERM), where `Drop` never runs;
 //! 3. a detached watchdog process per cluster does it when the owning process vanishes
 //!    without either (SIGKILL, `exit()` with the cluster in a `static`).
 //!
@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 /// The address every cluster listens on.
 const HOST: &str = "127.0.0.1";
@@ -306,37 +306,14 @@ fn live_clusters() -> MutexGuard<'static, Vec<Live>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Set by the signal handler before it starts tearing clusters down.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True once the cleanup handler has started: the server is going away under the
-/// program, whose errors from now on are a consequence, and the handler will exit 130.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Stops and deletes every live cluster, then exits with 130, on Ctrl-C or SIGTERM.
-///
-/// For programs (`pgrollout --ephemeral`): without it, an interrupt would end the
-/// process without running `Drop`, and the watchdog would clean up only a moment later.
-/// Calling it again is a no-op. Fails if the program already installed another handler
-/// through the `ctrlc` crate.
-pub fn install_signal_cleanup() -> Result<(), EphemeralError> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            ctrlc::set_handler(|| {
-                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-                let clusters = std::mem::take(&mut *live_clusters());
-                for cluster in &clusters {
-                    cluster.destroy("immediate");
-                }
-                std::process::exit(130);
-            })
-            .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|reason| EphemeralError::Signal { reason })
+/// Stops (immediately) and deletes every live cluster of this process. For the
+/// binary's signal handler on a second Ctrl-C/SIGTERM, which then exits without running
+/// `Drop`; a first signal lets the command stop at a safe point and `Drop` clean up.
+pub fn teardown_all() {
+    let clusters = std::mem::take(&mut *live_clusters());
+    for cluster in &clusters {
+        cluster.destroy("immediate");
+    }
 }
 
 /// Owns the files and the watchdog of one cluster; cleans up when dropped, including

@@ -32,7 +32,7 @@ pub struct Request {
     pub review_delay: Option<Duration>,
 }
 
-/// The GitHub context of the run, read from the runner's environment.
+/// The GitHub context of the run (the CLI reads it from the runner's environment).
 #[derive(Debug, Clone, Default)]
 pub struct GitHubEvent {
     /// `GITHUB_EVENT_NAME`; None outside GitHub Actions.
@@ -48,28 +48,6 @@ pub struct GitHubEvent {
 }
 
 impl GitHubEvent {
-    /// Read with `var` (the process environment in the binary, a map in tests).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<GitHubEvent, String> {
-        let nonempty = |k: &str| var(k).filter(|v| !v.is_empty());
-        let payload = match nonempty("GITHUB_EVENT_PATH") {
-            Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| format!("reading the event payload GITHUB_EVENT_PATH={p}: {e}"))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| format!("the event payload {p} is not JSON: {e}"))?
-            }
-            None => serde_json::Value::Null,
-        };
-        Ok(GitHubEvent {
-            name: nonempty("GITHUB_EVENT_NAME"),
-            git_ref: nonempty("GITHUB_REF"),
-            payload,
-            input_environment: nonempty("INPUT_ENVIRONMENT"),
-            input_confirm: nonempty("INPUT_CONFIRM"),
-            input_dry_run: nonempty("INPUT_DRY-RUN"),
-        })
-    }
-
     /// A `workflow_dispatch` input from the payload (values are strings there).
     fn dispatch_input(&self, name: &str) -> Option<String> {
         match self.payload.get("inputs")?.get(name)? {
@@ -401,6 +379,10 @@ pub struct Setup<'a> {
     /// Rule choices and the live-context threshold of the `lint` step.
     pub lint: crate::lint_run::LintSettings,
     pub long_transaction: Duration,
+    /// Who and where, for the history rows this run writes.
+    pub run: RunContext,
+    /// Where the backup-marker step writes a dump.
+    pub dump_dir: std::path::PathBuf,
 }
 
 /// Run the chosen environment's steps. Emits `PipelineFinished` at the end.
@@ -462,7 +444,7 @@ pub fn run(
         url,
         target,
         dry_run,
-        ctx: RunContext::from_env(Some(env_name.to_string())),
+        ctx: setup.run.clone(),
         summary,
         applied_by_run: Vec::new(),
         rehearsed: Vec::new(),
@@ -891,7 +873,7 @@ impl Runner<'_, '_> {
                 };
                 next_report = now + Duration::from_secs(step).min(remaining);
             }
-            std::thread::sleep(Duration::from_millis(50).min(end - now));
+            crate::wait_cancelled(next_report.min(end) - now);
         }
         Ok(format!(
             "waited {} before applying {} migration(s)",
@@ -922,7 +904,7 @@ impl Runner<'_, '_> {
             Some(crate::backup::dump(
                 &self.target,
                 &self.url,
-                &crate::backup::default_dump_dir(),
+                &self.setup.dump_dir,
                 self.env_name,
                 self.reporter,
             )?)
@@ -1179,15 +1161,6 @@ fn run_command(command: &str, timeout: Duration, url: &str) -> Result<(), String
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(format!("waiting for the command: {e}")),
         }
-    }
-}
-
-/// Exit code of a finished run (the CLI contract: 0, 1, 2, 3).
-pub fn exit_code(status: RunStatus) -> u8 {
-    match status {
-        RunStatus::Success | RunStatus::DryRun | RunStatus::Skipped => 0,
-        RunStatus::Failed | RunStatus::Cancelled => 1,
-        RunStatus::Refused => 3,
     }
 }
 

@@ -31,7 +31,7 @@ fn built() -> TestDb {
         &target(&db.url),
         &set,
         &RunOptions::default(),
-        &RunContext::from_env(None),
+        &RunContext::scratch("test"),
         &mut Silent,
     )
     .unwrap_or_else(|f| panic!("{}", f.error));

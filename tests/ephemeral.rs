@@ -2,14 +2,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgrollout::ephemeral::{install_signal_cleanup, Cluster, ClusterOptions};
+use pgrollout::ephemeral::{Cluster, ClusterOptions};
 
 use common::{exec, fresh_db, query_strings};
 
@@ -184,64 +184,99 @@ fn fresh_dbs_are_separate_and_dropped_afterwards() {
     assert_eq!(left.as_deref(), Some("0"));
 }
 
-/// Set in the child process that [`hold_cluster_in_child`] turns into a cluster holder.
-const HOLD_ENV: &str = "PGROLLOUT_TEST_HOLD_CLUSTER";
-
-/// Not a test in itself: with `HOLD_ENV` set, this is the body of the child process the
-/// signal tests start — a program that owns a cluster, as `pgrollout --ephemeral` does.
-#[test]
-fn hold_cluster_in_child() {
-    if std::env::var_os(HOLD_ENV).is_none() {
-        return;
-    }
-    install_signal_cleanup().unwrap();
-    install_signal_cleanup().expect("installing twice is a no-op");
-    let cluster = start();
-    // Straight to the stdout handle: print! would be captured by the test runner.
-    let mut out = std::io::stdout();
-    // On a line of its own: the runner has already printed "test … " without a newline.
-    writeln!(
-        out,
-        "\nHOLD {} {}",
-        cluster.port(),
-        cluster.data_dir().display()
-    )
-    .unwrap();
-    out.flush().unwrap();
-    // Hold the cluster until the parent signals us, or until it is gone (stdin closes), so
-    // a failing parent does not leave this process running forever.
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+/// The real binary running the sample's production pipeline on `--ephemeral`, stopped in
+/// its review delay: the child, the port and temp dir of its throwaway server, and the
+/// stderr lines read so far (the reader keeps draining stderr so the child never blocks).
+struct Holder {
+    child: Child,
+    port: u16,
+    root: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
-/// A child process holding a cluster: the child, its stdin (the child holds the cluster
-/// until that closes), the port and the temp dir.
-fn spawn_holder() -> (Child, ChildStdin, u16, PathBuf) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "hold_cluster_in_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HOLD_ENV, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+/// Start `pgrollout --ephemeral ARGS` from the repository root and read its stderr until
+/// `ready` appears, noting the server's port and data directory on the way.
+fn spawn_binary(args: &[&str], ready: &str) -> Holder {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--ephemeral")
+        .args(args)
+        .env_remove("GITHUB_ACTIONS")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("HOLD ") {
-            let (port, data_dir) = rest.split_once(' ').unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut server = None;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no `{ready}` within 120 s; stderr so far:\n{}\nexit: {:?}",
+                seen.join("\n"),
+                child.try_wait()
+            )
+        });
+        // "throwaway PostgreSQL on 127.0.0.1:PORT (data in DIR; removed on exit)"
+        if let Some(rest) = line.split("throwaway PostgreSQL on 127.0.0.1:").nth(1) {
+            let (port, rest) = rest.split_once(" (data in ").unwrap();
+            let data_dir = rest.split_once("; removed on exit)").unwrap().0;
             let root = Path::new(data_dir).parent().unwrap().to_path_buf();
-            return (child, stdin, port.parse().unwrap(), root);
+            server = Some((port.parse().unwrap(), root));
+        }
+        let done = line.contains(ready);
+        seen.push(line);
+        if done {
+            break;
         }
     }
-    panic!(
-        "the child exited without starting a cluster: {:?}",
-        child.wait()
-    );
+    let (port, root) =
+        server.unwrap_or_else(|| panic!("no throwaway server announced:\n{}", seen.join("\n")));
+    Holder {
+        child,
+        port,
+        root,
+        lines,
+    }
+}
+
+/// The sample's production pipeline, waiting in a 30 s review delay.
+fn spawn_in_review_delay() -> Holder {
+    spawn_binary(
+        &[
+            "pipeline",
+            "run",
+            "--env",
+            "production",
+            "--confirm",
+            "MIGRATE-PRODUCTION",
+            "--review-delay",
+            "30s",
+        ],
+        "applying in",
+    )
+}
+
+impl Holder {
+    /// Wait for the child to exit; its status and every stderr line it printed after
+    /// the ready line.
+    fn finish(mut self) -> (std::process::ExitStatus, String, u16, PathBuf) {
+        let status = self.child.wait().unwrap();
+        let rest: Vec<String> = self.lines.iter().collect();
+        (status, rest.join("\n"), self.port, self.root)
+    }
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
@@ -250,30 +285,58 @@ fn signal(child: &Child, signal: libc::c_int) {
     assert_eq!(rc, 0, "sending signal {signal}");
 }
 
+/// Ctrl-C during the review delay: the run stops there, says nothing was applied, exits
+/// 130, and the throwaway server is gone before the process exits.
 #[test]
-fn sigterm_stops_and_deletes_the_cluster() {
-    // stdin stays open, so the child can only end through the signal.
-    let (mut child, _stdin, port, root) = spawn_holder();
-    assert!(port_open(port));
-    assert!(root.is_dir());
-    signal(&child, libc::SIGTERM);
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    // The handler finished before the process exited, so no waiting is needed.
+fn sigint_in_the_review_delay_stops_with_nothing_applied() {
+    let h = spawn_in_review_delay();
+    assert!(port_open(h.port));
+    assert!(h.root.is_dir());
+    signal(&h.child, libc::SIGINT);
+    let (status, stderr, port, root) = h.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("nothing was applied"), "{stderr}");
+    assert!(!root.exists(), "{} left behind", root.display());
+    assert!(!port_open(port), "server on port {port} left running");
+}
+
+/// A first signal lets the current migration finish; a second stops at once — and the
+/// throwaway server is still removed, by the handler, before the process exits.
+#[test]
+fn a_second_signal_stops_at_once_and_removes_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_slow.sql"), "SELECT pg_sleep(600);\n").unwrap();
+    let migrations = dir.path().to_str().unwrap();
+    let h = spawn_binary(&["--migrations", migrations, "apply"], "removed on exit)");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", h.port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query_strings(
+        &url,
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'",
+    )
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the migration never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&h.child, libc::SIGINT);
+    signal(&h.child, libc::SIGTERM);
+    let (status, stderr, port, root) = h.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(!root.exists(), "{} left behind", root.display());
     assert!(!port_open(port), "server on port {port} left running");
 }
 
 #[test]
 fn sigkill_leaves_the_cleanup_to_the_watchdog() {
-    let (mut child, _stdin, port, root) = spawn_holder();
-    assert!(port_open(port));
-    signal(&child, libc::SIGKILL);
-    child.wait().unwrap();
-    // The watchdog works asynchronously after the owner is gone.
+    let h = spawn_in_review_delay();
+    assert!(port_open(h.port));
+    signal(&h.child, libc::SIGKILL);
+    let (_, _, port, root) = h.finish();
+    // The watchdog works asynchronously after the owner is gone: poll for its result.
     let deadline = Instant::now() + Duration::from_secs(30);
     while (root.exists() || port_open(port)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!root.exists(), "{} left behind", root.display());
     assert!(!port_open(port), "server on port {port} left running");

@@ -572,7 +572,8 @@ fn sigterm_during_review_delay_applies_nothing() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
+    // 130: interrupted, the exit-code contract's word for a cancelled job.
+    assert_eq!(status.code(), Some(130));
     assert_eq!(applied(&db.url), Vec::<String>::new());
     let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(outputs["status"], "cancelled");

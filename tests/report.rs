@@ -37,7 +37,7 @@ fn built(upto: Option<&str>) -> TestDb {
         &Target::parse(&db.url).unwrap(),
         &set,
         &opts,
-        &RunContext::from_env(None),
+        &RunContext::scratch("test"),
         &mut Silent,
     )
     .unwrap_or_else(|f| panic!("{}", f.error));

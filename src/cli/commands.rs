@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::cli::ci::Ci;
 use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
-use crate::db::tracking::{RowStatus, RunContext, TrackingState};
+use crate::db::tracking::{RowStatus, TrackingState};
 use crate::db::Target;
 use crate::drift::{self, DriftOptions};
 use crate::ephemeral::{Cluster, ClusterOptions};
@@ -66,19 +67,23 @@ pub struct Context<'r> {
     pub _cluster: Option<Cluster>,
     /// `--ephemeral`: the throwaway server's URL, which replaces every environment's.
     pub ephemeral_url: Option<String>,
+    /// The CI context, read once by `main`.
+    pub ci: Ci,
 }
 
 impl<'r> Context<'r> {
     /// Resolve flags > environment > defaults; start the ephemeral server if asked.
-    pub fn new(global: Global, reporter: &'r mut dyn Reporter) -> Result<Context<'r>, CliError> {
+    pub fn new(
+        global: Global,
+        ci: Ci,
+        reporter: &'r mut dyn Reporter,
+    ) -> Result<Context<'r>, CliError> {
         let migrations_dir = global
             .migrations
             .clone()
             .unwrap_or_else(|| PathBuf::from("migrations"));
         let mut cluster = None;
         let target = if global.ephemeral {
-            crate::ephemeral::install_signal_cleanup()
-                .map_err(|e| CliError::Failed(e.to_string()))?;
             reporter.event(&Event::Info {
                 message: "starting a throwaway PostgreSQL (--ephemeral)…",
             });
@@ -113,6 +118,7 @@ impl<'r> Context<'r> {
             reporter,
             ephemeral_url: cluster.as_ref().map(|c| c.url("postgres")),
             _cluster: cluster,
+            ci,
         })
     }
 
@@ -418,7 +424,7 @@ fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome,
     // Statements are parsed only for the migrations that will run.
     let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     match execute::apply(&target, &set, &opts, &run, ctx.reporter) {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
             text::apply_json(&report, None)
@@ -491,7 +497,7 @@ fn with_lock<T>(
 fn baseline(ctx: &mut Context, version: &str) -> Result<Outcome, CliError> {
     let v = parse_version(version)?;
     let set = ctx.load()?;
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     let (name, checksum) = set
         .get(&v)
         .map_or(("<< baseline >>".to_string(), String::new()), |m| {
@@ -520,7 +526,7 @@ fn repair(
     reason: Option<&str>,
     force: bool,
 ) -> Result<Outcome, CliError> {
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     if let Some(version) = accept {
         let v = parse_version(version)?;
         let reason = reason

@@ -374,9 +374,26 @@ pub struct SmokeCheck {
     pub timeout: Option<Duration>,
 }
 
-fn parse_duration_value(s: &str) -> Result<Duration, String> {
-    // One parser for flags, environment and file.
-    crate::cli::parse_duration(s)
+/// One parser for flags, environment and file: `500ms`, `5s`, `15m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Deserialize)]
@@ -401,7 +418,7 @@ impl Scalar {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = Scalar::deserialize(d)?.text();
-    parse_duration_value(&s).map_err(serde::de::Error::custom)
+    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

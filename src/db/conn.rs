@@ -494,11 +494,44 @@ where
     notices
 }
 
+/// Drive `work` on the session's runtime. If Ctrl-C/SIGTERM arrives while it runs, the
+/// server is asked to cancel the running statement, as psql does: it fails with 57014,
+/// its transaction rolls back, and the command stops with that error instead of
+/// waiting for a long migration to finish. Work started after the signal (the command
+/// recording how it stopped) runs to completion.
+fn block_on<F: Future>(
+    rt: &Runtime,
+    client: &Client,
+    tls: Option<&MakeTlsConnector>,
+    work: F,
+) -> F::Output {
+    let mut signal = crate::cancel_receiver();
+    rt.block_on(async move {
+        let work = std::pin::pin!(work);
+        let signal = std::pin::pin!(signal.changed());
+        match futures_util::future::select(work, signal).await {
+            futures_util::future::Either::Left((out, _)) => out,
+            futures_util::future::Either::Right((_, work)) => {
+                let token = client.cancel_token();
+                // Best effort: if the request cannot be delivered the statement simply
+                // runs on, and a second signal ends the process.
+                let _ = match tls {
+                    None => token.cancel_query(tokio_postgres::NoTls).await,
+                    Some(tls) => token.cancel_query(tls.clone()).await,
+                };
+                work.await
+            }
+        }
+    })
+}
+
 /// One database session, driven synchronously. NOTICEs the server sends are kept for the
 /// caller to report (they are untrusted text).
 pub struct Db {
     rt: Runtime,
     client: Client,
+    /// For the cancel request on Ctrl-C (it opens a connection of its own).
+    tls: Option<MakeTlsConnector>,
     notices: UnboundedReceiver<DbError>,
     pub backend_pid: i32,
     pub server_version: String,
@@ -812,6 +845,7 @@ impl Db {
         let mut db = Db {
             rt,
             client,
+            tls,
             notices,
             backend_pid: 0,
             server_version: String::new(),
@@ -838,12 +872,17 @@ impl Db {
         F: Future<Output = T> + 'a,
     {
         let fut = f(&self.client);
-        self.rt.block_on(fut)
+        block_on(&self.rt, &self.client, self.tls.as_ref(), fut)
     }
 
     /// Simple-query protocol: one or more statements, no parameters.
     pub fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        self.rt.block_on(self.client.batch_execute(sql))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.batch_execute(sql),
+        )
     }
 
     pub fn query(
@@ -851,7 +890,12 @@ impl Db {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-        self.rt.block_on(self.client.query(sql, params))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.query(sql, params),
+        )
     }
 
     pub fn execute(
@@ -859,14 +903,19 @@ impl Db {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        self.rt.block_on(self.client.execute(sql, params))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.execute(sql, params),
+        )
     }
 
     /// `COPY … FROM STDIN` with the given data.
     pub fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
         use futures_util::SinkExt;
         let client = &self.client;
-        self.rt.block_on(async move {
+        block_on(&self.rt, client, self.tls.as_ref(), async move {
             let sink = client.copy_in::<_, bytes::Bytes>(sql).await?;
             futures_util::pin_mut!(sink);
             sink.send(bytes::Bytes::copy_from_slice(data)).await?;

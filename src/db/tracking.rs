@@ -190,39 +190,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// From the GitHub Actions environment when present, else the OS user.
-    pub fn from_env(environment: Option<String>) -> RunContext {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let actor = var("GITHUB_ACTOR")
-            .or_else(|| var("USER"))
-            .or_else(|| var("LOGNAME"))
-            .or_else(os_user)
-            .unwrap_or_else(|| "unknown".into());
-        let ci_run_url = match (
-            var("GITHUB_SERVER_URL"),
-            var("GITHUB_REPOSITORY"),
-            var("GITHUB_RUN_ID"),
-        ) {
-            (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
-            _ => None,
-        };
+    /// For work on a scratch database nobody audits (drift's "against migrations"
+    /// build): a fresh run id and `actor` naming the purpose.
+    pub fn scratch(purpose: &str) -> RunContext {
         RunContext {
             run_id: new_run_id(),
-            actor,
-            environment,
-            git_sha: var("GITHUB_SHA"),
-            git_ref: var("GITHUB_REF"),
-            ci_run_url,
+            actor: purpose.to_string(),
+            ..RunContext::default()
         }
     }
 }
 
-/// The name of the effective OS user, for runs outside CI with no $USER set.
-fn os_user() -> Option<String> {
-    whoami::username().ok().filter(|u| !u.is_empty())
-}
-
-fn new_run_id() -> String {
+/// A random id shared by the history rows of one command.
+pub fn new_run_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let n: u64 = rng.random();

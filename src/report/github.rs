@@ -177,22 +177,6 @@ pub struct Files {
     pub workspace: Option<PathBuf>,
 }
 
-impl Files {
-    pub fn from_env() -> Files {
-        let p = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        Files {
-            output: p("GITHUB_OUTPUT"),
-            step_summary: p("GITHUB_STEP_SUMMARY"),
-            runner_temp: p("RUNNER_TEMP"),
-            workspace: p("GITHUB_WORKSPACE"),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Annotation {
     level: Level,
@@ -238,19 +222,10 @@ pub struct GitHub {
 }
 
 impl GitHub {
-    /// Writes to stdout (the runner reads commands there) with the runner's files from
-    /// the environment. Masks `secrets` before anything else.
-    pub fn stdout(secrets: Vec<String>) -> GitHub {
-        GitHub::new(Box::new(std::io::stdout()), secrets, Files::from_env())
-    }
-
-    /// Every command on stderr instead, for a command whose stdout is a machine-read
-    /// result (`--format json`). The runner parses both streams; commands keep their
-    /// order because they all share one.
-    pub fn stderr(secrets: Vec<String>) -> GitHub {
-        GitHub::new(Box::new(std::io::stderr()), secrets, Files::from_env())
-    }
-
+    /// Writes workflow commands to `out` — stdout, where the runner reads them, or
+    /// stderr for a command whose stdout is a machine-read result (`--format json`;
+    /// the runner parses both streams) — and the job summary and outputs to the
+    /// runner's `files`. Masks `secrets` before anything else.
     pub fn new(out: Box<dyn Write>, secrets: Vec<String>, files: Files) -> GitHub {
         let buf = Buffer::default();
         let mut g = GitHub {
