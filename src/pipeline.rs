@@ -595,7 +595,7 @@ impl Runner<'_, '_> {
 
     fn health(&mut self) -> StepResult {
         let mut s = self.connect()?;
-        let facts = health::server_facts(&mut s.db).map_err(|e| health::db_message(&e))?;
+        let facts = health::server_facts(&mut s.db).map_err(|e| crate::db::conn::error_text(&e))?;
         let tls = facts
             .tls
             .as_deref()
@@ -635,7 +635,7 @@ impl Runner<'_, '_> {
             ));
         }
         let long = health::long_transactions(&mut s.db, self.setup.long_transaction)
-            .map_err(|e| health::db_message(&e))?;
+            .map_err(|e| crate::db::conn::error_text(&e))?;
         for t in &long {
             self.diag(
                 Level::Warning,
@@ -652,7 +652,8 @@ impl Runner<'_, '_> {
         }
         let p = plan::plan(self.setup.set, &state.rows, &self.setup.opts.plan);
         let tables = touched_tables(&p.to_apply);
-        let locks = health::table_locks(&mut s.db, &tables).map_err(|e| health::db_message(&e))?;
+        let locks =
+            health::table_locks(&mut s.db, &tables).map_err(|e| crate::db::conn::error_text(&e))?;
         for l in &locks {
             self.diag(
                 Level::Warning,
@@ -940,7 +941,13 @@ impl Runner<'_, '_> {
                 let s = session.as_mut().expect("connected");
                 match health::single_value(&mut s.db, sql, timeout) {
                     Ok(v) => check_value(v.as_deref(), c.expect.as_deref()),
-                    Err(e) => Err(e),
+                    Err(health::SingleValueError::Server(e)) => Err(match e.line_col_in(sql) {
+                        Some((line, col)) => {
+                            format!("at line {line}, column {col} of its sql: {e}")
+                        }
+                        None => e.to_string(),
+                    }),
+                    Err(e) => Err(e.to_string()),
                 }
             } else if let Some(command) = &c.command {
                 run_command(command, timeout, &self.url)
@@ -1070,7 +1077,7 @@ impl Runner<'_, '_> {
             |e| {
                 format!(
                     "reading table sizes for live context: {}",
-                    health::db_message(&e)
+                    crate::db::conn::error_text(&e)
                 )
             },
         )?;

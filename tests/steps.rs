@@ -379,3 +379,48 @@ fn backup_command_records_a_marker_and_a_verified_dump() {
     assert_eq!(stored[0][0].as_deref(), Some(sha.as_str()));
     assert_eq!(stored[0][1], Some(bytes.len().to_string()));
 }
+
+/// A smoke-test query the server rejects: the log and the summary say where in the
+/// query, with the server's SQLSTATE and its hint — not a bare "db error".
+#[test]
+fn a_failing_smoke_query_shows_sqlstate_hint_and_position() {
+    let db = common::fresh_db();
+    let ws = Workspace::new(
+        r#"
+migrations: migrations
+environments:
+  staging:
+    database_url_env: STAGING_DATABASE_URL
+    on: { branches: [staging] }
+    steps:
+      - apply
+      - smoke-test:
+          - name: users exist
+            sql: "SELECT count(*)\n  FROM users WHERE emial IS NULL"
+"#,
+        &[("0001_users.sql", USERS)],
+    );
+    let r = push_staging(&ws, &db.url);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    let all = format!("{}{}", r.stdout, r.summary);
+    assert!(
+        all.contains("smoke test `users exist` failed"),
+        "{}",
+        r.debug()
+    );
+    assert!(
+        all.contains("at line 2, column 20 of its sql"),
+        "{}",
+        r.debug()
+    );
+    assert!(
+        all.contains("column \"emial\" does not exist (SQLSTATE 42703)"),
+        "{}",
+        r.debug()
+    );
+    assert!(
+        all.contains("hint: Perhaps you meant to reference the column \"users.email\""),
+        "{}",
+        r.debug()
+    );
+}

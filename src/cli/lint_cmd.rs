@@ -67,7 +67,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
             |e| {
                 CliError::Failed(format!(
                     "reading table sizes for live context: {}",
-                    crate::db::health::db_message(&e)
+                    crate::db::conn::error_text(&e)
                 ))
             },
         )?;

@@ -708,9 +708,24 @@ pub struct ServerError {
     pub detail: Option<String>,
     pub hint: Option<String>,
     pub context: Option<String>,
+    /// Where in the statement the server found the error: a 1-based character
+    /// position in the text it was sent. [`ServerError::line_col_in`] turns it into a
+    /// line and column of that text.
+    pub position: Option<u32>,
 }
 
 impl ServerError {
+    /// The error's position as a 1-based line and column of `sql`, the text the server
+    /// was sent.
+    pub fn line_col_in(&self, sql: &str) -> Option<(u32, u32)> {
+        let p = self.position? as usize;
+        let byte = sql
+            .char_indices()
+            .nth(p.saturating_sub(1))
+            .map_or(sql.len(), |(i, _)| i);
+        Some(crate::sql::LineIndex::new(sql).line_col(sql, byte))
+    }
+
     pub fn from_error(e: &tokio_postgres::Error) -> ServerError {
         let Some(db) = e.as_db_error() else {
             let mut message = e.to_string();
@@ -734,6 +749,10 @@ impl ServerError {
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
             context: db.where_().map(str::to_string),
+            position: match db.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            },
         }
     }
 }
