@@ -5,13 +5,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use pgrollout::db::snapshot::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
+use pgrollout::db::catalog;
 use pgrollout::db::tracking::RunContext;
 use pgrollout::db::{Db, Target};
 use pgrollout::drift::{self, DriftOptions};
 use pgrollout::execute::{self, RunOptions};
 use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
+use pgrollout::schema::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
 
 use common::{exec, fresh_db, TestDb};
 
@@ -46,7 +47,7 @@ fn snap(url: &str, opts: &SnapshotOptions) -> SchemaSnapshot {
         &mut |_, _, _| {},
     )
     .unwrap();
-    snapshot::read(&mut db, opts).unwrap()
+    catalog::read(&mut db, opts).unwrap()
 }
 
 /// Two databases with the same base schema; `change` is run on the second.
@@ -60,7 +61,7 @@ fn diff_after_with(base: &str, change: &str, opts: &SnapshotOptions) -> Vec<Diff
     exec(&a.url, base);
     exec(&b.url, base);
     exec(&b.url, change);
-    snapshot::diff(&snap(&a.url, opts), &snap(&b.url, opts))
+    schema::diff(&snap(&a.url, opts), &snap(&b.url, opts))
 }
 
 #[track_caller]
@@ -114,7 +115,7 @@ fn two_databases_built_from_the_same_files_show_no_drift() {
         "the tracking schema is left out"
     );
     assert!(!sa.tables.iter().any(|t| t.schema == "pgrollout"));
-    assert_eq!(snapshot::diff(&sa, &sb), vec![]);
+    assert_eq!(schema::diff(&sa, &sb), vec![]);
     // Stable: the same database reads to the same JSON.
     assert_eq!(
         serde_json::to_string(&sa).unwrap(),
@@ -219,7 +220,7 @@ fn invalid_index_is_critical() {
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_name_uniq ON t (name)")
         .is_err());
     let opts = SnapshotOptions::default();
-    let d = snapshot::diff(&snap(&a.url, &opts), &snap(&b.url, &opts));
+    let d = schema::diff(&snap(&a.url, &opts), &snap(&b.url, &opts));
     only(
         &d,
         Kind::IndexInvalid,

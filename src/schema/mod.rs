@@ -1,0 +1,229 @@
+//! The schema of one database as read from its catalogs (the model), and the difference
+//! of two ([`diff`]). Pure: nothing here talks to a server — `db::catalog` fills the model,
+//! `drift` and `test` compare two of them.
+//!
+//! Left out of every snapshot: system schemas, the tracking schema, objects that belong
+//! to an extension (the extension and its version stand for them), sequences behind
+//! identity columns (the column's identity stands for them) and indexes behind
+//! PRIMARY KEY / UNIQUE / EXCLUDE constraints (the constraint stands for them).
+//! docs/schema-comparison.md lists exactly what is compared.
+//!
+//! Every list is sorted, so a snapshot serialises to the same JSON for the same schema.
+
+mod diff;
+
+pub use diff::{diff, Difference, Kind, Severity};
+
+use serde::{Deserialize, Serialize};
+
+/// The shape of [`SchemaSnapshot`] as JSON; bumped when a field changes meaning.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// Schemas to read; empty = every schema that is not excluded.
+    pub include_schemas: Vec<String>,
+    /// Schemas never read, on top of the system schemas and the tracking schema.
+    pub exclude_schemas: Vec<String>,
+    /// pgrollout's own tracking schema: always left out.
+    pub tracking_schema: String,
+    /// Also read owners and privileges (GRANTs). Off by default: roles usually differ
+    /// between environments on purpose.
+    pub owners_and_privileges: bool,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            include_schemas: Vec::new(),
+            exclude_schemas: Vec::new(),
+            tracking_schema: "pgrollout".into(),
+            owners_and_privileges: false,
+        }
+    }
+}
+
+/// The schema of one database, sorted and serialisable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaSnapshot {
+    pub format_version: u32,
+    pub server_version: String,
+    pub schemas: Vec<Schema>,
+    pub extensions: Vec<Extension>,
+    pub tables: Vec<Table>,
+    pub constraints: Vec<Constraint>,
+    pub indexes: Vec<Index>,
+    pub views: Vec<View>,
+    pub functions: Vec<Function>,
+    pub triggers: Vec<Trigger>,
+    pub policies: Vec<Policy>,
+    pub enums: Vec<Enum>,
+    /// Domains, composite and range types (enums are above).
+    #[serde(default)]
+    pub types: Vec<UserType>,
+    pub sequences: Vec<Sequence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub name: String,
+    pub owner: Option<String>,
+    pub privileges: Vec<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub name: String,
+    pub version: String,
+    pub schema: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    /// `table` or `partitioned table`.
+    pub kind: String,
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub owner: Option<String>,
+    pub privileges: Vec<String>,
+    pub comment: Option<String>,
+    /// In column order.
+    pub columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` of the type, with its modifier: `character varying(80)`.
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// `always` or `by default` for identity columns.
+    pub identity: Option<String>,
+    /// The expression of a `GENERATED ALWAYS AS (…) STORED` column.
+    pub generated: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// primary key, unique, foreign key, check, exclusion, trigger.
+    pub kind: String,
+    pub definition: String,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub definition: String,
+    /// False for an index a failed `CREATE INDEX CONCURRENTLY` left behind.
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub schema: String,
+    pub name: String,
+    pub materialized: bool,
+    pub definition: String,
+    pub owner: Option<String>,
+    pub privileges: Vec<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    pub schema: String,
+    pub name: String,
+    /// `name(argument types)`: what tells overloads apart.
+    pub signature: String,
+    /// function, procedure, aggregate, window.
+    pub kind: String,
+    pub returns: Option<String>,
+    pub language: String,
+    /// SHA-256 (hex) of the body exactly as stored (`prosrc`).
+    pub body_sha256: String,
+    pub volatility: String,
+    pub security_definer: bool,
+    pub owner: Option<String>,
+    pub privileges: Vec<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub definition: String,
+    /// origin, disabled, replica, always (`ALTER TABLE … ENABLE/DISABLE TRIGGER`).
+    pub enabled: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub command: String,
+    pub permissive: bool,
+    pub roles: Vec<String>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enum {
+    pub schema: String,
+    pub name: String,
+    /// In sort order.
+    pub values: Vec<String>,
+}
+
+/// A domain, composite or range type, with a definition that changes whenever the type
+/// does: the base type, default and constraints of a domain; the attributes of a
+/// composite; the subtype of a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserType {
+    pub schema: String,
+    pub name: String,
+    /// `domain`, `composite` or `range`.
+    pub kind: String,
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    pub schema: String,
+    pub name: String,
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cycle: bool,
+    pub owner: Option<String>,
+    pub privileges: Vec<String>,
+}
+
+impl SchemaSnapshot {
+    /// Whether the database has objects of its own (`test` refuses such a database).
+    pub fn has_user_objects(&self) -> bool {
+        !(self.tables.is_empty()
+            && self.views.is_empty()
+            && self.functions.is_empty()
+            && self.enums.is_empty()
+            && self.types.is_empty()
+            && self.sequences.is_empty())
+    }
+}
