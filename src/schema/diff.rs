@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SchemaSnapshot, Sequence, Table, View};
+use super::{Column, Function, SchemaSnapshot, Sequence, Table, View};
 
 /// How much a difference matters. Ordered: `Critical` sorts first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,6 +40,7 @@ pub enum Kind {
     ExtensionMissing,
     ExtensionExtra,
     ExtensionVersion,
+    ExtensionSchema,
     TableMissing,
     TableExtra,
     ColumnMissing,
@@ -49,6 +50,9 @@ pub enum Kind {
     ColumnDefault,
     ColumnIdentity,
     ColumnGenerated,
+    ColumnCollation,
+    PartitionChanged,
+    TableOptions,
     ConstraintMissing,
     ConstraintExtra,
     ConstraintChanged,
@@ -81,6 +85,15 @@ pub enum Kind {
     SequenceMissing,
     SequenceExtra,
     SequenceChanged,
+    RuleMissing,
+    RuleExtra,
+    RuleChanged,
+    StatisticsMissing,
+    StatisticsExtra,
+    StatisticsChanged,
+    EventTriggerMissing,
+    EventTriggerExtra,
+    EventTriggerChanged,
     Comment,
     Owner,
     Privileges,
@@ -97,7 +110,8 @@ impl Kind {
             | ViewMissing | ViewExtra | FunctionMissing | FunctionExtra | TriggerMissing
             | TriggerExtra | RlsEnabled | RlsForced | PolicyMissing | PolicyExtra | EnumMissing
             | EnumExtra | EnumValues | TypeMissing | TypeExtra | TypeChanged | SequenceMissing
-            | SequenceExtra => Severity::Critical,
+            | SequenceExtra | PartitionChanged | RuleMissing | RuleExtra | EventTriggerMissing
+            | EventTriggerExtra => Severity::Critical,
             ColumnDefault
             | ColumnIdentity
             | ColumnGenerated
@@ -109,6 +123,14 @@ impl Kind {
             | TriggerChanged
             | PolicyChanged
             | SequenceChanged
+            | ColumnCollation
+            | TableOptions
+            | ExtensionSchema
+            | RuleChanged
+            | StatisticsMissing
+            | StatisticsExtra
+            | StatisticsChanged
+            | EventTriggerChanged
             | ExtensionMissing
             | Comment
             | Privileges => Severity::Warning,
@@ -212,6 +234,9 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
     enums(&mut d, source, target);
     types(&mut d, source, target);
     sequences(&mut d, source, target);
+    rules(&mut d, source, target);
+    statistics(&mut d, source, target);
+    event_triggers(&mut d, source, target);
 
     let mut out = d.0;
     out.sort_by(|a, b| {
@@ -293,6 +318,14 @@ fn extensions(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
                     format!("extension {}", a.name),
                     format!("extension {} is version {} in the source, {} in the target", a.name, a.version, b.version),
                     format!("ALTER EXTENSION {} UPDATE on the side with the older version, from a migration", a.name),
+                )
+            }
+            if a.schema != b.schema {
+                d.push(
+                    Kind::ExtensionSchema,
+                    format!("extension {}", a.name),
+                    format!("extension {} is in schema {} in the source, {} in the target: its objects resolve differently", a.name, a.schema, b.schema),
+                    format!("ALTER EXTENSION {} SET SCHEMA {} on the target from a migration", a.name, a.schema),
                 )
             }
         },
@@ -457,11 +490,15 @@ fn views(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
         },
         |d, a, b| {
             let object = format!("{} {}", view_word(a), q(&a.schema, &a.name));
-            if a.definition != b.definition || a.materialized != b.materialized {
+            if a.definition != b.definition || a.materialized != b.materialized || a.options != b.options {
                 d.push(
                     Kind::ViewChanged,
                     object.clone(),
-                    format!("the definition of {object} differs between source and target"),
+                    if a.options == b.options {
+                        format!("the definition of {object} differs between source and target")
+                    } else {
+                        format!("the definition of {object} differs: options [{}] in the source, [{}] in the target", a.options.join(", "), b.options.join(", "))
+                    },
                     format!("redefine it on the target from a migration (CREATE OR REPLACE VIEW {} AS …)", q(&a.schema, &a.name)),
                 );
             }
@@ -502,23 +539,7 @@ fn functions(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
                     "someone edited it outside the migrations: put the intended body in a migration (CREATE OR REPLACE) and apply it everywhere".into(),
                 );
             }
-            let mut changed = Vec::new();
-            if a.returns != b.returns {
-                changed.push(format!("returns {} vs {}", opt(&a.returns), opt(&b.returns)));
-            }
-            if a.language != b.language {
-                changed.push(format!("language {} vs {}", a.language, b.language));
-            }
-            if a.volatility != b.volatility {
-                changed.push(format!("{} vs {}", a.volatility, b.volatility));
-            }
-            if a.security_definer != b.security_definer {
-                changed.push(format!(
-                    "SECURITY {} vs {}",
-                    if a.security_definer { "DEFINER" } else { "INVOKER" },
-                    if b.security_definer { "DEFINER" } else { "INVOKER" }
-                ));
-            }
+            let changed = function_attributes(a, b);
             if !changed.is_empty() {
                 d.push(
                     Kind::FunctionChanged,
@@ -530,6 +551,60 @@ fn functions(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
             acl_owner_comment(d, &object, (&a.owner, &b.owner), (&a.privileges, &b.privileges), (&a.comment, &b.comment), &format!("FUNCTION {}", q(&a.schema, &a.signature)));
         },
     );
+}
+
+/// What differs between two versions of a function besides its body, as `x vs y` phrases.
+fn function_attributes(a: &Function, b: &Function) -> Vec<String> {
+    let mut changed = Vec::new();
+    if a.arguments != b.arguments {
+        changed.push(format!("arguments ({}) vs ({})", a.arguments, b.arguments));
+    }
+    if a.returns != b.returns {
+        changed.push(format!(
+            "returns {} vs {}",
+            opt(&a.returns),
+            opt(&b.returns)
+        ));
+    }
+    if a.language != b.language {
+        changed.push(format!("language {} vs {}", a.language, b.language));
+    }
+    if a.volatility != b.volatility {
+        changed.push(format!("{} vs {}", a.volatility, b.volatility));
+    }
+    let flag = |on: bool, yes: &str, no: &str| if on { yes.to_string() } else { no.to_string() };
+    if a.security_definer != b.security_definer {
+        changed.push(format!(
+            "SECURITY {} vs {}",
+            flag(a.security_definer, "DEFINER", "INVOKER"),
+            flag(b.security_definer, "DEFINER", "INVOKER")
+        ));
+    }
+    if a.strict != b.strict {
+        changed.push(format!(
+            "{} vs {}",
+            flag(a.strict, "STRICT", "CALLED ON NULL INPUT"),
+            flag(b.strict, "STRICT", "CALLED ON NULL INPUT")
+        ));
+    }
+    if a.leakproof != b.leakproof {
+        changed.push(format!(
+            "{} vs {}",
+            flag(a.leakproof, "LEAKPROOF", "NOT LEAKPROOF"),
+            flag(b.leakproof, "LEAKPROOF", "NOT LEAKPROOF")
+        ));
+    }
+    if a.parallel != b.parallel {
+        changed.push(format!("PARALLEL {} vs {}", a.parallel, b.parallel));
+    }
+    if a.config != b.config {
+        changed.push(format!(
+            "SET [{}] vs [{}]",
+            a.config.join(", "),
+            b.config.join(", ")
+        ));
+    }
+    changed
 }
 
 /// Triggers and whether they fire.
@@ -747,17 +822,25 @@ fn sequences(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
         },
         |d, a, b| {
             let object = format!("sequence {}", q(&a.schema, &a.name));
-            let shape = |s: &Sequence| (s.data_type.clone(), s.start, s.increment, s.min, s.max, s.cycle);
+            let shape = |s: &Sequence| (s.data_type.clone(), s.start, s.increment, s.min, s.max, s.cycle, s.cache);
             if shape(a) != shape(b) {
                 d.push(
                     Kind::SequenceChanged,
                     object.clone(),
                     format!(
-                        "sequence {} differs: source {} start {} increment {} min {} max {}{}; target {} start {} increment {} min {} max {}{}",
-                        q(&a.schema, &a.name), a.data_type, a.start, a.increment, a.min, a.max, if a.cycle { " cycle" } else { "" },
-                        b.data_type, b.start, b.increment, b.min, b.max, if b.cycle { " cycle" } else { "" }
+                        "sequence {} differs: source {} start {} increment {} min {} max {} cache {}{}; target {} start {} increment {} min {} max {} cache {}{}",
+                        q(&a.schema, &a.name), a.data_type, a.start, a.increment, a.min, a.max, a.cache, if a.cycle { " cycle" } else { "" },
+                        b.data_type, b.start, b.increment, b.min, b.max, b.cache, if b.cycle { " cycle" } else { "" }
                     ),
                     format!("ALTER SEQUENCE {} on the target from a migration", q(&a.schema, &a.name)),
+                );
+            }
+            if a.owned_by != b.owned_by {
+                d.push(
+                    Kind::SequenceChanged,
+                    object.clone(),
+                    format!("sequence {} is owned by column {} in the source but {} in the target (an owned sequence is dropped with its column)", q(&a.schema, &a.name), opt(&a.owned_by), opt(&b.owned_by)),
+                    format!("ALTER SEQUENCE {} OWNED BY {} on the target from a migration", q(&a.schema, &a.name), a.owned_by.as_deref().unwrap_or("NONE")),
                 );
             }
             acl_owner_comment(d, &object, (&a.owner, &b.owner), (&a.privileges, &b.privileges), (&None, &None), &format!("SEQUENCE {}", q(&a.schema, &a.name)));
@@ -814,65 +897,7 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
                 format!("{CAPTURE} ALTER TABLE {tname} DROP COLUMN {} (after checking its data is not needed)", c.name),
             )
         },
-        |d, x, y| {
-            let object = format!("column {tname}.{}", x.name);
-            if x.data_type != y.data_type {
-                d.push(
-                    Kind::ColumnType,
-                    object.clone(),
-                    format!("column {tname}.{} is {} in the source but {} in the target", x.name, x.data_type, y.data_type),
-                    format!("change it from a migration: ALTER TABLE {tname} ALTER COLUMN {} TYPE {} (may rewrite the table: check lint)", x.name, x.data_type),
-                );
-            }
-            if x.not_null != y.not_null {
-                let null = |n: bool| if n { "NOT NULL" } else { "nullable" };
-                d.push(
-                    Kind::ColumnNullability,
-                    object.clone(),
-                    format!("column {tname}.{} is {} in the source but {} in the target", x.name, null(x.not_null), null(y.not_null)),
-                    format!(
-                        "from a migration: ALTER TABLE {tname} ALTER COLUMN {} {} NOT NULL",
-                        x.name,
-                        if x.not_null { "SET" } else { "DROP" }
-                    ),
-                );
-            }
-            if x.default != y.default {
-                d.push(
-                    Kind::ColumnDefault,
-                    object.clone(),
-                    format!("column {tname}.{} has default {} in the source but {} in the target", x.name, opt(&x.default), opt(&y.default)),
-                    match &x.default {
-                        Some(v) => format!("ALTER TABLE {tname} ALTER COLUMN {} SET DEFAULT {v} from a migration", x.name),
-                        None => format!("ALTER TABLE {tname} ALTER COLUMN {} DROP DEFAULT from a migration", x.name),
-                    },
-                );
-            }
-            if x.identity != y.identity {
-                d.push(
-                    Kind::ColumnIdentity,
-                    object.clone(),
-                    format!("column {tname}.{} is identity {} in the source but {} in the target", x.name, opt(&x.identity), opt(&y.identity)),
-                    "align the identity with ALTER TABLE … ALTER COLUMN … ADD/SET/DROP IDENTITY from a migration".into(),
-                );
-            }
-            if x.generated != y.generated {
-                d.push(
-                    Kind::ColumnGenerated,
-                    object.clone(),
-                    format!("column {tname}.{} is generated as {} in the source but {} in the target", x.name, opt(&x.generated), opt(&y.generated)),
-                    "recreate the generated column from a migration".into(),
-                );
-            }
-            if x.comment != y.comment {
-                d.push(
-                    Kind::Comment,
-                    object,
-                    format!("the comment on column {tname}.{} differs: {} vs {}", x.name, opt(&x.comment), opt(&y.comment)),
-                    format!("COMMENT ON COLUMN {tname}.{} from a migration", x.name),
-                );
-            }
-        },
+        |d, x, y| column_diff(d, &tname, x, y),
     );
     let word = |on: bool| if on { "on" } else { "off" };
     if a.rls_enabled != b.rls_enabled {
@@ -905,17 +930,7 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
             ),
         );
     }
-    if a.kind != b.kind {
-        d.push(
-            Kind::ColumnType,
-            object.clone(),
-            format!(
-                "{tname} is a {} in the source but a {} in the target",
-                a.kind, b.kind
-            ),
-            "recreate the table with the intended partitioning from a migration".into(),
-        );
-    }
+    table_layout(d, &object, a, b);
     acl_owner_comment(
         d,
         &object,
@@ -924,6 +939,180 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
         (&a.comment, &b.comment),
         &format!("TABLE {tname}"),
     );
+}
+
+/// One column matched on both sides.
+fn column_diff(d: &mut Diffs, tname: &str, x: &Column, y: &Column) {
+    let object = format!("column {tname}.{}", x.name);
+    if x.data_type != y.data_type {
+        d.push(
+            Kind::ColumnType,
+            object.clone(),
+            format!("column {tname}.{} is {} in the source but {} in the target", x.name, x.data_type, y.data_type),
+            format!("change it from a migration: ALTER TABLE {tname} ALTER COLUMN {} TYPE {} (may rewrite the table: check lint)", x.name, x.data_type),
+        );
+    }
+    if x.not_null != y.not_null {
+        let null = |n: bool| if n { "NOT NULL" } else { "nullable" };
+        d.push(
+            Kind::ColumnNullability,
+            object.clone(),
+            format!(
+                "column {tname}.{} is {} in the source but {} in the target",
+                x.name,
+                null(x.not_null),
+                null(y.not_null)
+            ),
+            format!(
+                "from a migration: ALTER TABLE {tname} ALTER COLUMN {} {} NOT NULL",
+                x.name,
+                if x.not_null { "SET" } else { "DROP" }
+            ),
+        );
+    }
+    if x.default != y.default {
+        d.push(
+            Kind::ColumnDefault,
+            object.clone(),
+            format!(
+                "column {tname}.{} has default {} in the source but {} in the target",
+                x.name,
+                opt(&x.default),
+                opt(&y.default)
+            ),
+            match &x.default {
+                Some(v) => format!(
+                    "ALTER TABLE {tname} ALTER COLUMN {} SET DEFAULT {v} from a migration",
+                    x.name
+                ),
+                None => format!(
+                    "ALTER TABLE {tname} ALTER COLUMN {} DROP DEFAULT from a migration",
+                    x.name
+                ),
+            },
+        );
+    }
+    if x.identity != y.identity {
+        d.push(
+            Kind::ColumnIdentity,
+            object.clone(),
+            format!("column {tname}.{} is identity {} in the source but {} in the target", x.name, opt(&x.identity), opt(&y.identity)),
+            "align the identity with ALTER TABLE … ALTER COLUMN … ADD/SET/DROP IDENTITY from a migration".into(),
+        );
+    }
+    if x.generated != y.generated {
+        d.push(
+            Kind::ColumnGenerated,
+            object.clone(),
+            format!(
+                "column {tname}.{} is generated as {} in the source but {} in the target",
+                x.name,
+                opt(&x.generated),
+                opt(&y.generated)
+            ),
+            "recreate the generated column from a migration".into(),
+        );
+    }
+    if x.identity_sequence != y.identity_sequence {
+        d.push(
+            Kind::ColumnIdentity,
+            object.clone(),
+            format!("the identity sequence of column {tname}.{} is {} in the source but {} in the target", x.name, opt(&x.identity_sequence), opt(&y.identity_sequence)),
+            format!("ALTER TABLE {tname} ALTER COLUMN {} SET … (START/INCREMENT/CACHE …) from a migration", x.name),
+        );
+    }
+    if x.collation != y.collation {
+        d.push(
+            Kind::ColumnCollation,
+            object.clone(),
+            format!("column {tname}.{} has collation {} in the source but {} in the target: sorting, comparisons and unique indexes differ", x.name, opt(&x.collation), opt(&y.collation)),
+            format!("ALTER TABLE {tname} ALTER COLUMN {} TYPE {} COLLATE … from a migration (rebuilds its indexes)", x.name, x.data_type),
+        );
+    }
+    acl_owner_comment(
+        d,
+        &object,
+        (&None, &None),
+        (&x.privileges, &y.privileges),
+        (&None, &None),
+        &format!("TABLE {tname} ({})", x.name),
+    );
+    if x.comment != y.comment {
+        d.push(
+            Kind::Comment,
+            object,
+            format!(
+                "the comment on column {tname}.{} differs: {} vs {}",
+                x.name,
+                opt(&x.comment),
+                opt(&y.comment)
+            ),
+            format!("COMMENT ON COLUMN {tname}.{} from a migration", x.name),
+        );
+    }
+}
+
+/// Partitioning, inheritance, persistence and storage parameters of a table.
+fn table_layout(d: &mut Diffs, object: &str, a: &Table, b: &Table) {
+    let tname = q(&a.schema, &a.name);
+    let mut partitioning = Vec::new();
+    if a.kind != b.kind {
+        partitioning.push(format!("a {} vs a {}", a.kind, b.kind));
+    }
+    if a.partition_key != b.partition_key {
+        partitioning.push(format!(
+            "PARTITION BY {} vs {}",
+            opt(&a.partition_key),
+            opt(&b.partition_key)
+        ));
+    }
+    if a.partition_of != b.partition_of {
+        partitioning.push(format!(
+            "partition of {} vs {}",
+            opt(&a.partition_of),
+            opt(&b.partition_of)
+        ));
+    }
+    if a.inherits != b.inherits {
+        partitioning.push(format!(
+            "INHERITS ({}) vs ({})",
+            a.inherits.join(", "),
+            b.inherits.join(", ")
+        ));
+    }
+    if !partitioning.is_empty() {
+        d.push(
+            Kind::PartitionChanged,
+            object.to_string(),
+            format!(
+                "{tname} differs (source vs target): {}: rows are routed or inherited differently",
+                partitioning.join(", ")
+            ),
+            "bring the target's partitioning in line from a migration (ATTACH/DETACH PARTITION, or recreate the table)".into(),
+        );
+    }
+    let mut options = Vec::new();
+    if a.unlogged != b.unlogged {
+        let word = |u: bool| if u { "UNLOGGED" } else { "LOGGED" };
+        options.push(format!("{} vs {}", word(a.unlogged), word(b.unlogged)));
+    }
+    if a.options != b.options {
+        options.push(format!(
+            "WITH ({}) vs ({})",
+            a.options.join(", "),
+            b.options.join(", ")
+        ));
+    }
+    if !options.is_empty() {
+        d.push(
+            Kind::TableOptions,
+            object.to_string(),
+            format!("{tname} differs (source vs target): {}", options.join(", ")),
+            format!(
+                "ALTER TABLE {tname} SET LOGGED/UNLOGGED or SET (…)/RESET (…) from a migration"
+            ),
+        );
+    }
 }
 
 #[allow(clippy::type_complexity)]
@@ -980,33 +1169,144 @@ fn acl_owner_comment(
     }
 }
 
+/// How to report an object that is a name and a deparsed definition (rules, extended
+/// statistics, event triggers): its three kinds, what it is called, and how to drop it.
+struct Defined {
+    missing: Kind,
+    extra: Kind,
+    changed: Kind,
+}
+
+impl Defined {
+    /// `items` are (object label, definition, DROP statement), keyed by the label.
+    fn compare(
+        &self,
+        d: &mut Diffs,
+        source: &[(String, String, String)],
+        target: &[(String, String, String)],
+    ) {
+        d.keyed(
+            source,
+            target,
+            |(object, _, _)| object.clone(),
+            |d, (object, def, _)| {
+                d.push(
+                    self.missing,
+                    object.clone(),
+                    format!("{object} exists in the source but not in the target: {def}"),
+                    "apply the migration that creates it to the target".into(),
+                )
+            },
+            |d, (object, def, drop)| {
+                d.push(
+                    self.extra,
+                    object.clone(),
+                    format!("{object} exists only in the target: {def}"),
+                    format!("{CAPTURE} {drop};"),
+                )
+            },
+            |d, (object, a, _), (_, b, _)| {
+                if a != b {
+                    d.push(
+                        self.changed,
+                        object.clone(),
+                        format!("{object} differs: source `{a}`, target `{b}`"),
+                        "recreate it on the target from a migration so both sides match".into(),
+                    );
+                }
+            },
+        );
+    }
+}
+
+/// Rules (`CREATE RULE`), with whether they fire.
+fn rules(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.rules
+            .iter()
+            .map(|r| {
+                let on = q(&r.schema, &r.table);
+                (
+                    format!("rule {} on {on}", r.name),
+                    format!("{} ({})", r.definition, r.enabled),
+                    format!("DROP RULE {} ON {on}", r.name),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::RuleMissing,
+        extra: Kind::RuleExtra,
+        changed: Kind::RuleChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
+/// Extended statistics (`CREATE STATISTICS`).
+fn statistics(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.statistics
+            .iter()
+            .map(|x| {
+                let name = q(&x.schema, &x.name);
+                (
+                    format!("statistics {name}"),
+                    x.definition.clone(),
+                    format!("DROP STATISTICS {name}"),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::StatisticsMissing,
+        extra: Kind::StatisticsExtra,
+        changed: Kind::StatisticsChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
+/// Event triggers, with whether they fire.
+fn event_triggers(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.event_triggers
+            .iter()
+            .map(|e| {
+                (
+                    format!("event trigger {}", e.name),
+                    format!("{} ({})", e.definition, e.enabled),
+                    format!("DROP EVENT TRIGGER {}", e.name),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::EventTriggerMissing,
+        extra: Kind::EventTriggerExtra,
+        changed: Kind::EventTriggerChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Column;
+    use crate::schema::{EventTrigger, Extension, Rule, Statistics};
 
     fn table(name: &str, cols: &[(&str, &str, bool)]) -> Table {
         Table {
             schema: "public".into(),
             name: name.into(),
             kind: "table".into(),
-            rls_enabled: false,
-            rls_forced: false,
-            owner: None,
-            privileges: vec![],
-            comment: None,
             columns: cols
                 .iter()
                 .map(|(n, t, nn)| Column {
                     name: n.to_string(),
                     data_type: t.to_string(),
                     not_null: *nn,
-                    default: None,
-                    identity: None,
-                    generated: None,
-                    comment: None,
+                    ..Column::default()
                 })
                 .collect(),
+            ..Table::default()
         }
     }
 
@@ -1048,5 +1348,172 @@ mod tests {
             concurrently("CREATE UNIQUE INDEX i ON public.t USING btree (a)"),
             "CREATE UNIQUE INDEX CONCURRENTLY i ON public.t USING btree (a)"
         );
+    }
+
+    fn function(body: &str) -> Function {
+        Function {
+            schema: "public".into(),
+            name: "f".into(),
+            signature: "f()".into(),
+            kind: "function".into(),
+            language: "sql".into(),
+            body_sha256: body.repeat(12),
+            volatility: "volatile".into(),
+            parallel: "unsafe".into(),
+            ..Function::default()
+        }
+    }
+
+    fn kinds(d: &[Difference]) -> Vec<Kind> {
+        d.iter().map(|x| x.kind).collect()
+    }
+
+    #[test]
+    fn a_changed_body_hash_is_a_body_difference() {
+        let a = SchemaSnapshot {
+            functions: vec![function("a")],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.functions[0].body_sha256 = "b".repeat(12);
+        assert_eq!(kinds(&diff(&a, &b)), vec![Kind::FunctionBody]);
+    }
+
+    #[test]
+    fn every_function_attribute_is_named() {
+        let a = function("a");
+        let mut b = a.clone();
+        b.arguments = "a integer DEFAULT 7".into();
+        b.strict = true;
+        b.leakproof = true;
+        b.parallel = "safe".into();
+        b.config = vec!["search_path=pg_catalog".into()];
+        let changed = function_attributes(&a, &b);
+        assert_eq!(
+            changed,
+            vec![
+                "arguments () vs (a integer DEFAULT 7)",
+                "CALLED ON NULL INPUT vs STRICT",
+                "NOT LEAKPROOF vs LEAKPROOF",
+                "PARALLEL unsafe vs safe",
+                "SET [] vs [search_path=pg_catalog]",
+            ]
+        );
+        assert!(function_attributes(&a, &a.clone()).is_empty());
+    }
+
+    #[test]
+    fn partitioning_is_critical_and_storage_options_a_warning() {
+        let a = SchemaSnapshot {
+            tables: vec![table("m1", &[("k", "integer", false)])],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.tables[0].partition_of = Some("public.m FOR VALUES FROM (0) TO (20)".into());
+        b.tables[0].options = vec!["fillfactor=70".into()];
+        let d = diff(&a, &b);
+        assert_eq!(kinds(&d), vec![Kind::PartitionChanged, Kind::TableOptions]);
+        assert_eq!(d[0].severity, Severity::Critical);
+        assert!(d[0].message.contains("FOR VALUES FROM (0) TO (20)"));
+        assert_eq!(d[1].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn column_collation_identity_sequence_and_privileges_are_compared() {
+        let a = SchemaSnapshot {
+            tables: vec![table("t", &[("a", "text", false)])],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        let c = &mut b.tables[0].columns[0];
+        c.collation = Some("pg_catalog.\"C\"".into());
+        c.identity_sequence = Some("bigint start 1 increment 5".into());
+        c.privileges = vec!["PUBLIC:SELECT".into()];
+        let mut k = kinds(&diff(&a, &b));
+        k.sort();
+        assert_eq!(
+            k,
+            vec![
+                Kind::ColumnIdentity,
+                Kind::ColumnCollation,
+                Kind::Privileges
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_statistics_and_event_triggers_have_missing_extra_and_changed() {
+        let rule = Rule {
+            schema: "public".into(),
+            table: "t".into(),
+            name: "r".into(),
+            definition: "CREATE RULE r AS ON DELETE TO public.t DO INSTEAD NOTHING".into(),
+            enabled: "origin".into(),
+        };
+        let stats = Statistics {
+            schema: "public".into(),
+            name: "s".into(),
+            definition: "CREATE STATISTICS public.s ON a, b FROM public.t".into(),
+        };
+        let event = EventTrigger {
+            name: "e".into(),
+            definition: "ddl_command_start EXECUTE FUNCTION f()".into(),
+            enabled: "origin".into(),
+        };
+        let a = SchemaSnapshot {
+            rules: vec![rule.clone()],
+            statistics: vec![stats],
+            event_triggers: vec![event.clone()],
+            ..Default::default()
+        };
+        let b = SchemaSnapshot {
+            rules: vec![Rule {
+                enabled: "disabled".into(),
+                ..rule
+            }],
+            event_triggers: vec![
+                event,
+                EventTrigger {
+                    name: "other".into(),
+                    definition: "sql_drop EXECUTE FUNCTION g()".into(),
+                    enabled: "origin".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let d = diff(&a, &b);
+        assert_eq!(
+            kinds(&d),
+            vec![
+                Kind::EventTriggerExtra,
+                Kind::RuleChanged,
+                Kind::StatisticsMissing
+            ],
+            "{d:#?}"
+        );
+        assert_eq!(d[0].object, "event trigger other");
+        assert!(d[0].fix.ends_with("DROP EVENT TRIGGER other;"));
+        assert!(d[1].message.contains("(disabled)"));
+        assert_eq!(diff(&b, &a)[0].kind, Kind::EventTriggerMissing);
+    }
+
+    #[test]
+    fn an_extension_in_another_schema_is_a_warning() {
+        let ext = |schema: &str| Extension {
+            name: "pg_trgm".into(),
+            version: "1.6".into(),
+            schema: schema.into(),
+        };
+        let a = SchemaSnapshot {
+            extensions: vec![ext("public")],
+            ..Default::default()
+        };
+        let b = SchemaSnapshot {
+            extensions: vec![ext("extensions")],
+            ..Default::default()
+        };
+        let d = diff(&a, &b);
+        assert_eq!(kinds(&d), vec![Kind::ExtensionSchema]);
+        assert_eq!(d[0].severity, Severity::Warning);
     }
 }

@@ -63,9 +63,18 @@ pub struct SchemaSnapshot {
     #[serde(default)]
     pub types: Vec<UserType>,
     pub sequences: Vec<Sequence>,
+    /// Rules other than the `_RETURN` rule of a view (the view's definition stands for it).
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Extended statistics (`CREATE STATISTICS`).
+    #[serde(default)]
+    pub statistics: Vec<Statistics>,
+    /// Event triggers: database-wide, so not limited to the schemas read.
+    #[serde(default)]
+    pub event_triggers: Vec<EventTrigger>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
     pub name: String,
     pub owner: Option<String>,
@@ -73,14 +82,14 @@ pub struct Schema {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
     pub name: String,
     pub version: String,
     pub schema: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     pub schema: String,
     pub name: String,
@@ -88,6 +97,21 @@ pub struct Table {
     pub kind: String,
     pub rls_enabled: bool,
     pub rls_forced: bool,
+    /// `PARTITION BY …` of a partitioned table (`pg_get_partkeydef`).
+    #[serde(default)]
+    pub partition_key: Option<String>,
+    /// `schema.parent FOR VALUES …` of a partition.
+    #[serde(default)]
+    pub partition_of: Option<String>,
+    /// Parents by plain inheritance (`INHERITS`), qualified, in inheritance order.
+    #[serde(default)]
+    pub inherits: Vec<String>,
+    /// `UNLOGGED`: its rows are lost after a crash.
+    #[serde(default)]
+    pub unlogged: bool,
+    /// Storage parameters (`WITH (fillfactor=70, autovacuum_enabled=false)`), sorted.
+    #[serde(default)]
+    pub options: Vec<String>,
     pub owner: Option<String>,
     pub privileges: Vec<String>,
     pub comment: Option<String>,
@@ -95,7 +119,7 @@ pub struct Table {
     pub columns: Vec<Column>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// `format_type` of the type, with its modifier: `character varying(80)`.
@@ -104,12 +128,22 @@ pub struct Column {
     pub default: Option<String>,
     /// `always` or `by default` for identity columns.
     pub identity: Option<String>,
+    /// The sequence parameters behind an identity column (`start 1 increment 1 …`): the
+    /// sequence itself is left out of the snapshot.
+    #[serde(default)]
+    pub identity_sequence: Option<String>,
     /// The expression of a `GENERATED ALWAYS AS (…) STORED` column.
     pub generated: Option<String>,
+    /// `COLLATE` when it is not the type's default collation (quoted, qualified).
+    #[serde(default)]
+    pub collation: Option<String>,
+    /// Column-level GRANTs, when privileges are read.
+    #[serde(default)]
+    pub privileges: Vec<String>,
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
     pub schema: String,
     pub table: String,
@@ -120,7 +154,7 @@ pub struct Constraint {
     pub validated: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
     pub schema: String,
     pub table: String,
@@ -130,18 +164,21 @@ pub struct Index {
     pub valid: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     pub schema: String,
     pub name: String,
     pub materialized: bool,
     pub definition: String,
+    /// `check_option`, `security_barrier`, `security_invoker`, storage parameters, sorted.
+    #[serde(default)]
+    pub options: Vec<String>,
     pub owner: Option<String>,
     pub privileges: Vec<String>,
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Function {
     pub schema: String,
     pub name: String,
@@ -149,18 +186,35 @@ pub struct Function {
     pub signature: String,
     /// function, procedure, aggregate, window.
     pub kind: String,
+    /// The full argument list with names, modes and DEFAULTs
+    /// (`pg_get_function_arguments`); the signature has only what tells overloads apart.
+    #[serde(default)]
+    pub arguments: String,
     pub returns: Option<String>,
     pub language: String,
-    /// SHA-256 (hex) of the body exactly as stored (`prosrc`).
+    /// SHA-256 (hex) of the body: `prosrc` exactly as stored; for a SQL-standard body
+    /// (`RETURN …`, `BEGIN ATOMIC … END`, PostgreSQL 14+) the server's deparse of
+    /// `prosqlbody`; for an aggregate its transition/final functions, state type and
+    /// initial value.
     pub body_sha256: String,
     pub volatility: String,
     pub security_definer: bool,
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub leakproof: bool,
+    /// `safe`, `restricted` or `unsafe`.
+    #[serde(default)]
+    pub parallel: String,
+    /// `SET name = value` attached to the function (`search_path=…`), as stored.
+    #[serde(default)]
+    pub config: Vec<String>,
     pub owner: Option<String>,
     pub privileges: Vec<String>,
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
     pub schema: String,
     pub table: String,
@@ -170,7 +224,7 @@ pub struct Trigger {
     pub enabled: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub schema: String,
     pub table: String,
@@ -182,7 +236,7 @@ pub struct Policy {
     pub with_check: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enum {
     pub schema: String,
     pub name: String,
@@ -193,7 +247,7 @@ pub struct Enum {
 /// A domain, composite or range type, with a definition that changes whenever the type
 /// does: the base type, default and constraints of a domain; the attributes of a
 /// composite; the subtype of a range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserType {
     pub schema: String,
     pub name: String,
@@ -202,7 +256,7 @@ pub struct UserType {
     pub definition: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequence {
     pub schema: String,
     pub name: String,
@@ -212,6 +266,11 @@ pub struct Sequence {
     pub min: i64,
     pub max: i64,
     pub cycle: bool,
+    #[serde(default)]
+    pub cache: i64,
+    /// `OWNED BY table.column`: dropped with the column.
+    #[serde(default)]
+    pub owned_by: Option<String>,
     pub owner: Option<String>,
     pub privileges: Vec<String>,
 }
@@ -226,4 +285,35 @@ impl SchemaSnapshot {
             && self.types.is_empty()
             && self.sequences.is_empty())
     }
+}
+
+/// A rewrite rule (`CREATE RULE`) on a table or view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// `pg_get_ruledef`.
+    pub definition: String,
+    /// origin, disabled, replica, always.
+    pub enabled: String,
+}
+
+/// An extended statistics object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statistics {
+    pub schema: String,
+    pub name: String,
+    /// `pg_get_statisticsobjdef`.
+    pub definition: String,
+}
+
+/// An event trigger (`CREATE EVENT TRIGGER`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTrigger {
+    pub name: String,
+    /// `ddl_command_start ON (tags) EXECUTE FUNCTION schema.f()`.
+    pub definition: String,
+    /// origin, disabled, replica, always.
+    pub enabled: String,
 }
