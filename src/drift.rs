@@ -14,15 +14,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::db::snapshot::{
-    self, Difference, SchemaSnapshot, Severity, SnapshotError, SnapshotOptions,
-};
+use crate::db::catalog::{self, SnapshotError};
 use crate::db::tracking::RunContext;
 use crate::db::{ConnectError, Db, Target};
 use crate::ephemeral::{Cluster, ClusterOptions, EphemeralError};
 use crate::execute::{self, RunOptions};
 use crate::migration::MigrationSet;
 use crate::report::{Event, Level, Reporter, Silent};
+use crate::schema::{self, Difference, SchemaSnapshot, Severity, SnapshotOptions};
 
 /// The shape of [`DriftReport`] as JSON.
 pub const DRIFT_FORMAT_VERSION: u32 = 1;
@@ -127,7 +126,7 @@ pub fn snapshot_of(
 }
 
 fn read(db: &mut Db, label: &str, opts: &DriftOptions) -> Result<SchemaSnapshot, DriftError> {
-    snapshot::read(db, &opts.snapshot).map_err(|source| DriftError::Snapshot {
+    catalog::read(db, &opts.snapshot).map_err(|source| DriftError::Snapshot {
         side: label.to_string(),
         source,
     })
@@ -143,7 +142,7 @@ pub fn compare(
     let (a_side, a) = snapshot_of(source.1, source.0, opts, reporter)?;
     let (b_side, b) = snapshot_of(target.1, target.0, opts, reporter)?;
     warn_versions(&a_side, &b_side, reporter);
-    Ok(DriftReport::new(a_side, b_side, snapshot::diff(&a, &b)))
+    Ok(DriftReport::new(a_side, b_side, schema::diff(&a, &b)))
 }
 
 /// Compare a database with the schema its migration files build: every file is applied,
@@ -157,7 +156,7 @@ pub fn against_migrations(
     let (a_side, a) = expected_schema(set, opts, reporter)?;
     let (b_side, b) = snapshot_of(target.1, target.0, opts, reporter)?;
     warn_versions(&a_side, &b_side, reporter);
-    Ok(DriftReport::new(a_side, b_side, snapshot::diff(&a, &b)))
+    Ok(DriftReport::new(a_side, b_side, schema::diff(&a, &b)))
 }
 
 /// The schema the migration files build, read from a throwaway server that is deleted

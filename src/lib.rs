@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod rollback;
+pub mod schema;
 pub mod sql;
 
 use std::sync::{Condvar, Mutex};

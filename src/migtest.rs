@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::db::snapshot::{diff, SchemaSnapshot, SnapshotError};
+use crate::db::catalog::{self, SnapshotError};
 use crate::db::tracking::{RowStatus, RunContext, TrackingError};
 use crate::db::{ConnectError, Target};
 use crate::execute::{self, ApplyFailure, RunOptions};
@@ -23,6 +23,7 @@ use crate::migration::{MigrationSet, Version};
 use crate::plan::{self, PlanOptions};
 use crate::report::{Event, Level, Reporter};
 use crate::rollback::{self, DownOrigin, RollbackError, RollbackOptions, RollbackTarget};
+use crate::schema::{diff, SchemaSnapshot};
 
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -128,7 +129,7 @@ pub fn test(
     let schema = opts.run.schema.clone();
     let mut s = execute::connect(target, &schema, opts.run.connect_retry, reporter)?;
     let state = s.tracking.read(&mut s.db)?;
-    let start = SchemaSnapshot::read(&mut s.db, &schema)?;
+    let start = catalog::read_all(&mut s.db, &schema)?;
     if !opts.force {
         if !state.rows.is_empty() {
             return Err(TestError::Refused(format!(
@@ -178,7 +179,7 @@ pub fn test(
         .collect();
     let mut report = TestReport::default();
     for v in &pending {
-        let snap = SchemaSnapshot::read(&mut s.db, &schema)?;
+        let snap = catalog::read_all(&mut s.db, &schema)?;
         run.plan.target = Some(v.clone());
         if let Err(ApplyFailure { error, .. }) = execute::apply(target, set, &run, ctx, quiet) {
             let m = set.get(v).expect("pending versions come from the set");
@@ -227,7 +228,7 @@ pub fn test(
             report.migrations.push(t);
             continue;
         }
-        let applied_snap = SchemaSnapshot::read(&mut s.db, &schema)?;
+        let applied_snap = catalog::read_all(&mut s.db, &schema)?;
         match check_one(
             target,
             set,
@@ -320,7 +321,7 @@ fn check_one(
         Err(e) => return Ok(Err(e)),
     };
     if let Some(b) = before_up {
-        let after_down = SchemaSnapshot::read(&mut s.db, schema)?;
+        let after_down = catalog::read_all(&mut s.db, schema)?;
         let d = diff(b, &after_down);
         if !d.is_empty() {
             let mut lines = vec![
@@ -341,7 +342,7 @@ fn check_one(
             )],
         )));
     }
-    let reapplied = SchemaSnapshot::read(&mut s.db, schema)?;
+    let reapplied = catalog::read_all(&mut s.db, schema)?;
     let d = diff(applied, &reapplied);
     if !d.is_empty() {
         let mut lines =

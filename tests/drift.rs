@@ -5,13 +5,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use pgrollout::db::snapshot::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
+use pgrollout::db::catalog;
 use pgrollout::db::tracking::RunContext;
 use pgrollout::db::{Db, Target};
 use pgrollout::drift::{self, DriftOptions};
 use pgrollout::execute::{self, RunOptions};
 use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
+use pgrollout::schema::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
 
 use common::{exec, fresh_db, TestDb};
 
@@ -25,8 +26,13 @@ fn target(url: &str) -> Target {
 
 /// A fresh database with the sample migrations applied by pgrollout.
 fn built() -> TestDb {
+    built_from(sample_dir())
+}
+
+/// A fresh database with the migrations in `dir` applied by pgrollout.
+fn built_from(dir: &Path) -> TestDb {
     let db = fresh_db();
-    let set = MigrationSet::load(sample_dir()).unwrap();
+    let set = MigrationSet::load(dir).unwrap();
     execute::apply(
         &target(&db.url),
         &set,
@@ -46,7 +52,7 @@ fn snap(url: &str, opts: &SnapshotOptions) -> SchemaSnapshot {
         &mut |_, _, _| {},
     )
     .unwrap();
-    snapshot::read(&mut db, opts).unwrap()
+    catalog::read(&mut db, opts).unwrap()
 }
 
 /// Two databases with the same base schema; `change` is run on the second.
@@ -60,7 +66,7 @@ fn diff_after_with(base: &str, change: &str, opts: &SnapshotOptions) -> Vec<Diff
     exec(&a.url, base);
     exec(&b.url, base);
     exec(&b.url, change);
-    snapshot::diff(&snap(&a.url, opts), &snap(&b.url, opts))
+    schema::diff(&snap(&a.url, opts), &snap(&b.url, opts))
 }
 
 #[track_caller]
@@ -114,7 +120,7 @@ fn two_databases_built_from_the_same_files_show_no_drift() {
         "the tracking schema is left out"
     );
     assert!(!sa.tables.iter().any(|t| t.schema == "pgrollout"));
-    assert_eq!(snapshot::diff(&sa, &sb), vec![]);
+    assert_eq!(schema::diff(&sa, &sb), vec![]);
     // Stable: the same database reads to the same JSON.
     assert_eq!(
         serde_json::to_string(&sa).unwrap(),
@@ -219,7 +225,7 @@ fn invalid_index_is_critical() {
         .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_name_uniq ON t (name)")
         .is_err());
     let opts = SnapshotOptions::default();
-    let d = snapshot::diff(&snap(&a.url, &opts), &snap(&b.url, &opts));
+    let d = schema::diff(&snap(&a.url, &opts), &snap(&b.url, &opts));
     only(
         &d,
         Kind::IndexInvalid,
@@ -567,4 +573,280 @@ fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("STAGING_DATABASE_URL is not set"), "{err}");
+}
+
+/// Apply `migration` (one file) to a fresh database with the real binary, run `change` on
+/// it by hand, then `drift --against migrations --format json` on the same files.
+/// Returns the exit code and the parsed report.
+fn cli_drift_against_migrations_after(
+    migration: &str,
+    change: &str,
+) -> (Option<i32>, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("20250101000000_function.sql"), migration).unwrap();
+    let db = built_from(dir.path());
+    exec(&db.url, change);
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+        .args(["drift", "--against", "migrations", "--format", "json"])
+        .arg("--migrations")
+        .arg(dir.path())
+        .args(["--target", &db.url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// The drift a hand-edited body must show: exactly one `function_body` warning naming
+/// the function; warnings do not fail `drift` (exit 0), like any other body change.
+#[track_caller]
+fn assert_one_body_drift(code: Option<i32>, report: &serde_json::Value, function: &str) {
+    let differences = report["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{report:#}");
+    assert_eq!(differences[0]["kind"], "function_body", "{report:#}");
+    assert_eq!(differences[0]["severity"], "warning", "{report:#}");
+    assert!(
+        differences[0]["object"]
+            .as_str()
+            .unwrap()
+            .contains(function),
+        "{report:#}"
+    );
+    assert_eq!(report["warning"], 1);
+    assert_eq!(code, Some(0), "{report:#}");
+}
+
+#[test]
+fn hand_edited_sql_standard_return_body_is_drift_against_migrations() {
+    let (code, report) = cli_drift_against_migrations_after(
+        "-- migrate:up\nCREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1;\n\
+         -- migrate:down\nDROP FUNCTION f();\n",
+        "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql RETURN 2",
+    );
+    assert_one_body_drift(code, &report, "public.f()");
+}
+
+#[test]
+fn hand_edited_begin_atomic_body_is_drift_against_migrations() {
+    let (code, report) = cli_drift_against_migrations_after(
+        "-- migrate:up\nCREATE FUNCTION g(a int) RETURNS int LANGUAGE sql\n\
+         BEGIN ATOMIC\n  SELECT a + 1;\nEND;\n-- migrate:down\nDROP FUNCTION g(int);\n",
+        "CREATE OR REPLACE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT a + 2; END",
+    );
+    assert_one_body_drift(code, &report, "public.g(a integer)");
+}
+
+#[test]
+fn sql_standard_function_bodies_are_compared() {
+    let base = "CREATE FUNCTION r() RETURNS int LANGUAGE sql RETURN 1;\n\
+                CREATE FUNCTION a(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT x + 1; END;";
+    only(
+        &diff_after(
+            base,
+            "CREATE OR REPLACE FUNCTION r() RETURNS int LANGUAGE sql RETURN 2",
+        ),
+        Kind::FunctionBody,
+        Severity::Warning,
+        "public.r()",
+    );
+    only(
+        &diff_after(
+            base,
+            "CREATE OR REPLACE FUNCTION a(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT x + 2; END",
+        ),
+        Kind::FunctionBody,
+        Severity::Warning,
+        "public.a(x integer)",
+    );
+    // The same body written differently deparses the same: no drift.
+    assert_eq!(
+        diff_after(
+            base,
+            "CREATE OR REPLACE FUNCTION r() RETURNS int LANGUAGE sql RETURN (1)"
+        ),
+        vec![]
+    );
+}
+
+#[test]
+fn function_attributes_beyond_the_body_are_compared() {
+    for change in [
+        "ALTER FUNCTION f(int) SET search_path = pg_catalog",
+        "ALTER FUNCTION f(int) STRICT",
+        "ALTER FUNCTION f(int) PARALLEL SAFE",
+        "ALTER FUNCTION f(int) LEAKPROOF",
+        "CREATE OR REPLACE FUNCTION f(a int DEFAULT 7) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + 1'",
+    ] {
+        let d = diff_after(BASE, change);
+        only(&d, Kind::FunctionChanged, Severity::Warning, "public.f(a integer)");
+    }
+}
+
+#[test]
+fn an_aggregate_redefined_by_hand_is_a_body_change() {
+    let base = "CREATE AGGREGATE total(int) (SFUNC = int4pl, STYPE = int, INITCOND = '0')";
+    only(
+        &diff_after(
+            base,
+            "DROP AGGREGATE total(int); CREATE AGGREGATE total(int) (SFUNC = int4pl, STYPE = int, INITCOND = '1')",
+        ),
+        Kind::FunctionBody,
+        Severity::Warning,
+        "aggregate public.total(integer)",
+    );
+}
+
+#[test]
+fn column_collation_and_identity_parameters_are_compared() {
+    only(
+        &diff_after(
+            "CREATE TABLE c (a text)",
+            "ALTER TABLE c ALTER COLUMN a TYPE text COLLATE \"C\"",
+        ),
+        Kind::ColumnCollation,
+        Severity::Warning,
+        "public.c.a",
+    );
+    let d = diff_after(BASE, "ALTER TABLE t ALTER COLUMN id SET INCREMENT BY 5");
+    only(&d, Kind::ColumnIdentity, Severity::Warning, "public.t.id");
+    assert!(d[0].message.contains("increment 5"), "{}", d[0].message);
+}
+
+#[test]
+fn partition_bounds_and_inheritance_are_critical() {
+    let base = "CREATE TABLE m (k int) PARTITION BY RANGE (k);\n\
+                CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (10);\n\
+                CREATE TABLE parent (x int); CREATE TABLE child (y int);";
+    let d = diff_after(
+        base,
+        "ALTER TABLE m DETACH PARTITION m1; ALTER TABLE m ATTACH PARTITION m1 FOR VALUES FROM (0) TO (20)",
+    );
+    only(
+        &d,
+        Kind::PartitionChanged,
+        Severity::Critical,
+        "table public.m1",
+    );
+    assert!(
+        d[0].message.contains("FOR VALUES FROM (0) TO (20)"),
+        "{}",
+        d[0].message
+    );
+    let d = diff_after(
+        base,
+        "ALTER TABLE child ADD COLUMN x int; ALTER TABLE child INHERIT parent",
+    );
+    assert!(
+        d.iter()
+            .any(|x| x.kind == Kind::PartitionChanged && x.object == "table public.child"),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn table_and_view_options_are_compared() {
+    only(
+        &diff_after(BASE, "ALTER TABLE t SET (fillfactor = 70)"),
+        Kind::TableOptions,
+        Severity::Warning,
+        "table public.t",
+    );
+    only(
+        &diff_after("CREATE TABLE u (a int)", "ALTER TABLE u SET UNLOGGED"),
+        Kind::TableOptions,
+        Severity::Warning,
+        "table public.u",
+    );
+    let d = diff_after(BASE, "ALTER VIEW v SET (security_barrier = true)");
+    only(&d, Kind::ViewChanged, Severity::Warning, "view public.v");
+    assert!(
+        d[0].message.contains("security_barrier=true"),
+        "{}",
+        d[0].message
+    );
+}
+
+#[test]
+fn sequence_cache_and_ownership_are_compared() {
+    only(
+        &diff_after(BASE, "ALTER SEQUENCE s CACHE 10"),
+        Kind::SequenceChanged,
+        Severity::Warning,
+        "sequence public.s",
+    );
+    let d = diff_after(BASE, "ALTER SEQUENCE s OWNED BY t.parent");
+    only(
+        &d,
+        Kind::SequenceChanged,
+        Severity::Warning,
+        "sequence public.s",
+    );
+    assert!(d[0].message.contains("public.t.parent"), "{}", d[0].message);
+}
+
+#[test]
+fn rules_statistics_and_event_triggers_are_compared() {
+    only(
+        &diff_after(
+            BASE,
+            "CREATE RULE t_keep AS ON DELETE TO t DO INSTEAD NOTHING",
+        ),
+        Kind::RuleExtra,
+        Severity::Critical,
+        "rule t_keep on public.t",
+    );
+    only(
+        &diff_after(BASE, "CREATE STATISTICS t_stats ON id, parent FROM t"),
+        Kind::StatisticsExtra,
+        Severity::Warning,
+        "statistics public.t_stats",
+    );
+    let base = format!(
+        "{BASE}\nCREATE FUNCTION no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;\n\
+         CREATE EVENT TRIGGER guard ON ddl_command_start WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION no_ddl();"
+    );
+    let d = diff_after(&base, "ALTER EVENT TRIGGER guard DISABLE");
+    only(
+        &d,
+        Kind::EventTriggerChanged,
+        Severity::Warning,
+        "event trigger guard",
+    );
+    assert!(
+        d[0].message.contains("WHEN TAG IN (DROP TABLE)"),
+        "{}",
+        d[0].message
+    );
+    only(
+        &diff_after(
+            BASE,
+            "CREATE FUNCTION no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$",
+        ),
+        Kind::FunctionExtra,
+        Severity::Critical,
+        "no_ddl",
+    );
+}
+
+#[test]
+fn column_privileges_are_compared_when_asked() {
+    let opts = SnapshotOptions {
+        owners_and_privileges: true,
+        ..SnapshotOptions::default()
+    };
+    let d = diff_after_with(BASE, "GRANT SELECT (name) ON t TO PUBLIC", &opts);
+    only(
+        &d,
+        Kind::Privileges,
+        Severity::Warning,
+        "column public.t.name",
+    );
+    assert!(d[0].message.contains("PUBLIC:SELECT"), "{}", d[0].message);
 }

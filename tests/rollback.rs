@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{fresh_db, query_strings};
-use pgrollout::db::snapshot::{diff, SchemaSnapshot};
+use pgrollout::db::catalog;
 use pgrollout::db::{Db, Target};
+use pgrollout::schema::{diff, SchemaSnapshot};
 
 struct Run {
     code: i32,
@@ -100,7 +101,7 @@ fn snapshot(url: &str) -> SchemaSnapshot {
         &mut |_, _, _| {},
     )
     .unwrap();
-    SchemaSnapshot::read(&mut db, "pgrollout").unwrap()
+    catalog::read_all(&mut db, "pgrollout").unwrap()
 }
 
 fn three_tables(dir: &Path) {

@@ -228,7 +228,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             source.as_deref(),
             target.as_deref(),
             against,
-            crate::db::snapshot::SnapshotOptions {
+            crate::schema::SnapshotOptions {
                 include_schemas: include_schema,
                 exclude_schemas: exclude_schema,
                 tracking_schema: ctx.global.schema.clone(),
@@ -743,7 +743,7 @@ fn drift(
     source: Option<&str>,
     target: Option<&str>,
     against: Option<Against>,
-    snapshot: crate::db::snapshot::SnapshotOptions,
+    snapshot: crate::schema::SnapshotOptions,
 ) -> Result<Outcome, CliError> {
     let resolver = env_resolver(ctx, &EnvUrls::default())?;
     let (t_label, t) = match target {

@@ -3,7 +3,6 @@
 
 use super::{Runner, StepResult};
 use crate::config::{DriftStep, RollbackStep};
-use crate::db::snapshot::SnapshotOptions;
 use crate::db::Target;
 use crate::drift::{self, DriftError, DriftOptions};
 use crate::ephemeral::EphemeralError;
@@ -11,6 +10,7 @@ use crate::migration::Version;
 use crate::report::run::{GeneratedDown, Rollback, RolledBackRow, RunStatus};
 use crate::report::{Event, Level};
 use crate::rollback::{self, DownOrigin, RollbackOptions, RollbackTarget};
+use crate::schema::SnapshotOptions;
 
 impl Runner<'_, '_> {
     /// `rollback: { steps: N }` / `{ to: V }`: the one rollback path, under the lock. In

@@ -1,9 +1,9 @@
 //! Terminal and JSON rendering of drift results and of `status --all`.
 
-use crate::db::snapshot::Severity;
 use crate::drift::DriftReport;
 use crate::overview::{Overview, Reach};
 use crate::plan::State;
+use crate::schema::Severity;
 
 fn state_word(s: State) -> &'static str {
     match s {

@@ -3,11 +3,11 @@
 
 use std::fmt::Write;
 
-use crate::db::snapshot::Severity;
 use crate::drift::DriftReport;
 use crate::overview::{HealthStatus, Overview, Reach};
 use crate::plan::State;
 use crate::report::human_duration;
+use crate::schema::Severity;
 
 /// Make untrusted text safe inside a Markdown table cell (and unable to start HTML).
 pub fn cell(s: &str) -> String {

@@ -1,665 +1,12 @@
-//! A schema snapshot read straight from the system catalogs, and the difference of two.
-//!
-//! No `pg_dump`: a dump couples the client's version to the server's and is text to be
-//! parsed again. The catalogs are read with the server's own deparsers
-//! (`pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_viewdef`, …), so both sides of
-//! a comparison are rendered the same way by servers of the same major version.
-//!
-//! Left out: system schemas, the tracking schema, objects that belong to an extension
-//! (the extension and its version stand for them), sequences behind identity columns
-//! (the column's identity stands for them) and indexes behind PRIMARY KEY / UNIQUE /
-//! EXCLUDE constraints (the constraint stands for them).
-//!
-//! Every list is sorted, so a snapshot serialises to the same JSON for the same schema.
+//! The difference of two snapshots: one [`Difference`] per thing that differs, with its
+//! [`Kind`], its [`Severity`] and what to do about it. Pure, and one function per kind of
+//! object, so a new catalog field lands beside the others of its kind.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::Db;
-
-/// The shape of [`SchemaSnapshot`] as JSON; bumped when a field changes meaning.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
-
-/// What to read.
-#[derive(Debug, Clone)]
-pub struct SnapshotOptions {
-    /// Schemas to read; empty = every schema that is not excluded.
-    pub include_schemas: Vec<String>,
-    /// Schemas never read, on top of the system schemas and the tracking schema.
-    pub exclude_schemas: Vec<String>,
-    /// pgrollout's own tracking schema: always left out.
-    pub tracking_schema: String,
-    /// Also read owners and privileges (GRANTs). Off by default: roles usually differ
-    /// between environments on purpose.
-    pub owners_and_privileges: bool,
-}
-
-impl Default for SnapshotOptions {
-    fn default() -> Self {
-        SnapshotOptions {
-            include_schemas: Vec::new(),
-            exclude_schemas: Vec::new(),
-            tracking_schema: "pgrollout".into(),
-            owners_and_privileges: false,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("reading the schema snapshot ({what}): {}", crate::db::conn::error_text(.source))]
-pub struct SnapshotError {
-    pub what: &'static str,
-    #[source]
-    pub source: tokio_postgres::Error,
-}
-
-/// The schema of one database, sorted and serialisable.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SchemaSnapshot {
-    pub format_version: u32,
-    pub server_version: String,
-    pub schemas: Vec<Schema>,
-    pub extensions: Vec<Extension>,
-    pub tables: Vec<Table>,
-    pub constraints: Vec<Constraint>,
-    pub indexes: Vec<Index>,
-    pub views: Vec<View>,
-    pub functions: Vec<Function>,
-    pub triggers: Vec<Trigger>,
-    pub policies: Vec<Policy>,
-    pub enums: Vec<Enum>,
-    /// Domains, composite and range types (enums are above).
-    #[serde(default)]
-    pub types: Vec<UserType>,
-    pub sequences: Vec<Sequence>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Schema {
-    pub name: String,
-    pub owner: Option<String>,
-    pub privileges: Vec<String>,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Extension {
-    pub name: String,
-    pub version: String,
-    pub schema: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Table {
-    pub schema: String,
-    pub name: String,
-    /// `table` or `partitioned table`.
-    pub kind: String,
-    pub rls_enabled: bool,
-    pub rls_forced: bool,
-    pub owner: Option<String>,
-    pub privileges: Vec<String>,
-    pub comment: Option<String>,
-    /// In column order.
-    pub columns: Vec<Column>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    /// `format_type` of the type, with its modifier: `character varying(80)`.
-    pub data_type: String,
-    pub not_null: bool,
-    pub default: Option<String>,
-    /// `always` or `by default` for identity columns.
-    pub identity: Option<String>,
-    /// The expression of a `GENERATED ALWAYS AS (…) STORED` column.
-    pub generated: Option<String>,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Constraint {
-    pub schema: String,
-    pub table: String,
-    pub name: String,
-    /// primary key, unique, foreign key, check, exclusion, trigger.
-    pub kind: String,
-    pub definition: String,
-    pub validated: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Index {
-    pub schema: String,
-    pub table: String,
-    pub name: String,
-    pub definition: String,
-    /// False for an index a failed `CREATE INDEX CONCURRENTLY` left behind.
-    pub valid: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct View {
-    pub schema: String,
-    pub name: String,
-    pub materialized: bool,
-    pub definition: String,
-    pub owner: Option<String>,
-    pub privileges: Vec<String>,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Function {
-    pub schema: String,
-    pub name: String,
-    /// `name(argument types)`: what tells overloads apart.
-    pub signature: String,
-    /// function, procedure, aggregate, window.
-    pub kind: String,
-    pub returns: Option<String>,
-    pub language: String,
-    /// SHA-256 (hex) of the body exactly as stored (`prosrc`).
-    pub body_sha256: String,
-    pub volatility: String,
-    pub security_definer: bool,
-    pub owner: Option<String>,
-    pub privileges: Vec<String>,
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trigger {
-    pub schema: String,
-    pub table: String,
-    pub name: String,
-    pub definition: String,
-    /// origin, disabled, replica, always (`ALTER TABLE … ENABLE/DISABLE TRIGGER`).
-    pub enabled: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    pub schema: String,
-    pub table: String,
-    pub name: String,
-    pub command: String,
-    pub permissive: bool,
-    pub roles: Vec<String>,
-    pub using: Option<String>,
-    pub with_check: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Enum {
-    pub schema: String,
-    pub name: String,
-    /// In sort order.
-    pub values: Vec<String>,
-}
-
-/// A domain, composite or range type, with a definition that changes whenever the type
-/// does: the base type, default and constraints of a domain; the attributes of a
-/// composite; the subtype of a range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserType {
-    pub schema: String,
-    pub name: String,
-    /// `domain`, `composite` or `range`.
-    pub kind: String,
-    pub definition: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sequence {
-    pub schema: String,
-    pub name: String,
-    pub data_type: String,
-    pub start: i64,
-    pub increment: i64,
-    pub min: i64,
-    pub max: i64,
-    pub cycle: bool,
-    pub owner: Option<String>,
-    pub privileges: Vec<String>,
-}
-
-/// Schemas that are never user schemas.
-const SYSTEM_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
-     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
-
-/// `aclexplode` of an ACL as sorted `grantee:PRIVILEGE[*]` strings (`*` = grantable).
-fn acl(column: &str) -> String {
-    format!(
-        "ARRAY(SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END \
-         || ':' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END \
-         FROM aclexplode({column}) AS a ORDER BY 1)"
-    )
-}
-
-/// Not a member of an extension: `classid` is the catalog the object lives in.
-fn not_extension_member(classid: &str, oid: &str) -> String {
-    format!(
-        "NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = '{classid}'::regclass \
-         AND d.objid = {oid} AND d.deptype = 'e')"
-    )
-}
-
-fn err(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {
-    move |source| SnapshotError { what, source }
-}
-
-/// Read the snapshot. Read-only; runs in one REPEATABLE READ transaction so every query
-impl SchemaSnapshot {
-    /// Everything but system schemas and the tracking schema, without privileges: what
-    /// `pgrollout test` compares before and after a rollback.
-    pub fn read(db: &mut Db, tracking_schema: &str) -> Result<SchemaSnapshot, SnapshotError> {
-        read(
-            db,
-            &SnapshotOptions {
-                tracking_schema: tracking_schema.to_string(),
-                ..SnapshotOptions::default()
-            },
-        )
-    }
-
-    /// Whether the database has objects of its own (`test` refuses such a database).
-    pub fn has_user_objects(&self) -> bool {
-        !(self.tables.is_empty()
-            && self.views.is_empty()
-            && self.functions.is_empty()
-            && self.enums.is_empty()
-            && self.types.is_empty()
-            && self.sequences.is_empty())
-    }
-}
-
-/// sees the same state.
-pub fn read(db: &mut Db, opts: &SnapshotOptions) -> Result<SchemaSnapshot, SnapshotError> {
-    db.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .map_err(err("starting a read-only transaction"))?;
-    let result = read_in_transaction(db, opts);
-    let _ = db.batch("ROLLBACK");
-    result
-}
-
-fn read_in_transaction(
-    db: &mut Db,
-    opts: &SnapshotOptions,
-) -> Result<SchemaSnapshot, SnapshotError> {
-    let own = opts.owners_and_privileges;
-    let owner = |col: &str| {
-        if own {
-            format!("pg_get_userbyid({col})")
-        } else {
-            "NULL::text".into()
-        }
-    };
-    let privs = |col: &str| {
-        if own {
-            acl(col)
-        } else {
-            "ARRAY[]::text[]".into()
-        }
-    };
-
-    // Schemas first: every later query is limited to these names.
-    let sql = format!(
-        "SELECT n.nspname::text, {}, {}, obj_description(n.oid, 'pg_namespace') \
-         FROM pg_namespace AS n WHERE {SYSTEM_SCHEMAS} AND {} ORDER BY 1",
-        owner("n.nspowner"),
-        privs("n.nspacl"),
-        not_extension_member("pg_namespace", "n.oid"),
-    );
-    let mut schemas = Vec::new();
-    for r in db.query(&sql, &[]).map_err(err("schemas"))? {
-        let name: String = r.get(0);
-        let included = opts.include_schemas.is_empty() || opts.include_schemas.contains(&name);
-        let excluded = name == opts.tracking_schema || opts.exclude_schemas.contains(&name);
-        if included && !excluded {
-            schemas.push(Schema {
-                name,
-                owner: r.get(1),
-                privileges: r.get(2),
-                comment: r.get(3),
-            });
-        }
-    }
-    let names: Vec<String> = schemas.iter().map(|s| s.name.clone()).collect();
-    let p: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&names];
-
-    let extensions = db
-        .query(
-            "SELECT e.extname::text, e.extversion, n.nspname::text FROM pg_extension AS e \
-             JOIN pg_namespace AS n ON n.oid = e.extnamespace ORDER BY 1",
-            &[],
-        )
-        .map_err(err("extensions"))?
-        .iter()
-        .map(|r| Extension {
-            name: r.get(0),
-            version: r.get(1),
-            schema: r.get(2),
-        })
-        .collect();
-
-    // Tables and their columns.
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END, \
-           c.relrowsecurity, c.relforcerowsecurity, {}, {}, obj_description(c.oid, 'pg_class') \
-         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND {} ORDER BY 1, 2",
-        owner("c.relowner"),
-        privs("c.relacl"),
-        not_extension_member("pg_class", "c.oid"),
-    );
-    let mut tables: Vec<Table> = db
-        .query(&sql, p)
-        .map_err(err("tables"))?
-        .iter()
-        .map(|r| Table {
-            schema: r.get(0),
-            name: r.get(1),
-            kind: r.get(2),
-            rls_enabled: r.get(3),
-            rls_forced: r.get(4),
-            owner: r.get(5),
-            privileges: r.get(6),
-            comment: r.get(7),
-            columns: Vec::new(),
-        })
-        .collect();
-    let sql = "SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-           a.attnotnull, CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
-           CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END, \
-           CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
-           col_description(c.oid, a.attnum) \
-         FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid \
-         JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-         WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY 1, 2, a.attnum";
-    let mut by_table: BTreeMap<(String, String), Vec<Column>> = BTreeMap::new();
-    for r in db.query(sql, p).map_err(err("columns"))? {
-        by_table
-            .entry((r.get(0), r.get(1)))
-            .or_default()
-            .push(Column {
-                name: r.get(2),
-                data_type: r.get(3),
-                not_null: r.get(4),
-                default: r.get(5),
-                identity: r.get(6),
-                generated: r.get(7),
-                comment: r.get(8),
-            });
-    }
-    for t in &mut tables {
-        t.columns = by_table
-            .remove(&(t.schema.clone(), t.name.clone()))
-            .unwrap_or_default();
-    }
-
-    let constraints = db
-        .query(
-            "SELECT n.nspname::text, c.relname::text, k.conname::text, \
-               CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique' WHEN 'f' THEN 'foreign key' \
-                 WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' WHEN 't' THEN 'trigger' ELSE k.contype::text END, \
-               pg_get_constraintdef(k.oid), k.convalidated \
-             FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid \
-             JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-             WHERE n.nspname = ANY($1) AND k.conislocal ORDER BY 1, 2, 3",
-            p,
-        )
-        .map_err(err("constraints"))?
-        .iter()
-        .map(|r| Constraint {
-            schema: r.get(0),
-            table: r.get(1),
-            name: r.get(2),
-            kind: r.get(3),
-            definition: r.get(4),
-            validated: r.get(5),
-        })
-        .collect();
-
-    let indexes = db
-        .query(
-            "SELECT n.nspname::text, t.relname::text, c.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid \
-             FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid \
-             JOIN pg_class AS t ON t.oid = i.indrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-             WHERE n.nspname = ANY($1) \
-               AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k WHERE k.conindid = i.indexrelid \
-                               AND k.contype IN ('p', 'u', 'x') AND k.conrelid = i.indrelid) \
-             ORDER BY 1, 3",
-            p,
-        )
-        .map_err(err("indexes"))?
-        .iter()
-        .map(|r| Index {
-            schema: r.get(0),
-            table: r.get(1),
-            name: r.get(2),
-            definition: r.get(3),
-            valid: r.get(4),
-        })
-        .collect();
-
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, c.relkind = 'm', pg_get_viewdef(c.oid, true), {}, {}, \
-           obj_description(c.oid, 'pg_class') \
-         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('v', 'm') AND n.nspname = ANY($1) AND {} ORDER BY 1, 2",
-        owner("c.relowner"),
-        privs("c.relacl"),
-        not_extension_member("pg_class", "c.oid"),
-    );
-    let views = db
-        .query(&sql, p)
-        .map_err(err("views"))?
-        .iter()
-        .map(|r| View {
-            schema: r.get(0),
-            name: r.get(1),
-            materialized: r.get(2),
-            definition: r.get::<_, Option<String>>(3).unwrap_or_default(),
-            owner: r.get(4),
-            privileges: r.get(5),
-            comment: r.get(6),
-        })
-        .collect();
-
-    let sql = format!(
-        "SELECT n.nspname::text, p.proname::text, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', \
-           CASE p.prokind WHEN 'f' THEN 'function' WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' \
-             WHEN 'w' THEN 'window' ELSE p.prokind::text END, \
-           CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END, l.lanname::text, \
-           coalesce(p.prosrc, ''), \
-           CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END, \
-           p.prosecdef, {}, {}, obj_description(p.oid, 'pg_proc') \
-         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace \
-         JOIN pg_language AS l ON l.oid = p.prolang \
-         WHERE n.nspname = ANY($1) AND {} \
-           AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_proc'::regclass \
-                           AND d.objid = p.oid AND d.deptype = 'i') \
-         ORDER BY 1, 3",
-        owner("p.proowner"),
-        privs("p.proacl"),
-        not_extension_member("pg_proc", "p.oid"),
-    );
-    // Functions internal to another object (a range type's constructors) come and go
-    // with it: the object itself is compared.
-    let functions = db
-        .query(&sql, p)
-        .map_err(err("functions"))?
-        .iter()
-        .map(|r| Function {
-            schema: r.get(0),
-            name: r.get(1),
-            signature: r.get(2),
-            kind: r.get(3),
-            returns: r.get(4),
-            language: r.get(5),
-            body_sha256: hex::encode(Sha256::digest(r.get::<_, String>(6).as_bytes())),
-            volatility: r.get(7),
-            security_definer: r.get(8),
-            owner: r.get(9),
-            privileges: r.get(10),
-            comment: r.get(11),
-        })
-        .collect();
-
-    let triggers = db
-        .query(
-            "SELECT n.nspname::text, c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid), \
-               CASE t.tgenabled WHEN 'O' THEN 'origin' WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica' \
-                 WHEN 'A' THEN 'always' ELSE t.tgenabled::text END \
-             FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid \
-             JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-             WHERE NOT t.tgisinternal AND n.nspname = ANY($1) ORDER BY 1, 2, 3",
-            p,
-        )
-        .map_err(err("triggers"))?
-        .iter()
-        .map(|r| Trigger {
-            schema: r.get(0),
-            table: r.get(1),
-            name: r.get(2),
-            definition: r.get(3),
-            enabled: r.get(4),
-        })
-        .collect();
-
-    let policies = db
-        .query(
-            "SELECT n.nspname::text, c.relname::text, p.polname::text, \
-               CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' \
-                 WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, p.polpermissive, \
-               ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) AS r ORDER BY 1), \
-               pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-             FROM pg_policy AS p JOIN pg_class AS c ON c.oid = p.polrelid \
-             JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-             WHERE n.nspname = ANY($1) ORDER BY 1, 2, 3",
-            p,
-        )
-        .map_err(err("policies"))?
-        .iter()
-        .map(|r| Policy {
-            schema: r.get(0),
-            table: r.get(1),
-            name: r.get(2),
-            command: r.get(3),
-            permissive: r.get(4),
-            roles: r.get(5),
-            using: r.get(6),
-            with_check: r.get(7),
-        })
-        .collect();
-
-    let sql = format!(
-        "SELECT n.nspname::text, t.typname::text, \
-           ARRAY(SELECT e.enumlabel::text FROM pg_enum AS e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) \
-         FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace \
-         WHERE t.typtype = 'e' AND n.nspname = ANY($1) AND {} ORDER BY 1, 2",
-        not_extension_member("pg_type", "t.oid"),
-    );
-    let enums = db
-        .query(&sql, p)
-        .map_err(err("enums"))?
-        .iter()
-        .map(|r| Enum {
-            schema: r.get(0),
-            name: r.get(1),
-            values: r.get(2),
-        })
-        .collect();
-
-    // Composite types of tables and views are their relations, not user types.
-    let sql = format!(
-        "SELECT n.nspname::text, t.typname::text, \
-           CASE t.typtype WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite' ELSE 'range' END, \
-           CASE t.typtype \
-             WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) \
-               || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END \
-               || coalesce(' DEFAULT ' || t.typdefault, '') \
-               || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) \
-                            FROM pg_constraint AS c WHERE c.contypid = t.oid), '') \
-             WHEN 'c' THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) \
-                            FROM pg_attribute AS a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) \
-             ELSE (SELECT format_type(r.rngsubtype, NULL) FROM pg_range AS r WHERE r.rngtypid = t.oid) \
-           END \
-         FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace \
-         WHERE (t.typtype IN ('d', 'r') \
-                OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class AS c WHERE c.oid = t.typrelid) = 'c')) \
-           AND n.nspname = ANY($1) AND {} ORDER BY 1, 2",
-        not_extension_member("pg_type", "t.oid"),
-    );
-    let types = db
-        .query(&sql, p)
-        .map_err(err("types"))?
-        .iter()
-        .map(|r| UserType {
-            schema: r.get(0),
-            name: r.get(1),
-            kind: r.get(2),
-            definition: r.get::<_, Option<String>>(3).unwrap_or_default(),
-        })
-        .collect();
-
-    let sql = format!(
-        "SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, \
-           s.seqmin, s.seqmax, s.seqcycle, {}, {} \
-         FROM pg_sequence AS s JOIN pg_class AS c ON c.oid = s.seqrelid \
-         JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-         WHERE n.nspname = ANY($1) AND {} \
-           AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass \
-                           AND d.objid = c.oid AND d.deptype = 'i') \
-         ORDER BY 1, 2",
-        owner("c.relowner"),
-        privs("c.relacl"),
-        not_extension_member("pg_class", "c.oid"),
-    );
-    let sequences = db
-        .query(&sql, p)
-        .map_err(err("sequences"))?
-        .iter()
-        .map(|r| Sequence {
-            schema: r.get(0),
-            name: r.get(1),
-            data_type: r.get(2),
-            start: r.get(3),
-            increment: r.get(4),
-            min: r.get(5),
-            max: r.get(6),
-            cycle: r.get(7),
-            owner: r.get(8),
-            privileges: r.get(9),
-        })
-        .collect();
-
-    Ok(SchemaSnapshot {
-        format_version: SNAPSHOT_FORMAT_VERSION,
-        server_version: db.server_version.clone(),
-        schemas,
-        extensions,
-        tables,
-        constraints,
-        indexes,
-        views,
-        functions,
-        triggers,
-        policies,
-        enums,
-        types,
-        sequences,
-    })
-}
-
-// ---------------------------------------------------------------------------------------
-// Differences
+use super::{Column, Function, SchemaSnapshot, Sequence, Table, View};
 
 /// How much a difference matters. Ordered: `Critical` sorts first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -693,6 +40,7 @@ pub enum Kind {
     ExtensionMissing,
     ExtensionExtra,
     ExtensionVersion,
+    ExtensionSchema,
     TableMissing,
     TableExtra,
     ColumnMissing,
@@ -702,6 +50,9 @@ pub enum Kind {
     ColumnDefault,
     ColumnIdentity,
     ColumnGenerated,
+    ColumnCollation,
+    PartitionChanged,
+    TableOptions,
     ConstraintMissing,
     ConstraintExtra,
     ConstraintChanged,
@@ -734,6 +85,15 @@ pub enum Kind {
     SequenceMissing,
     SequenceExtra,
     SequenceChanged,
+    RuleMissing,
+    RuleExtra,
+    RuleChanged,
+    StatisticsMissing,
+    StatisticsExtra,
+    StatisticsChanged,
+    EventTriggerMissing,
+    EventTriggerExtra,
+    EventTriggerChanged,
     Comment,
     Owner,
     Privileges,
@@ -750,7 +110,8 @@ impl Kind {
             | ViewMissing | ViewExtra | FunctionMissing | FunctionExtra | TriggerMissing
             | TriggerExtra | RlsEnabled | RlsForced | PolicyMissing | PolicyExtra | EnumMissing
             | EnumExtra | EnumValues | TypeMissing | TypeExtra | TypeChanged | SequenceMissing
-            | SequenceExtra => Severity::Critical,
+            | SequenceExtra | PartitionChanged | RuleMissing | RuleExtra | EventTriggerMissing
+            | EventTriggerExtra => Severity::Critical,
             ColumnDefault
             | ColumnIdentity
             | ColumnGenerated
@@ -762,6 +123,14 @@ impl Kind {
             | TriggerChanged
             | PolicyChanged
             | SequenceChanged
+            | ColumnCollation
+            | TableOptions
+            | ExtensionSchema
+            | RuleChanged
+            | StatisticsMissing
+            | StatisticsExtra
+            | StatisticsChanged
+            | EventTriggerChanged
             | ExtensionMissing
             | Comment
             | Privileges => Severity::Warning,
@@ -853,7 +222,33 @@ const CAPTURE: &str =
 /// then object, then kind.
 pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference> {
     let mut d = Diffs(Vec::new());
+    schemas(&mut d, source, target);
+    extensions(&mut d, source, target);
+    tables(&mut d, source, target);
+    constraints(&mut d, source, target);
+    indexes(&mut d, source, target);
+    views(&mut d, source, target);
+    functions(&mut d, source, target);
+    triggers(&mut d, source, target);
+    policies(&mut d, source, target);
+    enums(&mut d, source, target);
+    types(&mut d, source, target);
+    sequences(&mut d, source, target);
+    rules(&mut d, source, target);
+    statistics(&mut d, source, target);
+    event_triggers(&mut d, source, target);
 
+    let mut out = d.0;
+    out.sort_by(|a, b| {
+        (a.severity, &a.object, a.kind, &a.message)
+            .cmp(&(b.severity, &b.object, b.kind, &b.message))
+    });
+    out.dedup();
+    out
+}
+
+/// Schemas, with their owner, privileges and comment.
+fn schemas(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.schemas,
         &target.schemas,
@@ -892,7 +287,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             )
         },
     );
+}
 
+/// Extensions and their versions.
+fn extensions(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.extensions,
         &target.extensions,
@@ -922,9 +320,20 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
                     format!("ALTER EXTENSION {} UPDATE on the side with the older version, from a migration", a.name),
                 )
             }
+            if a.schema != b.schema {
+                d.push(
+                    Kind::ExtensionSchema,
+                    format!("extension {}", a.name),
+                    format!("extension {} is in schema {} in the source, {} in the target: its objects resolve differently", a.name, a.schema, b.schema),
+                    format!("ALTER EXTENSION {} SET SCHEMA {} on the target from a migration", a.name, a.schema),
+                )
+            }
         },
     );
+}
 
+/// Tables, their columns, row-level security switches, owner, privileges, comment.
+fn tables(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.tables,
         &target.tables,
@@ -947,7 +356,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
         },
         table_diff,
     );
+}
 
+/// Table constraints (not those of domains: a domain's definition holds them).
+fn constraints(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.constraints,
         &target.constraints,
@@ -989,7 +401,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         },
     );
+}
 
+/// Indexes outside constraints, and any INVALID index, matched or not.
+fn indexes(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.indexes,
         &target.indexes,
@@ -1049,7 +464,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         }
     }
+}
 
+/// Views and materialized views.
+fn views(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.views,
         &target.views,
@@ -1072,18 +490,25 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
         },
         |d, a, b| {
             let object = format!("{} {}", view_word(a), q(&a.schema, &a.name));
-            if a.definition != b.definition || a.materialized != b.materialized {
+            if a.definition != b.definition || a.materialized != b.materialized || a.options != b.options {
                 d.push(
                     Kind::ViewChanged,
                     object.clone(),
-                    format!("the definition of {object} differs between source and target"),
+                    if a.options == b.options {
+                        format!("the definition of {object} differs between source and target")
+                    } else {
+                        format!("the definition of {object} differs: options [{}] in the source, [{}] in the target", a.options.join(", "), b.options.join(", "))
+                    },
                     format!("redefine it on the target from a migration (CREATE OR REPLACE VIEW {} AS …)", q(&a.schema, &a.name)),
                 );
             }
             acl_owner_comment(d, &object, (&a.owner, &b.owner), (&a.privileges, &b.privileges), (&a.comment, &b.comment), &format!("TABLE {}", q(&a.schema, &a.name)));
         },
     );
+}
 
+/// Functions, procedures, aggregates: body, signature-level attributes, owner, privileges.
+fn functions(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.functions,
         &target.functions,
@@ -1114,23 +539,7 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
                     "someone edited it outside the migrations: put the intended body in a migration (CREATE OR REPLACE) and apply it everywhere".into(),
                 );
             }
-            let mut changed = Vec::new();
-            if a.returns != b.returns {
-                changed.push(format!("returns {} vs {}", opt(&a.returns), opt(&b.returns)));
-            }
-            if a.language != b.language {
-                changed.push(format!("language {} vs {}", a.language, b.language));
-            }
-            if a.volatility != b.volatility {
-                changed.push(format!("{} vs {}", a.volatility, b.volatility));
-            }
-            if a.security_definer != b.security_definer {
-                changed.push(format!(
-                    "SECURITY {} vs {}",
-                    if a.security_definer { "DEFINER" } else { "INVOKER" },
-                    if b.security_definer { "DEFINER" } else { "INVOKER" }
-                ));
-            }
+            let changed = function_attributes(a, b);
             if !changed.is_empty() {
                 d.push(
                     Kind::FunctionChanged,
@@ -1142,7 +551,64 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             acl_owner_comment(d, &object, (&a.owner, &b.owner), (&a.privileges, &b.privileges), (&a.comment, &b.comment), &format!("FUNCTION {}", q(&a.schema, &a.signature)));
         },
     );
+}
 
+/// What differs between two versions of a function besides its body, as `x vs y` phrases.
+fn function_attributes(a: &Function, b: &Function) -> Vec<String> {
+    let mut changed = Vec::new();
+    if a.arguments != b.arguments {
+        changed.push(format!("arguments ({}) vs ({})", a.arguments, b.arguments));
+    }
+    if a.returns != b.returns {
+        changed.push(format!(
+            "returns {} vs {}",
+            opt(&a.returns),
+            opt(&b.returns)
+        ));
+    }
+    if a.language != b.language {
+        changed.push(format!("language {} vs {}", a.language, b.language));
+    }
+    if a.volatility != b.volatility {
+        changed.push(format!("{} vs {}", a.volatility, b.volatility));
+    }
+    let flag = |on: bool, yes: &str, no: &str| if on { yes.to_string() } else { no.to_string() };
+    if a.security_definer != b.security_definer {
+        changed.push(format!(
+            "SECURITY {} vs {}",
+            flag(a.security_definer, "DEFINER", "INVOKER"),
+            flag(b.security_definer, "DEFINER", "INVOKER")
+        ));
+    }
+    if a.strict != b.strict {
+        changed.push(format!(
+            "{} vs {}",
+            flag(a.strict, "STRICT", "CALLED ON NULL INPUT"),
+            flag(b.strict, "STRICT", "CALLED ON NULL INPUT")
+        ));
+    }
+    if a.leakproof != b.leakproof {
+        changed.push(format!(
+            "{} vs {}",
+            flag(a.leakproof, "LEAKPROOF", "NOT LEAKPROOF"),
+            flag(b.leakproof, "LEAKPROOF", "NOT LEAKPROOF")
+        ));
+    }
+    if a.parallel != b.parallel {
+        changed.push(format!("PARALLEL {} vs {}", a.parallel, b.parallel));
+    }
+    if a.config != b.config {
+        changed.push(format!(
+            "SET [{}] vs [{}]",
+            a.config.join(", "),
+            b.config.join(", ")
+        ));
+    }
+    changed
+}
+
+/// Triggers and whether they fire.
+fn triggers(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.triggers,
         &target.triggers,
@@ -1190,7 +656,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         },
     );
+}
 
+/// Row-level security policies.
+fn policies(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.policies,
         &target.policies,
@@ -1226,7 +695,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         },
     );
+}
 
+/// Enum types and their values in order.
+fn enums(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.enums,
         &target.enums,
@@ -1267,7 +739,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         },
     );
+}
 
+/// Domains, composite and range types.
+fn types(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.types,
         &target.types,
@@ -1321,7 +796,10 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
             }
         },
     );
+}
 
+/// Sequences outside identity columns.
+fn sequences(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
     d.keyed(
         &source.sequences,
         &target.sequences,
@@ -1344,30 +822,30 @@ pub fn diff(source: &SchemaSnapshot, target: &SchemaSnapshot) -> Vec<Difference>
         },
         |d, a, b| {
             let object = format!("sequence {}", q(&a.schema, &a.name));
-            let shape = |s: &Sequence| (s.data_type.clone(), s.start, s.increment, s.min, s.max, s.cycle);
+            let shape = |s: &Sequence| (s.data_type.clone(), s.start, s.increment, s.min, s.max, s.cycle, s.cache);
             if shape(a) != shape(b) {
                 d.push(
                     Kind::SequenceChanged,
                     object.clone(),
                     format!(
-                        "sequence {} differs: source {} start {} increment {} min {} max {}{}; target {} start {} increment {} min {} max {}{}",
-                        q(&a.schema, &a.name), a.data_type, a.start, a.increment, a.min, a.max, if a.cycle { " cycle" } else { "" },
-                        b.data_type, b.start, b.increment, b.min, b.max, if b.cycle { " cycle" } else { "" }
+                        "sequence {} differs: source {} start {} increment {} min {} max {} cache {}{}; target {} start {} increment {} min {} max {} cache {}{}",
+                        q(&a.schema, &a.name), a.data_type, a.start, a.increment, a.min, a.max, a.cache, if a.cycle { " cycle" } else { "" },
+                        b.data_type, b.start, b.increment, b.min, b.max, b.cache, if b.cycle { " cycle" } else { "" }
                     ),
                     format!("ALTER SEQUENCE {} on the target from a migration", q(&a.schema, &a.name)),
+                );
+            }
+            if a.owned_by != b.owned_by {
+                d.push(
+                    Kind::SequenceChanged,
+                    object.clone(),
+                    format!("sequence {} is owned by column {} in the source but {} in the target (an owned sequence is dropped with its column)", q(&a.schema, &a.name), opt(&a.owned_by), opt(&b.owned_by)),
+                    format!("ALTER SEQUENCE {} OWNED BY {} on the target from a migration", q(&a.schema, &a.name), a.owned_by.as_deref().unwrap_or("NONE")),
                 );
             }
             acl_owner_comment(d, &object, (&a.owner, &b.owner), (&a.privileges, &b.privileges), (&None, &None), &format!("SEQUENCE {}", q(&a.schema, &a.name)));
         },
     );
-
-    let mut out = d.0;
-    out.sort_by(|a, b| {
-        (a.severity, &a.object, a.kind, &a.message)
-            .cmp(&(b.severity, &b.object, b.kind, &b.message))
-    });
-    out.dedup();
-    out
 }
 
 fn perm(permissive: bool) -> &'static str {
@@ -1419,65 +897,7 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
                 format!("{CAPTURE} ALTER TABLE {tname} DROP COLUMN {} (after checking its data is not needed)", c.name),
             )
         },
-        |d, x, y| {
-            let object = format!("column {tname}.{}", x.name);
-            if x.data_type != y.data_type {
-                d.push(
-                    Kind::ColumnType,
-                    object.clone(),
-                    format!("column {tname}.{} is {} in the source but {} in the target", x.name, x.data_type, y.data_type),
-                    format!("change it from a migration: ALTER TABLE {tname} ALTER COLUMN {} TYPE {} (may rewrite the table: check lint)", x.name, x.data_type),
-                );
-            }
-            if x.not_null != y.not_null {
-                let null = |n: bool| if n { "NOT NULL" } else { "nullable" };
-                d.push(
-                    Kind::ColumnNullability,
-                    object.clone(),
-                    format!("column {tname}.{} is {} in the source but {} in the target", x.name, null(x.not_null), null(y.not_null)),
-                    format!(
-                        "from a migration: ALTER TABLE {tname} ALTER COLUMN {} {} NOT NULL",
-                        x.name,
-                        if x.not_null { "SET" } else { "DROP" }
-                    ),
-                );
-            }
-            if x.default != y.default {
-                d.push(
-                    Kind::ColumnDefault,
-                    object.clone(),
-                    format!("column {tname}.{} has default {} in the source but {} in the target", x.name, opt(&x.default), opt(&y.default)),
-                    match &x.default {
-                        Some(v) => format!("ALTER TABLE {tname} ALTER COLUMN {} SET DEFAULT {v} from a migration", x.name),
-                        None => format!("ALTER TABLE {tname} ALTER COLUMN {} DROP DEFAULT from a migration", x.name),
-                    },
-                );
-            }
-            if x.identity != y.identity {
-                d.push(
-                    Kind::ColumnIdentity,
-                    object.clone(),
-                    format!("column {tname}.{} is identity {} in the source but {} in the target", x.name, opt(&x.identity), opt(&y.identity)),
-                    "align the identity with ALTER TABLE … ALTER COLUMN … ADD/SET/DROP IDENTITY from a migration".into(),
-                );
-            }
-            if x.generated != y.generated {
-                d.push(
-                    Kind::ColumnGenerated,
-                    object.clone(),
-                    format!("column {tname}.{} is generated as {} in the source but {} in the target", x.name, opt(&x.generated), opt(&y.generated)),
-                    "recreate the generated column from a migration".into(),
-                );
-            }
-            if x.comment != y.comment {
-                d.push(
-                    Kind::Comment,
-                    object,
-                    format!("the comment on column {tname}.{} differs: {} vs {}", x.name, opt(&x.comment), opt(&y.comment)),
-                    format!("COMMENT ON COLUMN {tname}.{} from a migration", x.name),
-                );
-            }
-        },
+        |d, x, y| column_diff(d, &tname, x, y),
     );
     let word = |on: bool| if on { "on" } else { "off" };
     if a.rls_enabled != b.rls_enabled {
@@ -1510,17 +930,7 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
             ),
         );
     }
-    if a.kind != b.kind {
-        d.push(
-            Kind::ColumnType,
-            object.clone(),
-            format!(
-                "{tname} is a {} in the source but a {} in the target",
-                a.kind, b.kind
-            ),
-            "recreate the table with the intended partitioning from a migration".into(),
-        );
-    }
+    table_layout(d, &object, a, b);
     acl_owner_comment(
         d,
         &object,
@@ -1529,6 +939,180 @@ fn table_diff(d: &mut Diffs, a: &Table, b: &Table) {
         (&a.comment, &b.comment),
         &format!("TABLE {tname}"),
     );
+}
+
+/// One column matched on both sides.
+fn column_diff(d: &mut Diffs, tname: &str, x: &Column, y: &Column) {
+    let object = format!("column {tname}.{}", x.name);
+    if x.data_type != y.data_type {
+        d.push(
+            Kind::ColumnType,
+            object.clone(),
+            format!("column {tname}.{} is {} in the source but {} in the target", x.name, x.data_type, y.data_type),
+            format!("change it from a migration: ALTER TABLE {tname} ALTER COLUMN {} TYPE {} (may rewrite the table: check lint)", x.name, x.data_type),
+        );
+    }
+    if x.not_null != y.not_null {
+        let null = |n: bool| if n { "NOT NULL" } else { "nullable" };
+        d.push(
+            Kind::ColumnNullability,
+            object.clone(),
+            format!(
+                "column {tname}.{} is {} in the source but {} in the target",
+                x.name,
+                null(x.not_null),
+                null(y.not_null)
+            ),
+            format!(
+                "from a migration: ALTER TABLE {tname} ALTER COLUMN {} {} NOT NULL",
+                x.name,
+                if x.not_null { "SET" } else { "DROP" }
+            ),
+        );
+    }
+    if x.default != y.default {
+        d.push(
+            Kind::ColumnDefault,
+            object.clone(),
+            format!(
+                "column {tname}.{} has default {} in the source but {} in the target",
+                x.name,
+                opt(&x.default),
+                opt(&y.default)
+            ),
+            match &x.default {
+                Some(v) => format!(
+                    "ALTER TABLE {tname} ALTER COLUMN {} SET DEFAULT {v} from a migration",
+                    x.name
+                ),
+                None => format!(
+                    "ALTER TABLE {tname} ALTER COLUMN {} DROP DEFAULT from a migration",
+                    x.name
+                ),
+            },
+        );
+    }
+    if x.identity != y.identity {
+        d.push(
+            Kind::ColumnIdentity,
+            object.clone(),
+            format!("column {tname}.{} is identity {} in the source but {} in the target", x.name, opt(&x.identity), opt(&y.identity)),
+            "align the identity with ALTER TABLE … ALTER COLUMN … ADD/SET/DROP IDENTITY from a migration".into(),
+        );
+    }
+    if x.generated != y.generated {
+        d.push(
+            Kind::ColumnGenerated,
+            object.clone(),
+            format!(
+                "column {tname}.{} is generated as {} in the source but {} in the target",
+                x.name,
+                opt(&x.generated),
+                opt(&y.generated)
+            ),
+            "recreate the generated column from a migration".into(),
+        );
+    }
+    if x.identity_sequence != y.identity_sequence {
+        d.push(
+            Kind::ColumnIdentity,
+            object.clone(),
+            format!("the identity sequence of column {tname}.{} is {} in the source but {} in the target", x.name, opt(&x.identity_sequence), opt(&y.identity_sequence)),
+            format!("ALTER TABLE {tname} ALTER COLUMN {} SET … (START/INCREMENT/CACHE …) from a migration", x.name),
+        );
+    }
+    if x.collation != y.collation {
+        d.push(
+            Kind::ColumnCollation,
+            object.clone(),
+            format!("column {tname}.{} has collation {} in the source but {} in the target: sorting, comparisons and unique indexes differ", x.name, opt(&x.collation), opt(&y.collation)),
+            format!("ALTER TABLE {tname} ALTER COLUMN {} TYPE {} COLLATE … from a migration (rebuilds its indexes)", x.name, x.data_type),
+        );
+    }
+    acl_owner_comment(
+        d,
+        &object,
+        (&None, &None),
+        (&x.privileges, &y.privileges),
+        (&None, &None),
+        &format!("TABLE {tname} ({})", x.name),
+    );
+    if x.comment != y.comment {
+        d.push(
+            Kind::Comment,
+            object,
+            format!(
+                "the comment on column {tname}.{} differs: {} vs {}",
+                x.name,
+                opt(&x.comment),
+                opt(&y.comment)
+            ),
+            format!("COMMENT ON COLUMN {tname}.{} from a migration", x.name),
+        );
+    }
+}
+
+/// Partitioning, inheritance, persistence and storage parameters of a table.
+fn table_layout(d: &mut Diffs, object: &str, a: &Table, b: &Table) {
+    let tname = q(&a.schema, &a.name);
+    let mut partitioning = Vec::new();
+    if a.kind != b.kind {
+        partitioning.push(format!("a {} vs a {}", a.kind, b.kind));
+    }
+    if a.partition_key != b.partition_key {
+        partitioning.push(format!(
+            "PARTITION BY {} vs {}",
+            opt(&a.partition_key),
+            opt(&b.partition_key)
+        ));
+    }
+    if a.partition_of != b.partition_of {
+        partitioning.push(format!(
+            "partition of {} vs {}",
+            opt(&a.partition_of),
+            opt(&b.partition_of)
+        ));
+    }
+    if a.inherits != b.inherits {
+        partitioning.push(format!(
+            "INHERITS ({}) vs ({})",
+            a.inherits.join(", "),
+            b.inherits.join(", ")
+        ));
+    }
+    if !partitioning.is_empty() {
+        d.push(
+            Kind::PartitionChanged,
+            object.to_string(),
+            format!(
+                "{tname} differs (source vs target): {}: rows are routed or inherited differently",
+                partitioning.join(", ")
+            ),
+            "bring the target's partitioning in line from a migration (ATTACH/DETACH PARTITION, or recreate the table)".into(),
+        );
+    }
+    let mut options = Vec::new();
+    if a.unlogged != b.unlogged {
+        let word = |u: bool| if u { "UNLOGGED" } else { "LOGGED" };
+        options.push(format!("{} vs {}", word(a.unlogged), word(b.unlogged)));
+    }
+    if a.options != b.options {
+        options.push(format!(
+            "WITH ({}) vs ({})",
+            a.options.join(", "),
+            b.options.join(", ")
+        ));
+    }
+    if !options.is_empty() {
+        d.push(
+            Kind::TableOptions,
+            object.to_string(),
+            format!("{tname} differs (source vs target): {}", options.join(", ")),
+            format!(
+                "ALTER TABLE {tname} SET LOGGED/UNLOGGED or SET (…)/RESET (…) from a migration"
+            ),
+        );
+    }
 }
 
 #[allow(clippy::type_complexity)]
@@ -1585,32 +1169,144 @@ fn acl_owner_comment(
     }
 }
 
+/// How to report an object that is a name and a deparsed definition (rules, extended
+/// statistics, event triggers): its three kinds, what it is called, and how to drop it.
+struct Defined {
+    missing: Kind,
+    extra: Kind,
+    changed: Kind,
+}
+
+impl Defined {
+    /// `items` are (object label, definition, DROP statement), keyed by the label.
+    fn compare(
+        &self,
+        d: &mut Diffs,
+        source: &[(String, String, String)],
+        target: &[(String, String, String)],
+    ) {
+        d.keyed(
+            source,
+            target,
+            |(object, _, _)| object.clone(),
+            |d, (object, def, _)| {
+                d.push(
+                    self.missing,
+                    object.clone(),
+                    format!("{object} exists in the source but not in the target: {def}"),
+                    "apply the migration that creates it to the target".into(),
+                )
+            },
+            |d, (object, def, drop)| {
+                d.push(
+                    self.extra,
+                    object.clone(),
+                    format!("{object} exists only in the target: {def}"),
+                    format!("{CAPTURE} {drop};"),
+                )
+            },
+            |d, (object, a, _), (_, b, _)| {
+                if a != b {
+                    d.push(
+                        self.changed,
+                        object.clone(),
+                        format!("{object} differs: source `{a}`, target `{b}`"),
+                        "recreate it on the target from a migration so both sides match".into(),
+                    );
+                }
+            },
+        );
+    }
+}
+
+/// Rules (`CREATE RULE`), with whether they fire.
+fn rules(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.rules
+            .iter()
+            .map(|r| {
+                let on = q(&r.schema, &r.table);
+                (
+                    format!("rule {} on {on}", r.name),
+                    format!("{} ({})", r.definition, r.enabled),
+                    format!("DROP RULE {} ON {on}", r.name),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::RuleMissing,
+        extra: Kind::RuleExtra,
+        changed: Kind::RuleChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
+/// Extended statistics (`CREATE STATISTICS`).
+fn statistics(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.statistics
+            .iter()
+            .map(|x| {
+                let name = q(&x.schema, &x.name);
+                (
+                    format!("statistics {name}"),
+                    x.definition.clone(),
+                    format!("DROP STATISTICS {name}"),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::StatisticsMissing,
+        extra: Kind::StatisticsExtra,
+        changed: Kind::StatisticsChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
+/// Event triggers, with whether they fire.
+fn event_triggers(d: &mut Diffs, source: &SchemaSnapshot, target: &SchemaSnapshot) {
+    let items = |s: &SchemaSnapshot| -> Vec<(String, String, String)> {
+        s.event_triggers
+            .iter()
+            .map(|e| {
+                (
+                    format!("event trigger {}", e.name),
+                    format!("{} ({})", e.definition, e.enabled),
+                    format!("DROP EVENT TRIGGER {}", e.name),
+                )
+            })
+            .collect()
+    };
+    Defined {
+        missing: Kind::EventTriggerMissing,
+        extra: Kind::EventTriggerExtra,
+        changed: Kind::EventTriggerChanged,
+    }
+    .compare(d, &items(source), &items(target));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{EventTrigger, Extension, Rule, Statistics};
 
     fn table(name: &str, cols: &[(&str, &str, bool)]) -> Table {
         Table {
             schema: "public".into(),
             name: name.into(),
             kind: "table".into(),
-            rls_enabled: false,
-            rls_forced: false,
-            owner: None,
-            privileges: vec![],
-            comment: None,
             columns: cols
                 .iter()
                 .map(|(n, t, nn)| Column {
                     name: n.to_string(),
                     data_type: t.to_string(),
                     not_null: *nn,
-                    default: None,
-                    identity: None,
-                    generated: None,
-                    comment: None,
+                    ..Column::default()
                 })
                 .collect(),
+            ..Table::default()
         }
     }
 
@@ -1652,5 +1348,172 @@ mod tests {
             concurrently("CREATE UNIQUE INDEX i ON public.t USING btree (a)"),
             "CREATE UNIQUE INDEX CONCURRENTLY i ON public.t USING btree (a)"
         );
+    }
+
+    fn function(body: &str) -> Function {
+        Function {
+            schema: "public".into(),
+            name: "f".into(),
+            signature: "f()".into(),
+            kind: "function".into(),
+            language: "sql".into(),
+            body_sha256: body.repeat(12),
+            volatility: "volatile".into(),
+            parallel: "unsafe".into(),
+            ..Function::default()
+        }
+    }
+
+    fn kinds(d: &[Difference]) -> Vec<Kind> {
+        d.iter().map(|x| x.kind).collect()
+    }
+
+    #[test]
+    fn a_changed_body_hash_is_a_body_difference() {
+        let a = SchemaSnapshot {
+            functions: vec![function("a")],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.functions[0].body_sha256 = "b".repeat(12);
+        assert_eq!(kinds(&diff(&a, &b)), vec![Kind::FunctionBody]);
+    }
+
+    #[test]
+    fn every_function_attribute_is_named() {
+        let a = function("a");
+        let mut b = a.clone();
+        b.arguments = "a integer DEFAULT 7".into();
+        b.strict = true;
+        b.leakproof = true;
+        b.parallel = "safe".into();
+        b.config = vec!["search_path=pg_catalog".into()];
+        let changed = function_attributes(&a, &b);
+        assert_eq!(
+            changed,
+            vec![
+                "arguments () vs (a integer DEFAULT 7)",
+                "CALLED ON NULL INPUT vs STRICT",
+                "NOT LEAKPROOF vs LEAKPROOF",
+                "PARALLEL unsafe vs safe",
+                "SET [] vs [search_path=pg_catalog]",
+            ]
+        );
+        assert!(function_attributes(&a, &a.clone()).is_empty());
+    }
+
+    #[test]
+    fn partitioning_is_critical_and_storage_options_a_warning() {
+        let a = SchemaSnapshot {
+            tables: vec![table("m1", &[("k", "integer", false)])],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.tables[0].partition_of = Some("public.m FOR VALUES FROM (0) TO (20)".into());
+        b.tables[0].options = vec!["fillfactor=70".into()];
+        let d = diff(&a, &b);
+        assert_eq!(kinds(&d), vec![Kind::PartitionChanged, Kind::TableOptions]);
+        assert_eq!(d[0].severity, Severity::Critical);
+        assert!(d[0].message.contains("FOR VALUES FROM (0) TO (20)"));
+        assert_eq!(d[1].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn column_collation_identity_sequence_and_privileges_are_compared() {
+        let a = SchemaSnapshot {
+            tables: vec![table("t", &[("a", "text", false)])],
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        let c = &mut b.tables[0].columns[0];
+        c.collation = Some("pg_catalog.\"C\"".into());
+        c.identity_sequence = Some("bigint start 1 increment 5".into());
+        c.privileges = vec!["PUBLIC:SELECT".into()];
+        let mut k = kinds(&diff(&a, &b));
+        k.sort();
+        assert_eq!(
+            k,
+            vec![
+                Kind::ColumnIdentity,
+                Kind::ColumnCollation,
+                Kind::Privileges
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_statistics_and_event_triggers_have_missing_extra_and_changed() {
+        let rule = Rule {
+            schema: "public".into(),
+            table: "t".into(),
+            name: "r".into(),
+            definition: "CREATE RULE r AS ON DELETE TO public.t DO INSTEAD NOTHING".into(),
+            enabled: "origin".into(),
+        };
+        let stats = Statistics {
+            schema: "public".into(),
+            name: "s".into(),
+            definition: "CREATE STATISTICS public.s ON a, b FROM public.t".into(),
+        };
+        let event = EventTrigger {
+            name: "e".into(),
+            definition: "ddl_command_start EXECUTE FUNCTION f()".into(),
+            enabled: "origin".into(),
+        };
+        let a = SchemaSnapshot {
+            rules: vec![rule.clone()],
+            statistics: vec![stats],
+            event_triggers: vec![event.clone()],
+            ..Default::default()
+        };
+        let b = SchemaSnapshot {
+            rules: vec![Rule {
+                enabled: "disabled".into(),
+                ..rule
+            }],
+            event_triggers: vec![
+                event,
+                EventTrigger {
+                    name: "other".into(),
+                    definition: "sql_drop EXECUTE FUNCTION g()".into(),
+                    enabled: "origin".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let d = diff(&a, &b);
+        assert_eq!(
+            kinds(&d),
+            vec![
+                Kind::EventTriggerExtra,
+                Kind::RuleChanged,
+                Kind::StatisticsMissing
+            ],
+            "{d:#?}"
+        );
+        assert_eq!(d[0].object, "event trigger other");
+        assert!(d[0].fix.ends_with("DROP EVENT TRIGGER other;"));
+        assert!(d[1].message.contains("(disabled)"));
+        assert_eq!(diff(&b, &a)[0].kind, Kind::EventTriggerMissing);
+    }
+
+    #[test]
+    fn an_extension_in_another_schema_is_a_warning() {
+        let ext = |schema: &str| Extension {
+            name: "pg_trgm".into(),
+            version: "1.6".into(),
+            schema: schema.into(),
+        };
+        let a = SchemaSnapshot {
+            extensions: vec![ext("public")],
+            ..Default::default()
+        };
+        let b = SchemaSnapshot {
+            extensions: vec![ext("extensions")],
+            ..Default::default()
+        };
+        let d = diff(&a, &b);
+        assert_eq!(kinds(&d), vec![Kind::ExtensionSchema]);
+        assert_eq!(d[0].severity, Severity::Warning);
     }
 }
