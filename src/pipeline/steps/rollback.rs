@@ -1,21 +1,16 @@
-//! The `rollback` and `drift` steps, and the rollback instructions a failed run ends
-//! with. Kept apart from the apply path: these undo or inspect, never migrate.
+//! The `rollback` step, and the rollback instructions a failed run ends with. Kept
+//! apart from the apply path: it undoes, never migrates.
 
-use super::{Runner, StepResult};
-use crate::config::{DriftStep, RollbackStep};
-use crate::db::Target;
-use crate::drift::{self, DriftError, DriftOptions};
-use crate::ephemeral::EphemeralError;
+use super::super::{Runner, StepResult};
+use crate::config::RollbackStep;
 use crate::migration::Version;
 use crate::report::run::{GeneratedDown, Rollback, RolledBackRow, RunStatus};
-use crate::report::{Event, Level};
 use crate::rollback::{self, DownOrigin, RollbackOptions, RollbackTarget};
-use crate::schema::SnapshotOptions;
 
 impl Runner<'_, '_> {
     /// `rollback: { steps: N }` / `{ to: V }`: the one rollback path, under the lock. In
     /// a dry run it rehearses the downs in a transaction that is rolled back.
-    pub(super) fn rollback_step(&mut self, r: &RollbackStep) -> StepResult {
+    pub(in crate::pipeline) fn rollback_step(&mut self, r: &RollbackStep) -> StepResult {
         let target = match (r.steps, r.to.as_deref()) {
             (Some(n), None) => RollbackTarget::Steps(n),
             (None, Some(v)) => RollbackTarget::To(
@@ -64,9 +59,9 @@ impl Runner<'_, '_> {
         if let Some(e) = error {
             let done = self.summary.rolled_back_versions();
             return Err(if done.is_empty() {
-                e
+                e.into()
             } else {
-                format!("{e} (already rolled back: {})", done.join(", "))
+                format!("{e} (already rolled back: {})", done.join(", ")).into()
             });
         }
         let list = |rows: &[RolledBackRow]| {
@@ -92,7 +87,7 @@ impl Runner<'_, '_> {
 
     /// Whether a `rollback` step of this run rolled `version` back (so `verify` expects
     /// it pending).
-    pub(super) fn rolled_back_by_run(&self, version: &str) -> bool {
+    pub(in crate::pipeline) fn rolled_back_by_run(&self, version: &str) -> bool {
         self.summary
             .rolled_back
             .iter()
@@ -100,7 +95,7 @@ impl Runner<'_, '_> {
     }
 
     /// The migration table's status for a version a `rollback` step handled.
-    pub(super) fn rollback_status(&self, version: &str) -> Option<&'static str> {
+    pub(in crate::pipeline) fn rollback_status(&self, version: &str) -> Option<&'static str> {
         let r = self
             .summary
             .rolled_back
@@ -113,18 +108,8 @@ impl Runner<'_, '_> {
         })
     }
 
-    pub(super) fn verify_detail(&self, applied: usize, pending: usize) -> String {
-        if pending == 0 {
-            format!("{applied} applied, nothing pending, nothing failed, checksums match")
-        } else {
-            format!(
-                "{applied} applied, {pending} pending as rolled back by this run, nothing failed, checksums match"
-            )
-        }
-    }
-
     /// A successful run that rolled back says so in its closing line.
-    pub(super) fn describe_rollback_in_message(&mut self) {
+    pub(in crate::pipeline) fn describe_rollback_in_message(&mut self) {
         if self.summary.rolled_back.is_empty() {
             return;
         }
@@ -146,7 +131,7 @@ impl Runner<'_, '_> {
     /// What the operator can do after a failure: the exact `rollback` command for this
     /// run's migrations, decided by the same planner `rollback` uses, with the generated
     /// SQL shown when a migration has no down section.
-    pub(super) fn rollback_instructions(&mut self) -> Rollback {
+    pub(in crate::pipeline) fn rollback_instructions(&mut self) -> Rollback {
         let mut reversible = Vec::new();
         let mut irreversible = Vec::new();
         for (v, _) in self.applied_by_run.iter().rev() {
@@ -237,85 +222,5 @@ impl Runner<'_, '_> {
             to,
             generated,
         ))
-    }
-
-    /// `drift`: compare the database with the schema the migration files build (on a
-    /// throwaway local server) or with another environment. Critical drift fails it.
-    pub(super) fn drift_step(&mut self, d: &DriftStep) -> StepResult {
-        let opts = DriftOptions {
-            snapshot: SnapshotOptions {
-                tracking_schema: self.setup.opts.schema.clone(),
-                ..SnapshotOptions::default()
-            },
-            connect_retry: self.setup.opts.connect_retry,
-        };
-        let me = self.target.clone();
-        let result = match &d.source {
-            None => drift::against_migrations(
-                self.setup.set,
-                (self.env_name, &me),
-                &opts,
-                self.reporter,
-            ),
-            Some(source) => {
-                let t = self.source_target(source)?;
-                drift::compare((source, &t), (self.env_name, &me), &opts, self.reporter)
-            }
-        };
-        let report = match result {
-            Ok(r) => r,
-            Err(DriftError::Ephemeral(EphemeralError::NotInstalled { reason })) => {
-                return Err(format!(
-                    "drift against migrations needs the PostgreSQL server binaries (initdb/pg_ctl; {reason}); \
-                     use `drift: {{ source: staging }}` or run it on a runner with postgresql installed"
-                ))
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        drift::emit(&report, self.reporter);
-        let counts = format!(
-            "{} critical, {} warning, {} info difference(s) between {} and {}",
-            report.critical, report.warning, report.info, report.source.label, report.target.label
-        );
-        let critical = report.has_critical();
-        self.summary.drift.push(report);
-        if critical {
-            Err(counts)
-        } else {
-            Ok(counts)
-        }
-    }
-
-    /// The database of another environment of the file, its secrets masked first.
-    fn source_target(&mut self, source: &str) -> Result<Target, String> {
-        let env = self
-            .setup
-            .file
-            .environment(source)
-            .ok_or_else(|| format!("no environment `{source}` in the pipeline file"))?;
-        let var = &env.database_url_env;
-        let url = (self.setup.url_var)(var)
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "drift source {source}: the variable {var} is not set; pass it from a secret \
-                     (env: {var}: ${{{{ secrets.{var} }}}})"
-                )
-            })?;
-        let t = Target::parse(&url).map_err(|e| format!("drift source {source} ({var}): {e}"))?;
-        for s in &t.secrets {
-            self.reporter.event(&Event::Secret { value: s });
-        }
-        if t.redacted == self.target.redacted {
-            self.reporter.event(&Event::Diagnostic {
-                level: Level::Warning,
-                location: None,
-                message: &format!(
-                    "drift source {source} is the same database as {}: nothing will differ",
-                    self.env_name
-                ),
-            });
-        }
-        Ok(t)
     }
 }
