@@ -8,11 +8,9 @@
 //! decides (the CLI exits 1 when one is critical).
 //!
 //! For a pipeline step: call [`compare`] or [`against_migrations`], then [`emit`] for the
-//! annotations and `report::markdown::drift_summary` for the job summary section.
+//! annotations and `render::markdown::drift_summary` for the job summary section.
 
 use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::db::catalog::{self, SnapshotError};
 use crate::db::tracking::RunContext;
@@ -21,10 +19,7 @@ use crate::ephemeral::{Cluster, ClusterOptions, EphemeralError};
 use crate::execute::{self, RunOptions};
 use crate::migration::MigrationSet;
 use crate::report::{Event, Level, Reporter, Silent};
-use crate::schema::{self, Difference, SchemaSnapshot, Severity, SnapshotOptions};
-
-/// The shape of [`DriftReport`] as JSON.
-pub const DRIFT_FORMAT_VERSION: u32 = 1;
+use crate::schema::{self, SchemaSnapshot, Severity, SnapshotOptions};
 
 /// How to compare.
 #[derive(Debug, Clone)]
@@ -60,46 +55,7 @@ pub enum DriftError {
     Expected(String),
 }
 
-/// One side of a comparison, as shown to people.
-#[derive(Debug, Clone, Serialize)]
-pub struct Side {
-    /// Environment name, `migrations`, or the redacted URL.
-    pub label: String,
-    /// Where it was read: a redacted URL, or how the expected schema was built.
-    pub location: String,
-    pub server_version: String,
-}
-
-/// The result of a comparison: documented in docs/drift-and-reports.md.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftReport {
-    pub format_version: u32,
-    pub source: Side,
-    pub target: Side,
-    pub critical: usize,
-    pub warning: usize,
-    pub info: usize,
-    pub differences: Vec<Difference>,
-}
-
-impl DriftReport {
-    pub fn new(source: Side, target: Side, differences: Vec<Difference>) -> DriftReport {
-        let n = |s: Severity| differences.iter().filter(|d| d.severity == s).count();
-        DriftReport {
-            format_version: DRIFT_FORMAT_VERSION,
-            critical: n(Severity::Critical),
-            warning: n(Severity::Warning),
-            info: n(Severity::Info),
-            source,
-            target,
-            differences,
-        }
-    }
-
-    pub fn has_critical(&self) -> bool {
-        self.critical > 0
-    }
-}
+pub use crate::schema::{DriftReport, Side, DRIFT_FORMAT_VERSION};
 
 /// Connect and read one snapshot.
 pub fn snapshot_of(

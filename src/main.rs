@@ -8,8 +8,8 @@ use clap::{CommandFactory, FromArgMatches};
 use pgrollout::cli::ci::Ci;
 use pgrollout::cli::commands::{self, CliError, Context};
 use pgrollout::cli::{action, exit, settings, Cli};
-use pgrollout::report::github::{safe_lines, GitHub};
-use pgrollout::report::terminal::Terminal;
+use pgrollout::render::github::{safe_lines, GitHub};
+use pgrollout::render::terminal::Terminal;
 use pgrollout::report::{Event, Level, Location, Reporter};
 
 fn main() -> ExitCode {

@@ -514,7 +514,7 @@ fn action_yml_matches_the_code() {
         .collect();
     inputs.sort();
     assert_eq!(keys("inputs"), inputs);
-    let mut outputs: Vec<String> = pgrollout::report::github::OUTPUTS
+    let mut outputs: Vec<String> = pgrollout::render::github::OUTPUTS
         .iter()
         .map(|s| s.to_string())
         .collect();

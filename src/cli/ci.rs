@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::db::tracking::{new_run_id, RunContext};
 use crate::pipeline::GitHubEvent;
-use crate::report::github::Files;
+use crate::render::github::Files;
 
 /// A snapshot of the CI-related environment variables, taken when the command starts.
 #[derive(Debug, Clone, Default)]

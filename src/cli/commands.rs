@@ -8,14 +8,15 @@ use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
 use crate::db::tracking::{RowStatus, TrackingState};
 use crate::db::Target;
 use crate::drift::{self, DriftOptions};
+use crate::environments::{
+    self, EnvResolver, Environment, HealthStatus, Listed, NoEnvironments, OverviewOptions, Reach,
+};
 use crate::ephemeral::{Cluster, ClusterOptions};
 use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::{self, MigrationSet, Version};
-use crate::overview::{
-    self, EnvResolver, Environment, HealthStatus, Listed, NoEnvironments, OverviewOptions, Reach,
-};
 use crate::plan::{self, PlanOptions, Problem};
-use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
+use crate::render::{compare, html, markdown, text};
+use crate::report::{Event, Level, Reporter};
 
 mod backup_cmd;
 mod rollback_cmd;
@@ -655,7 +656,7 @@ fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, C
     let mut listed = envs
         .env_url
         .iter()
-        .map(|s| overview::parse_env_url(s))
+        .map(|s| environments::parse_env_url(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::Usage)?;
     if let Some(loaded) = &ctx.global.pipeline {
@@ -723,7 +724,7 @@ fn status_all(ctx: &mut Context, envs: &EnvUrls) -> Result<Outcome, CliError> {
     let list = environments(ctx, envs, true)?;
     let opts = overview_options(ctx, 0);
     let dir = ctx.migrations_dir.display().to_string();
-    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let o = environments::gather(&set, &dir, &list, &opts, ctx.reporter);
     let bad = o
         .environments
         .iter()
@@ -747,7 +748,9 @@ fn drift(
 ) -> Result<Outcome, CliError> {
     let resolver = env_resolver(ctx, &EnvUrls::default())?;
     let (t_label, t) = match target {
-        Some(spec) => overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?,
+        Some(spec) => {
+            environments::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?
+        }
         None => {
             let t = ctx.target.clone().ok_or_else(|| {
                 CliError::Usage(
@@ -773,7 +776,7 @@ fn drift(
                 ));
             }
             let (s_label, s) =
-                overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?;
+                environments::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?;
             drift::compare((&s_label, &s), (&t_label, &t), &opts, ctx.reporter)
         }
         (None, None) => {
@@ -808,7 +811,7 @@ fn report(
     let list = environments(ctx, envs, all)?;
     let opts = overview_options(ctx, history.max(0));
     let dir = ctx.migrations_dir.display().to_string();
-    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let o = environments::gather(&set, &dir, &list, &opts, ctx.reporter);
     let body = match ctx.global.format {
         Format::Html => html::render(&o),
         Format::Json => compare::report_json(&o),

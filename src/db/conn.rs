@@ -781,16 +781,7 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     ServerError::from_error(e).to_string()
 }
 
-/// Redact secrets from any text about to leave the process.
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= 2 {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
-}
+pub use crate::report::redact;
 
 impl Db {
     /// Connect, retrying with backoff for up to `retry_for` while the server is starting

@@ -317,3 +317,47 @@ pub struct EventTrigger {
     /// origin, disabled, replica, always.
     pub enabled: String,
 }
+
+/// The shape of [`DriftReport`] as JSON.
+pub const DRIFT_FORMAT_VERSION: u32 = 1;
+
+/// One side of a comparison, as shown to people.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// Environment name, `migrations`, or the redacted URL.
+    pub label: String,
+    /// Where it was read: a redacted URL, or how the expected schema was built.
+    pub location: String,
+    pub server_version: String,
+}
+
+/// The result of a comparison: documented in docs/drift-and-reports.md.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub format_version: u32,
+    pub source: Side,
+    pub target: Side,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+    pub differences: Vec<Difference>,
+}
+
+impl DriftReport {
+    pub fn new(source: Side, target: Side, differences: Vec<Difference>) -> DriftReport {
+        let n = |s: Severity| differences.iter().filter(|d| d.severity == s).count();
+        DriftReport {
+            format_version: DRIFT_FORMAT_VERSION,
+            critical: n(Severity::Critical),
+            warning: n(Severity::Warning),
+            info: n(Severity::Info),
+            source,
+            target,
+            differences,
+        }
+    }
+
+    pub fn has_critical(&self) -> bool {
+        self.critical > 0
+    }
+}

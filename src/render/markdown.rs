@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use crate::drift::DriftReport;
-use crate::overview::{HealthStatus, Overview, Reach};
 use crate::plan::State;
+use crate::report::environments::{HealthStatus, Overview, Reach};
 use crate::report::human_duration;
+use crate::schema::DriftReport;
 use crate::schema::Severity;
 
 /// Make untrusted text safe inside a Markdown table cell (and unable to start HTML).

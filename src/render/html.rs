@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::overview::{EnvReport, HealthStatus, MigrationRow, Overview, Reach};
 use crate::plan::State;
+use crate::report::environments::{EnvReport, HealthStatus, MigrationRow, Overview, Reach};
 use crate::report::human_duration;
 
 /// Escape text for HTML element content and attribute values.

@@ -2,8 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::run::StepStatus;
-use super::{human_duration, Event, Level, Mode, Reporter};
+use crate::report::run::StepStatus;
+use crate::report::{human_duration, Event, Level, Mode, Reporter};
 
 pub struct Terminal {
     color: bool,
@@ -50,7 +50,7 @@ impl Terminal {
     }
 
     /// `✗ WHAT failed at FILE:LINE:COL:` then the (untrusted) message, indented.
-    fn failed(&mut self, what: &str, location: Option<&super::Location>, message: &str) {
+    fn failed(&mut self, what: &str, location: Option<&crate::report::Location>, message: &str) {
         let at = location.map_or(String::new(), |l| format!(" at {l}"));
         self.line(format!("{} {what} failed{at}:", self.paint("31", "✗")));
         for l in sanitize(message).lines() {
@@ -59,7 +59,7 @@ impl Terminal {
     }
 
     fn line(&mut self, text: String) {
-        let text = crate::db::conn::redact(&text, &self.secrets);
+        let text = crate::report::redact(&text, &self.secrets);
         let _ = writeln!(self.out, "{text}");
     }
 }
@@ -277,7 +277,7 @@ impl Reporter for Terminal {
                 human_duration(*remaining)
             )),
             Event::PipelineFinished { summary } => {
-                let text = super::run::closing(summary);
+                let text = super::summary::closing(summary);
                 for l in text.lines() {
                     self.line(l.to_string());
                 }

@@ -1,8 +1,8 @@
 //! Terminal and JSON rendering of drift results and of `status --all`.
 
-use crate::drift::DriftReport;
-use crate::overview::{Overview, Reach};
 use crate::plan::State;
+use crate::report::environments::{Overview, Reach};
+use crate::schema::DriftReport;
 use crate::schema::Severity;
 
 fn state_word(s: State) -> &'static str {

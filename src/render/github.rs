@@ -18,9 +18,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::run::{self, MigrationRow, RunStatus, RunSummary};
 use super::terminal::Terminal;
-use super::{human_duration, Event, Level, Location, Mode, Reporter};
+use crate::report::run::{self, MigrationRow, RunStatus, RunSummary};
+use crate::report::{human_duration, Event, Level, Location, Mode, Reporter};
 
 /// GitHub shows this many annotations of each kind per step.
 pub const MAX_ANNOTATIONS_PER_KIND: usize = 10;
@@ -258,7 +258,7 @@ impl GitHub {
     }
 
     fn redact(&self, s: &str) -> String {
-        crate::db::conn::redact(s, &self.secrets)
+        crate::report::redact(s, &self.secrets)
     }
 
     /// Write a workflow command (already escaped).
@@ -665,7 +665,7 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
     }
     if let Some(rb) = &r.rollback {
         s.push_str("\n### Rollback instructions\n\n");
-        for l in run::rollback_lines(rb) {
+        for l in super::summary::rollback_lines(rb) {
             s.push_str(&format!("- {}\n", l.replace(['\r', '\n'], " ")));
         }
         generated_markdown(&rb.generated, s);
