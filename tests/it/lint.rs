@@ -3,7 +3,7 @@
 //! the pending-only default and live context, and the library on PostgreSQL's own
 //! extension scripts.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,6 @@
 //! `status --all` and `report` against real PostgreSQL; the HTML rendered by headless
 //! Chromium; the JSON checked against its documented schema (docs/report.schema.json).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +12,7 @@ use pgrollout::migration::{MigrationSet, Version};
 use pgrollout::report::Silent;
 use serde_json::Value;
 
-use common::{exec, fresh_db, TestDb};
+use crate::common::{exec, fresh_db, TestDb};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// An address nothing listens on.

@@ -2,9 +2,9 @@
 //! payload files, `GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` temp files, `INPUT_*`), the
 //! whole environment of the child controlled, real PostgreSQL behind it.
 
-mod common;
+use crate::common;
 
-use common::actions::{applied, dispatch, parse_outputs, tracking_schema_exists, Workspace};
+use crate::common::actions::{applied, dispatch, parse_outputs, tracking_schema_exists, Workspace};
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Schema snapshots and drift, against real PostgreSQL: one test per kind of difference.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,7 @@ use pgrollout::execute::{self, RunOptions};
 use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
 
-use common::{exec, fresh_db, TestDb};
+use crate::common::{exec, fresh_db, TestDb};
 
 fn sample_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))

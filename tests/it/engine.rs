@@ -1,12 +1,12 @@
 //! The core engine, end to end: the real binary against a real PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exec, fresh_db, query_strings};
+use crate::common::{exec, fresh_db, query_strings};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgrollout");
 

@@ -1,6 +1,6 @@
 //! The throwaway-cluster module and the test harness built on it.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use pgrollout::ephemeral::{install_signal_cleanup, Cluster, ClusterOptions};
 
-use common::{exec, fresh_db, query_strings};
+use crate::common::{exec, fresh_db, query_strings};
 
 fn start() -> Cluster {
     Cluster::start(&ClusterOptions::default()).unwrap_or_else(|e| panic!("{e}"))

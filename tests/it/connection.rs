@@ -6,7 +6,7 @@
 //! Needs PostgreSQL, `openssl` and `pgbouncer` (all in `.ci/run`); a missing one fails
 //! the tests that need it rather than skipping them.
 
-mod common;
+use crate::common;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use pgrollout::db::{Db, Target};
 use pgrollout::ephemeral::{Cluster, ClusterOptions};
 
-use common::{exec, fresh_db, query_strings, quote_ident};
+use crate::common::{exec, fresh_db, query_strings, quote_ident};
 
 /// The test role's password: every character that must be percent-encoded in a URL.
 const PASSWORD: &str = "p@ss:w/rd%41";

@@ -1,12 +1,11 @@
 //! `rollback`, generated rollbacks and `test`, against real PostgreSQL, mostly through
 //! the real binary in a controlled environment.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{fresh_db, query_strings};
+use crate::common::{fresh_db, query_strings};
 use pgrollout::db::snapshot::{diff, SchemaSnapshot};
 use pgrollout::db::{Db, Target};
 
