@@ -3,7 +3,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use pgrollout::db::snapshot::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
 use pgrollout::db::tracking::RunContext;
@@ -13,20 +12,17 @@ use pgrollout::execute::{self, RunOptions};
 use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
 
-use crate::common::{exec, fresh_db, TestDb};
-
-fn sample_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-}
+use crate::common::{exec, fresh_db, sample_db, Pgrollout, TestDb};
 
 fn target(url: &str) -> Target {
     Target::parse(url).unwrap()
 }
 
-/// A fresh database with the sample migrations applied by pgrollout.
+/// A fresh database with the sample migrations applied by pgrollout, built here rather
+/// than copied from [`common::sample_db`]'s template: for the test of two builds.
 fn built() -> TestDb {
     let db = fresh_db();
-    let set = MigrationSet::load(sample_dir()).unwrap();
+    let set = MigrationSet::load(&common::sample_dir()).unwrap();
     execute::apply(
         &target(&db.url),
         &set,
@@ -424,12 +420,12 @@ fn excluded_schemas_are_not_compared() {
 
 #[test]
 fn against_migrations_finds_a_column_added_by_hand() {
-    let prod = built();
+    let prod = sample_db(None);
     exec(
         &prod.url,
         "ALTER TABLE orders ADD COLUMN hotfix_flag boolean",
     );
-    let set = MigrationSet::load(sample_dir()).unwrap();
+    let set = MigrationSet::load(&common::sample_dir()).unwrap();
     let r = drift::against_migrations(
         &set,
         ("production", &target(&prod.url)),
@@ -450,10 +446,10 @@ fn against_migrations_finds_a_column_added_by_hand() {
 /// dropped by hand in production → `drift` exits 1 naming that index.
 #[test]
 fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
-    let staging = built();
-    let production = built();
+    let staging = sample_db(None);
+    let production = sample_db(None);
     exec(&production.url, "DROP INDEX orders_user_id_idx");
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+    let r = Pgrollout::new()
         .args([
             "drift",
             "--source",
@@ -461,27 +457,21 @@ fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
             "--target",
             &production.url,
         ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        .run()
+        .expect_code(1);
+    assert!(
+        r.stdout
+            .contains("CRITICAL index public.orders_user_id_idx"),
+        "{r}"
     );
     assert!(
-        stdout.contains("CRITICAL index public.orders_user_id_idx"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("CREATE INDEX CONCURRENTLY orders_user_id_idx"),
-        "{stdout}"
+        r.stdout
+            .contains("CREATE INDEX CONCURRENTLY orders_user_id_idx"),
+        "{r}"
     );
 
     // Same databases the other way round, as JSON: the index is extra in the target.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+    let r = Pgrollout::new()
         .args([
             "drift",
             "--source",
@@ -491,80 +481,48 @@ fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
             "--format",
             "json",
         ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .run()
+        .expect_code(1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["critical"], 1);
     assert_eq!(v["differences"][0]["kind"], "index_extra");
     assert_eq!(v["differences"][0]["severity"], "critical");
 
     // No drift: exit 0.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .args(["drift", "--source", &staging.url, "--target", &built().url])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no drift"));
+    let r = Pgrollout::new()
+        .args([
+            "drift",
+            "--source",
+            &staging.url,
+            "--target",
+            &sample_db(None).url,
+        ])
+        .run()
+        .ok();
+    assert!(r.stdout.contains("no drift"), "{r}");
 }
 
 #[test]
 fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
     // No pipeline file here: names cannot resolve.
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(empty.path())
-        .args([
-            "drift",
-            "--source",
-            "staging",
-            "--target",
-            "postgres://u@127.0.0.1:1/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`staging` is not a database URL"));
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(empty.path())
-        .args([
-            "drift",
-            "--source",
-            "postgres://u@h/x",
-            "--target",
-            "postgres://u@h/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let drift = |cwd: &Path, source: &str, target: &str| {
+        Pgrollout::new()
+            .cwd(cwd)
+            .args(["drift", "--source", source, "--target", target])
+            .run()
+            .expect_code(2)
+    };
+    let r = drift(empty.path(), "staging", "postgres://u@127.0.0.1:1/x");
+    assert!(r.stderr.contains("`staging` is not a database URL"), "{r}");
+    drift(empty.path(), "postgres://u@h/x", "postgres://u@h/x");
     // With the repository's pgrollout.yml, `staging` is an environment whose URL
     // variable is unset.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "drift",
-            "--source",
-            "staging",
-            "--target",
-            "postgres://u@127.0.0.1:1/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("STAGING_DATABASE_URL is not set"), "{err}");
+    let r = drift(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        "staging",
+        "postgres://u@127.0.0.1:1/x",
+    );
+    assert!(r.stderr.contains("STAGING_DATABASE_URL is not set"), "{r}");
 }

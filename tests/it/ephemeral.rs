@@ -7,14 +7,14 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgrollout::ephemeral::{install_signal_cleanup, Cluster, ClusterOptions};
 
-use crate::common::{exec, fresh_db, query_strings};
+use crate::common::{exec, fresh_db, query_strings, wait_until};
 
 fn start() -> Cluster {
-    Cluster::start(&ClusterOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    common::own_cluster()
 }
 
 fn port_open(port: u16) -> bool {
@@ -72,6 +72,9 @@ fn two_clusters_run_side_by_side_on_different_ports() {
 #[test]
 fn options_reach_the_server_config() {
     let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // The server's own user must be able to reach the cluster inside it.
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let extra = dir.path().join("extra.txt");
     std::fs::write(&extra, "hello").unwrap();
     let cluster = Cluster::start(&ClusterOptions {
@@ -82,9 +85,11 @@ fn options_reach_the_server_config() {
         hba_lines: vec!["host all nobody 127.0.0.1/32 reject".into()],
         fast: false,
         files: vec![(extra, "extra.txt".into())],
+        parent_dir: Some(parent.path().to_path_buf()),
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.url("postgres");
+    assert!(cluster.data_dir().starts_with(parent.path()));
     assert_eq!(one_value(&url, "show work_mem").as_deref(), Some("7MB"));
     assert_eq!(one_value(&url, "show fsync").as_deref(), Some("on"));
     let first_rule = query_strings(
@@ -184,15 +189,16 @@ fn fresh_dbs_are_separate_and_dropped_afterwards() {
     assert_eq!(left.as_deref(), Some("0"));
 }
 
-/// Set in the child process that [`hold_cluster_in_child`] turns into a cluster holder.
+/// Set in the child process that [`spawn_holder`] starts.
 const HOLD_ENV: &str = "PGROLLOUT_TEST_HOLD_CLUSTER";
 
-/// Not a test in itself: with `HOLD_ENV` set, this is the body of the child process the
-/// signal tests start — a program that owns a cluster, as `pgrollout --ephemeral` does.
-#[test]
-fn hold_cluster_in_child() {
+/// In the child process [`spawn_holder`] starts, a signal test's body is this instead: a
+/// program that owns a cluster through the library, as `pgrollout --ephemeral` does.
+/// Returns whether this process is that child (the test then ends when its parent
+/// closes stdin); in the parent it does nothing and the test goes on to test.
+fn hold_cluster_if_child() -> bool {
     if std::env::var_os(HOLD_ENV).is_none() {
-        return;
+        return false;
     }
     install_signal_cleanup().unwrap();
     install_signal_cleanup().expect("installing twice is a no-op");
@@ -211,18 +217,15 @@ fn hold_cluster_in_child() {
     // Hold the cluster until the parent signals us, or until it is gone (stdin closes), so
     // a failing parent does not leave this process running forever.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    true
 }
 
-/// A child process holding a cluster: the child, its stdin (the child holds the cluster
-/// until that closes), the port and the temp dir.
-fn spawn_holder() -> (Child, ChildStdin, u16, PathBuf) {
+/// This test binary run again for just `test` (a module path in this crate), as a
+/// cluster holder: the child, its stdin (the child holds the cluster until that closes),
+/// the port and the temp dir.
+fn spawn_holder(test: &str) -> (Child, ChildStdin, u16, PathBuf) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "hold_cluster_in_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(HOLD_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -252,8 +255,12 @@ fn signal(child: &Child, signal: libc::c_int) {
 
 #[test]
 fn sigterm_stops_and_deletes_the_cluster() {
+    if hold_cluster_if_child() {
+        return;
+    }
     // stdin stays open, so the child can only end through the signal.
-    let (mut child, _stdin, port, root) = spawn_holder();
+    let (mut child, _stdin, port, root) =
+        spawn_holder("ephemeral::sigterm_stops_and_deletes_the_cluster");
     assert!(port_open(port));
     assert!(root.is_dir());
     signal(&child, libc::SIGTERM);
@@ -266,15 +273,21 @@ fn sigterm_stops_and_deletes_the_cluster() {
 
 #[test]
 fn sigkill_leaves_the_cleanup_to_the_watchdog() {
-    let (mut child, _stdin, port, root) = spawn_holder();
+    if hold_cluster_if_child() {
+        return;
+    }
+    let (mut child, _stdin, port, root) =
+        spawn_holder("ephemeral::sigkill_leaves_the_cleanup_to_the_watchdog");
     assert!(port_open(port));
     signal(&child, libc::SIGKILL);
     child.wait().unwrap();
     // The watchdog works asynchronously after the owner is gone.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (root.exists() || port_open(port)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(!root.exists(), "{} left behind", root.display());
-    assert!(!port_open(port), "server on port {port} left running");
+    wait_until(
+        &format!(
+            "the watchdog has removed {} and stopped the server on port {port}",
+            root.display()
+        ),
+        Duration::from_secs(30),
+        || !root.exists() && !port_open(port),
+    );
 }

@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use crate::common::actions::{applied, dispatch, push_staging, Run, Workspace};
+use crate::common::actions::{applied, dispatch, push_staging, Workspace};
+use crate::common::Run;
 
 const PIPELINE: &str = r#"
 migrations: migrations

@@ -2,20 +2,12 @@
 //! file and migrations, the env files (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`,
 //! `RUNNER_TEMP`) and nothing of the caller's environment but PATH.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
+
+use super::{Pgrollout, Run};
 
 pub struct Workspace {
     pub dir: tempfile::TempDir,
-}
-
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub outputs: BTreeMap<String, String>,
-    pub summary: String,
 }
 
 impl Workspace {
@@ -26,7 +18,6 @@ impl Workspace {
         for (name, sql) in migrations {
             std::fs::write(dir.path().join("migrations").join(name), sql).unwrap();
         }
-        std::fs::create_dir(dir.path().join("runner_temp")).unwrap();
         Workspace { dir }
     }
 
@@ -44,91 +35,19 @@ impl Workspace {
         p.display().to_string()
     }
 
-    /// Run the binary with only PATH, HOME and the given variables set, as on a runner.
-    pub fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let out = self.path("github_output");
-        let summary = self.path("step_summary");
-        std::fs::write(&out, "").unwrap();
-        std::fs::write(&summary, "").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgrollout"));
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_OUTPUT", &out)
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("RUNNER_TEMP", self.path("runner_temp"))
+    /// The binary as a runner starts it in this workspace, before the given variables.
+    pub fn command(&self) -> Pgrollout {
+        Pgrollout::new()
+            .cwd(self.dir.path())
+            .runner_files(self.dir.path())
             .env("GITHUB_ACTOR", "mona")
-            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            outputs,
-            summary: std::fs::read_to_string(&summary).unwrap(),
-        }
-    }
-}
-
-impl Run {
-    /// Lines the runner treats as workflow commands (first non-blank chars `::`, or a
-    /// legacy `##[` anywhere), from both streams, split like the runner splits.
-    pub fn commands(&self) -> Vec<String> {
-        format!("{}\n{}", self.stdout, self.stderr)
-            .split(['\r', '\n'])
-            .filter(|l| l.trim_start().starts_with("::") || l.contains("##["))
-            .map(str::to_string)
-            .collect()
+            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s")
     }
 
-    pub fn annotations(&self, kind: &str) -> Vec<String> {
-        self.commands()
-            .into_iter()
-            .filter(|c| {
-                c.starts_with(&format!("::{kind} ")) || c.starts_with(&format!("::{kind}::"))
-            })
-            .collect()
+    /// Run the binary with only PATH, HOME, the runner's and the given variables set.
+    pub fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        self.command().args(args).envs(vars).run()
     }
-
-    pub fn debug(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- summary\n{}",
-            self.code, self.stdout, self.stderr, self.summary
-        )
-    }
-}
-
-/// `$GITHUB_OUTPUT` parsed like the runner: `name<<DELIM`, lines, a line equal to DELIM.
-pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    assert!(!text.contains('\r'), "GITHUB_OUTPUT must be LF only");
-    let mut out = BTreeMap::new();
-    let mut lines = text.split('\n');
-    while let Some(l) = lines.next() {
-        if l.is_empty() {
-            continue;
-        }
-        let (name, d) = l.split_once("<<").expect("heredoc form");
-        assert!(d.starts_with("ghadelimiter_"), "{d}");
-        let mut v = Vec::new();
-        let mut closed = false;
-        for x in lines.by_ref() {
-            if x == d {
-                closed = true;
-                break;
-            }
-            v.push(x);
-        }
-        assert!(closed, "delimiter {d} not closed");
-        out.insert(name.to_string(), v.join("\n"));
-    }
-    out
 }
 
 /// A `workflow_dispatch` of the pipeline with these inputs, production's URL set, and no
