@@ -1,9 +1,9 @@
 //! The one way the tests run the real binary.
 //!
-//! A [`Pgrollout`] starts from a controlled environment — PATH and an empty HOME, nothing
-//! of the developer's or CI's own `DATABASE_URL`, `GITHUB_*` or `PG*` — and takes args,
-//! env, stdin, a working directory and, for Actions behaviour, the files a runner
-//! provides (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`, `RUNNER_TEMP`). It runs to completion
+//! A [`Pgrollout`] starts from a controlled environment — PATH, an empty HOME, TMPDIR on
+//! the tmpfs when there is one, nothing of the developer's or CI's own `DATABASE_URL`,
+//! `GITHUB_*` or `PG*` — and takes args, env, stdin, a working directory and, for Actions
+//! behaviour, the files a runner provides (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`, `RUNNER_TEMP`). It runs to completion
 //! ([`Pgrollout::run`]) or in the background ([`Pgrollout::spawn`]), and the [`Run`] it
 //! gives back prints the command, exit status, both streams and the runner files, so a
 //! failed assertion shows the whole story.
@@ -52,6 +52,11 @@ impl Pgrollout {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home.path());
+        // Temp files, and so `--ephemeral` clusters, on the tmpfs the harness's own
+        // clusters use (see `common::cluster_options`).
+        if let Some(tmp) = super::cluster_options().parent_dir {
+            cmd.env("TMPDIR", tmp);
+        }
         Pgrollout {
             cmd,
             shown: Vec::new(),
