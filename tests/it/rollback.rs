@@ -1,54 +1,24 @@
 //! `rollback`, generated rollbacks and `test`, against real PostgreSQL, mostly through
 //! the real binary in a controlled environment.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{fresh_db, query_strings};
+use crate::common::{self, fresh_db, query_strings, sample_dir, wait_until, Pgrollout, Run};
 use pgrollout::db::catalog;
 use pgrollout::db::{Db, Target};
 use pgrollout::schema::{diff, SchemaSnapshot};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 fn pgrollout(url: &str, dir: &Path, args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .arg("--database-url")
-        .arg(url)
-        .arg("--migrations")
-        .arg(dir)
+    Pgrollout::new()
+        .database_url(url)
+        .migrations(dir)
         .args(args)
-        .output()
-        .expect("running pgrollout");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .run()
 }
 
 fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "{r:?}");
-    r
+    r.ok()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -518,17 +488,38 @@ fn rollback_and_a_concurrent_apply_take_turns_under_the_lock() {
     write(
         dir.path(),
         "2_slow.sql",
-        "-- migrate:up\nSELECT pg_sleep(1.5);\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n",
+        "-- migrate:up\nSELECT count(*) FROM gate;\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n",
     );
-    let (url, d) = (db.url.clone(), dir.path().to_path_buf());
-    let apply = std::thread::spawn(move || pgrollout(&url, &d, &["apply"]));
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let r = ok(pgrollout(
-        &db.url,
-        dir.path(),
-        &["rollback", "--steps", "1"],
-    ));
-    let a = ok(apply.join().unwrap());
+    // Migration 2 reads a table the test holds locked: the apply stays inside it, holding
+    // the migration lock, until the rollback is seen waiting for that lock.
+    common::exec(&db.url, "CREATE TABLE gate (id int)");
+    let mut gate = common::connect(&db.url).unwrap();
+    let mut held = gate.transaction().unwrap();
+    held.batch_execute("LOCK TABLE gate IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let apply = Pgrollout::new()
+        .database_url(&db.url)
+        .migrations(dir.path())
+        .args(["--lock-timeout", "120s", "apply"])
+        .spawn();
+    wait_until(
+        "the apply is inside migration 2, waiting for the test's lock on `gate`",
+        Duration::from_secs(60),
+        || common::someone_waits_for_lock(&db.url, "relation"),
+    );
+    let rollback = Pgrollout::new()
+        .database_url(&db.url)
+        .migrations(dir.path())
+        .args(["rollback", "--steps", "1"])
+        .spawn();
+    wait_until(
+        "the rollback waits for the migration lock",
+        Duration::from_secs(60),
+        || common::runners_waiting_for_the_lock(&db.url) == 1,
+    );
+    held.rollback().unwrap();
+    let r = ok(rollback.wait());
+    let a = ok(apply.wait());
     assert!(a.stdout.contains("applied  2"), "{a:?}");
     // The rollback waited for the apply and then undid exactly what it applied.
     assert!(r.stdout.contains("rolled back  2  slow"), "{r:?}");
@@ -542,10 +533,6 @@ fn rollback_and_a_concurrent_apply_take_turns_under_the_lock() {
             "rollback completed 2"
         ]
     );
-}
-
-fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
 
 /// The "done when" of the sample: apply, roll back 3, apply again: the same schema, and
@@ -590,25 +577,15 @@ fn sample_apply_rollback_three_apply_restores_the_schema() {
 
 #[test]
 fn ephemeral_test_reports_every_sample_migration_reversible() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+    let r = Pgrollout::new()
         .arg("--ephemeral")
-        .arg("--migrations")
-        .arg(sample_dir())
+        .migrations(sample_dir())
         .arg("test")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run();
+    assert_eq!(r.code, 0, "{r}");
     assert!(
-        stdout.contains("11 reversible, 0 irreversible, 0 broken, 0 untested"),
-        "{stdout}"
+        r.stdout
+            .contains("11 reversible, 0 irreversible, 0 broken, 0 untested"),
+        "{r}"
     );
 }

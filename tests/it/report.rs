@@ -1,19 +1,12 @@
 //! `status --all` and `report` against real PostgreSQL; the HTML rendered by headless
 //! Chromium; the JSON checked against its documented schema (docs/report.schema.json).
 
-mod common;
+use std::path::Path;
+use std::process::Command;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use pgrollout::db::tracking::RunContext;
-use pgrollout::db::Target;
-use pgrollout::execute::{self, RunOptions};
-use pgrollout::migration::{MigrationSet, Version};
-use pgrollout::report::Silent;
 use serde_json::Value;
 
-use common::{exec, fresh_db, TestDb};
+use crate::common::{exec, sample_db, sample_dir, Pgrollout, Run, TestDb};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// An address nothing listens on.
@@ -23,31 +16,10 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn sample_dir() -> PathBuf {
-    manifest().join("migrations")
-}
-
-/// A database with the sample migrations applied up to `upto` (all when None).
-fn built(upto: Option<&str>) -> TestDb {
-    let db = fresh_db();
-    let set = MigrationSet::load(&sample_dir()).unwrap();
-    let mut opts = RunOptions::default();
-    opts.plan.target = upto.map(|v| Version::parse(v).unwrap());
-    execute::apply(
-        &Target::parse(&db.url).unwrap(),
-        &set,
-        &opts,
-        &RunContext::scratch("test"),
-        &mut Silent,
-    )
-    .unwrap_or_else(|f| panic!("{}", f.error));
-    db
-}
-
 /// Staging fully migrated with a rollback and a repair in its history and a backup
 /// marker; production three migrations behind.
 fn environments() -> (TestDb, TestDb) {
-    let staging = built(None);
+    let staging = sample_db(None);
     exec(
         &staging.url,
         "INSERT INTO pgrollout.backup_markers (label, actor, environment, git_ref, wal_lsn, txid)
@@ -62,7 +34,7 @@ fn environments() -> (TestDb, TestDb) {
                 ('r3', 'repair', NULL, NULL, NULL, 'completed', now() + interval '3 min', now() + interval '3 min',
                  0, 'alice', 'staging', '0.1.0', NULL, 'cleared failed row');",
     );
-    let production = built(Some("20251110083000"));
+    let production = sample_db(Some("20251110083000"));
     exec(
         &production.url,
         "INSERT INTO pgrollout.backup_markers (label, actor, wal_lsn, txid)
@@ -71,17 +43,12 @@ fn environments() -> (TestDb, TestDb) {
     (staging, production)
 }
 
-fn pgrollout(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .arg("--migrations")
-        .arg(sample_dir())
+fn pgrollout(args: &[&str]) -> Run {
+    Pgrollout::new()
+        .migrations(sample_dir())
         .args(["--connect-timeout", "1s"])
         .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out
+        .run()
 }
 
 fn env_args(staging: &TestDb, production: &TestDb) -> Vec<String> {
@@ -103,8 +70,8 @@ fn status_all_reports_every_readable_environment_and_names_the_unreachable_one()
     let mut args = vec!["status".to_string(), "--all".into()];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "unreachable → exit 1\n{stdout}");
+    let stdout = &out.stdout;
+    assert_eq!(out.code, 1, "unreachable → exit 1\n{out}");
     let header = stdout.lines().next().unwrap();
     assert!(
         header.contains("staging") && header.contains("production"),
@@ -131,7 +98,7 @@ fn status_all_reports_every_readable_environment_and_names_the_unreachable_one()
 
     args.extend(["--format".into(), "json".into()]);
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["environments"][2]["reach"], "unreachable");
     assert_eq!(v["environments"][3]["reach"], "skipped");
@@ -219,8 +186,8 @@ fn report_json_validates_against_its_documented_schema() {
     ];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(0));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(manifest().join("docs/report.schema.json")).unwrap(),
     )
@@ -260,7 +227,7 @@ fn markdown_report_has_the_summary_table_and_escapes_database_text() {
     ];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let md = String::from_utf8_lossy(&out.stdout);
+    let md = &out.stdout;
     assert!(md.starts_with("# Migration report: 🔴 error"), "{md}");
     assert!(
         md.contains("| staging | 🟢 healthy | 11 | 0 | 0 | 0 |"),
@@ -294,8 +261,8 @@ fn html_report_renders_in_headless_chromium() {
     ];
     args.extend(env_args(&staging, &production));
     let out = pgrollout(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("overall health: error"));
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("overall health: error"), "{out}");
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Self-contained: no scripts, no external resources.
     assert!(

@@ -1,14 +1,11 @@
 //! The core engine, end to end: the real binary against a real PostgreSQL.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{exec, fresh_db, query_strings};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pgrollout");
+use crate::common::{
+    self, exec, fresh_db, query_strings, sample_dir, wait_until, Pgrollout, Run, Stream,
+};
 
 /// A migrations directory of its own.
 struct Dir {
@@ -34,60 +31,21 @@ impl Dir {
     }
 }
 
-/// The binary with a controlled environment: nothing of the developer's or CI's own
-/// DATABASE_URL or GITHUB_* leaks in.
-fn cmd(dir: &Path, url: Option<&str>) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "HOME",
-            std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
-        )
-        .arg("--migrations")
-        .arg(dir);
-    if let Some(u) = url {
-        c.arg("--database-url").arg(u);
-    }
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+/// The binary on `dir`'s migrations, connected to `url` when one is given.
+fn cmd(dir: &Path, url: Option<&str>) -> Pgrollout {
+    let p = Pgrollout::new().migrations(dir);
+    match url {
+        Some(u) => p.database_url(u),
+        None => p,
     }
 }
 
 fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
-    cmd(dir, url)
-        .args(args)
-        .output()
-        .expect("run pgrollout")
-        .into()
+    cmd(dir, url).args(args).run()
 }
 
 fn scalar(url: &str, sql: &str) -> String {
     query_strings(url, sql)[0][0].clone().unwrap_or_default()
-}
-
-fn sample_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
 
 #[test]
@@ -147,26 +105,51 @@ fn sample_applies_once_then_is_a_no_op() {
 }
 
 /// Many runners at once: every migration applied exactly once, every runner succeeds.
+///
+/// The overlap is made, not hoped for: migration 1 reads a table the test holds locked,
+/// so the first runner to take the migration lock stays inside it until the test has
+/// seen, in `pg_locks` and `pg_stat_activity`, that runner waiting there and every other
+/// runner waiting for the migration lock. Only then is the table released.
 fn concurrent_apply(n: usize) {
     let db = fresh_db();
+    exec(&db.url, "CREATE TABLE gate (id int)");
     let dir = Dir::new();
-    for i in 1..=6 {
-        dir.write(&format!("{i:03}_t{i}.sql"), &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} SELECT pg_sleep(0.05)::text::int IS NULL::int FROM generate_series(1,1) LIMIT 0;\n"));
+    dir.write(
+        "001_t1.sql",
+        "CREATE TABLE t1 (id int);\nSELECT count(*) FROM gate;\n",
+    );
+    for i in 2..=6 {
+        dir.write(
+            &format!("{i:03}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int);\n"),
+        );
     }
-    dir.write("007_idx.sql", "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t1_id ON t1 (id);\nSELECT pg_sleep(0.2);\n");
-    let children: Vec<_> = (0..n)
+    dir.write("007_idx.sql", "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t1_id ON t1 (id);\n");
+    let mut gate = common::connect(&db.url).expect("connect");
+    let mut held = gate.transaction().unwrap();
+    held.batch_execute("LOCK TABLE gate IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // A lock_timeout longer than the test's hold, so the wait on `gate` is not retried.
+    let runners: Vec<_> = (0..n)
         .map(|_| {
             cmd(dir.path(), Some(&db.url))
-                .arg("apply")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                .args(["--lock-timeout", "120s", "apply"])
                 .spawn()
-                .expect("spawn")
         })
         .collect();
-    for c in children {
-        let r: Run = c.wait_with_output().expect("wait").into();
-        assert_eq!(r.code, 0, "a concurrent runner failed:\n{}", r.all());
+    wait_until(
+        "one runner is inside migration 1, waiting for the test's lock on `gate`",
+        Duration::from_secs(60),
+        || common::someone_waits_for_lock(&db.url, "relation"),
+    );
+    wait_until(
+        &format!("the other {} runner(s) wait for the migration lock", n - 1),
+        Duration::from_secs(60),
+        || common::runners_waiting_for_the_lock(&db.url) == n - 1,
+    );
+    held.rollback().unwrap();
+    for runner in runners {
+        runner.wait().ok();
     }
     assert_eq!(
         scalar(
@@ -203,7 +186,7 @@ fn eight_concurrent_runners_apply_each_migration_once() {
 #[test]
 fn server_crash_during_non_transactional_migration_then_repair() {
     // A cluster of its own: this test kills the server.
-    let cluster = pgrollout::ephemeral::Cluster::start(&Default::default()).expect("cluster");
+    let cluster = common::own_cluster();
     let url = cluster.url("postgres");
     let dir = Dir::new();
     dir.write(
@@ -214,42 +197,27 @@ fn server_crash_during_non_transactional_migration_then_repair() {
         "2_slow.sql",
         "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\nSELECT pg_sleep(30);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id2 ON t (id);\n",
     );
-    let child = cmd(dir.path(), Some(&url))
-        .arg("apply")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = cmd(dir.path(), Some(&url)).arg("apply").spawn();
     // Wait until statement 2 (the sleep) is running, then crash the server.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let idx = common::connect(&url)
-            .ok()
+    let statement_2_runs = || {
+        common::connect(&url)
             .and_then(|mut c| {
-                c.query(
-                    "SELECT statement_index FROM pgrollout.schema_migrations WHERE version = 2",
+                c.query_one(
+                    "SELECT (SELECT statement_index FROM pgrollout.schema_migrations WHERE version = 2) = 1 \
+                     AND EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%')",
                     &[],
                 )
-                .ok()
             })
-            .and_then(|rows| rows.first().map(|r| r.get::<_, Option<i32>>(0)));
-        if idx == Some(Some(1)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slow statement never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cluster.kill().expect("kill");
-    let r: Run = child.wait_with_output().expect("wait").into();
-    assert_eq!(
-        r.code,
-        1,
-        "the runner must fail when the server dies:\n{}",
-        r.all()
+            .is_ok_and(|row| row.get::<_, Option<bool>>(0) == Some(true))
+    };
+    wait_until(
+        "statement 2 (the sleep) of migration 2 runs",
+        Duration::from_secs(60),
+        statement_2_runs,
     );
+    cluster.kill().expect("kill");
+    let r = child.wait();
+    assert_eq!(r.code, 1, "the runner must fail when the server dies:\n{r}");
     cluster.restart().expect("restart");
 
     assert_eq!(scalar(&url, "SELECT status || ':' || statement_index FROM pgrollout.schema_migrations WHERE version = 2"), "running:1");
@@ -741,14 +709,14 @@ fn lock_wait_timeout_names_the_holder() {
         .unwrap()
         .get::<_, bool>(0));
 
-    let started = Instant::now();
     let r = run(
         &sample_dir(),
         Some(&db.url),
         &["--lock-wait", "1s", "apply"],
     );
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(started.elapsed() < Duration::from_secs(15));
+    // It gave up once its own 1s lock_wait was spent (not the 10 min default).
+    assert!(r.stderr.contains("waited 1s (lock_wait)"), "{r}");
     assert!(r.stderr.contains(&format!("pid {pid}")), "{}", r.stderr);
     assert!(r.stderr.contains("the-other-runner"), "{}", r.stderr);
     assert!(
@@ -785,30 +753,10 @@ fn lock_timeout_is_retried_with_backoff() {
         .unwrap();
     let mut child = cmd(dir.path(), Some(&db.url))
         .args(["--lock-timeout", "100ms", "--lock-retries", "10", "apply"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        assert!(n > 0, "the runner ended without retrying:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("retry 1/10") {
-            break;
-        }
-    }
+        .spawn();
+    child.wait_for_line(Stream::Stderr, "retry 1/10", |l| l.contains("retry 1/10"));
     tx.commit().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: seen + &rest,
-    };
+    let r = child.wait();
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("lock timeout"), "{}", r.stderr);
     assert!(r.stderr.contains("retry 1/10"), "{}", r.stderr);
@@ -954,14 +902,10 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn ephemeral_runs_the_sample_and_cleans_up() {
-    let r: Run = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let r = Pgrollout::new()
+        .cwd(env!("CARGO_MANIFEST_DIR"))
         .args(["--ephemeral", "apply"])
-        .output()
-        .expect("run")
-        .into();
+        .run();
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("11 migration(s) applied"), "{}", r.stdout);
 }
@@ -970,39 +914,25 @@ fn ephemeral_runs_the_sample_and_cleans_up() {
 fn ephemeral_cluster_is_removed_on_ctrl_c() {
     let dir = Dir::new();
     dir.write("1_slow.sql", "SELECT pg_sleep(60);\n");
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .arg("--migrations")
-        .arg(dir.path())
-        .args(["--ephemeral", "apply"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    // Read stderr until the migration is running, remembering where the data lives.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut data_dir = None;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        assert!(n > 0, "pgrollout ended before the migration started");
-        if let Some(rest) = line.split("(data in ").nth(1) {
-            data_dir = Some(PathBuf::from(rest.split(';').next().unwrap()));
-        }
-        if line.contains("→ 1 slow") {
-            break;
-        }
-    }
-    let data_dir = data_dir.expect("the data dir is announced");
-    assert!(data_dir.exists());
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
+    let mut child = cmd(dir.path(), None).args(["--ephemeral", "apply"]).spawn();
+    let server = common::ThrowawayServer::announced_by(&mut child);
+    assert!(server.data_dir.exists());
+    child.wait_for_line(Stream::Stderr, "migration 1 starting", |l| {
+        l.contains("→ 1 slow")
+    });
+    wait_until(
+        "the migration's sleep runs on the throwaway server",
+        Duration::from_secs(60),
+        || server.runs("SELECT pg_sleep(60)"),
+    );
+    child.signal(libc::SIGINT);
+    let r = child.wait();
+    assert_eq!(r.code, 130, "{r}");
+    assert!(
+        !server.data_dir.exists(),
+        "{} left behind",
+        server.data_dir.display()
+    );
 }
 
 #[test]

@@ -2,12 +2,12 @@
 //! payload files, `GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` temp files, `INPUT_*`), the
 //! whole environment of the child controlled, real PostgreSQL behind it.
 
-mod common;
+use crate::common;
 
-use common::actions::{applied, dispatch, parse_outputs, tracking_schema_exists, Workspace};
+use crate::common::actions::{applied, dispatch, tracking_schema_exists, Workspace};
+use crate::common::Stream;
 
 use std::path::Path;
-use std::process::Command;
 
 const PIPELINE: &str = r#"
 migrations: migrations
@@ -469,25 +469,17 @@ fn summary_stays_under_one_mebibyte() {
     // visibly, so GitHub does not drop the whole summary.
     let db = common::fresh_db();
     let ws = Workspace::new(PIPELINE, &users_migrations());
-    let summary = ws.path("step_summary");
-    let out = ws.path("github_output");
-    std::fs::write(&out, "").unwrap();
+    let summary = ws.path("earlier_summary");
     // (Leaves less room than the shortest pipeline summary needs.)
     std::fs::write(&summary, "x".repeat(999_700) + "\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .current_dir(ws.dir.path())
+    ws.command()
         .args(["pipeline", "run", "--env", "staging"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_EVENT_NAME", "push")
         .env("GITHUB_REF", "refs/heads/staging")
-        .env("GITHUB_OUTPUT", &out)
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("STAGING_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        .run()
+        .ok();
     let text = std::fs::read_to_string(&summary).unwrap();
     assert!(text.len() < 1024 * 1024, "{}", text.len());
     assert!(text.contains("Summary truncated"));
@@ -534,47 +526,21 @@ fn action_yml_matches_the_code() {
 fn sigterm_during_review_delay_applies_nothing() {
     let db = common::fresh_db();
     let ws = Workspace::new(PIPELINE, &users_migrations());
-    let out = ws.path("github_output");
-    std::fs::write(&out, "").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .current_dir(ws.dir.path())
+    let mut running = ws
+        .command()
         .args(["pipeline", "run", "--review-delay", "60s"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_EVENT_NAME", "push")
         .env("GITHUB_REF", "refs/tags/v2.0.0")
-        .env("GITHUB_OUTPUT", &out)
         .env("PROD_DATABASE_URL", &db.url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Wait until the countdown has started, then cancel the job the way the runner does.
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let started = line.contains("applying in");
-            seen.push(line);
-            if started {
-                break;
-            }
-        }
-        seen
+    running.wait_for_line(Stream::Stdout, "the countdown", |l| {
+        l.contains("applying in")
     });
-    let seen = reader.join().unwrap();
-    assert!(seen.iter().any(|l| l.contains("applying in")), "{seen:?}");
-    // SAFETY: plain kill(2) on the pid of the child this test spawned.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
+    running.signal(libc::SIGTERM);
+    let r = running.wait();
     // 130: interrupted, the exit-code contract's word for a cancelled job.
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(r.code, 130, "{r}");
     assert_eq!(applied(&db.url), Vec::<String>::new());
-    let outputs = parse_outputs(&std::fs::read_to_string(&out).unwrap());
-    assert_eq!(outputs["status"], "cancelled");
+    assert_eq!(r.outputs["status"], "cancelled", "{r}");
 }

@@ -1,9 +1,10 @@
 //! The `rollback` and `drift` pipeline steps, the rollback instructions of a failed run,
 //! and the `backup` command: the real binary, a simulated Actions runner, real PostgreSQL.
 
-mod common;
+use crate::common;
 
-use common::actions::{applied, dispatch, push_staging, Run, Workspace};
+use crate::common::actions::{applied, dispatch, push_staging, Workspace};
+use crate::common::Run;
 
 const PIPELINE: &str = r#"
 migrations: migrations

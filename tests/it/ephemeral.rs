@@ -1,20 +1,19 @@
 //! The throwaway-cluster module and the test harness built on it.
 
-mod common;
+use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgrollout::ephemeral::{Cluster, ClusterOptions};
 
-use common::{exec, fresh_db, query_strings};
+use crate::common::{exec, fresh_db, query_strings, wait_until, Pgrollout, Running, Stream};
 
 fn start() -> Cluster {
-    Cluster::start(&ClusterOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    common::own_cluster()
 }
 
 fn port_open(port: u16) -> bool {
@@ -72,6 +71,9 @@ fn two_clusters_run_side_by_side_on_different_ports() {
 #[test]
 fn options_reach_the_server_config() {
     let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // The server's own user must be able to reach the cluster inside it.
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let extra = dir.path().join("extra.txt");
     std::fs::write(&extra, "hello").unwrap();
     let cluster = Cluster::start(&ClusterOptions {
@@ -82,9 +84,11 @@ fn options_reach_the_server_config() {
         hba_lines: vec!["host all nobody 127.0.0.1/32 reject".into()],
         fast: false,
         files: vec![(extra, "extra.txt".into())],
+        parent_dir: Some(parent.path().to_path_buf()),
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.url("postgres");
+    assert!(cluster.data_dir().starts_with(parent.path()));
     assert_eq!(one_value(&url, "show work_mem").as_deref(), Some("7MB"));
     assert_eq!(one_value(&url, "show fsync").as_deref(), Some("on"));
     let first_rule = query_strings(
@@ -184,160 +188,103 @@ fn fresh_dbs_are_separate_and_dropped_afterwards() {
     assert_eq!(left.as_deref(), Some("0"));
 }
 
-/// The real binary running the sample's production pipeline on `--ephemeral`, stopped in
-/// its review delay: the child, the port and temp dir of its throwaway server, and the
-/// stderr lines read so far (the reader keeps draining stderr so the child never blocks).
-struct Holder {
-    child: Child,
-    port: u16,
-    root: PathBuf,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-/// Start `pgrollout --ephemeral ARGS` from the repository root and read its stderr until
-/// `ready` appears, noting the server's port and data directory on the way.
-fn spawn_binary(args: &[&str], ready: &str) -> Holder {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+/// `pgrollout --ephemeral ARGS` started from the repository root, read until its
+/// throwaway server is announced: the program, and the server's port and temp dir.
+fn spawn_ephemeral(args: &[&str]) -> (Running, u16, PathBuf) {
+    let mut running = Pgrollout::new()
+        .cwd(env!("CARGO_MANIFEST_DIR"))
         .arg("--ephemeral")
         .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
+        .spawn();
+    // "throwaway PostgreSQL on 127.0.0.1:PORT (data in DIR; removed on exit)"
+    let line = running.wait_for_line(Stream::Stderr, "the throwaway server", |l| {
+        l.contains("throwaway PostgreSQL on 127.0.0.1:")
     });
-    let mut server = None;
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).unwrap_or_else(|_| {
-            panic!(
-                "no `{ready}` within 120 s; stderr so far:\n{}\nexit: {:?}",
-                seen.join("\n"),
-                child.try_wait()
-            )
-        });
-        // "throwaway PostgreSQL on 127.0.0.1:PORT (data in DIR; removed on exit)"
-        if let Some(rest) = line.split("throwaway PostgreSQL on 127.0.0.1:").nth(1) {
-            let (port, rest) = rest.split_once(" (data in ").unwrap();
-            let data_dir = rest.split_once("; removed on exit)").unwrap().0;
-            let root = Path::new(data_dir).parent().unwrap().to_path_buf();
-            server = Some((port.parse().unwrap(), root));
-        }
-        let done = line.contains(ready);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    let (port, root) =
-        server.unwrap_or_else(|| panic!("no throwaway server announced:\n{}", seen.join("\n")));
-    Holder {
-        child,
-        port,
-        root,
-        lines,
-    }
+    let rest = line
+        .split("throwaway PostgreSQL on 127.0.0.1:")
+        .nth(1)
+        .unwrap();
+    let (port, rest) = rest.split_once(" (data in ").unwrap();
+    let data_dir = rest.split_once("; removed on exit)").unwrap().0;
+    let root = Path::new(data_dir).parent().unwrap().to_path_buf();
+    (running, port.parse().unwrap(), root)
 }
 
-/// The sample's production pipeline, waiting in a 30 s review delay.
-fn spawn_in_review_delay() -> Holder {
-    spawn_binary(
-        &[
-            "pipeline",
-            "run",
-            "--env",
-            "production",
-            "--confirm",
-            "MIGRATE-PRODUCTION",
-            "--review-delay",
-            "30s",
-        ],
-        "applying in",
-    )
-}
-
-impl Holder {
-    /// Wait for the child to exit; its status and every stderr line it printed after
-    /// the ready line.
-    fn finish(mut self) -> (std::process::ExitStatus, String, u16, PathBuf) {
-        let status = self.child.wait().unwrap();
-        let rest: Vec<String> = self.lines.iter().collect();
-        (status, rest.join("\n"), self.port, self.root)
-    }
-}
-
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "sending signal {signal}");
+/// The sample's production pipeline on `--ephemeral`, waiting in a 30 s review delay.
+fn spawn_in_review_delay() -> (Running, u16, PathBuf) {
+    let (mut running, port, root) = spawn_ephemeral(&[
+        "pipeline",
+        "run",
+        "--env",
+        "production",
+        "--confirm",
+        "MIGRATE-PRODUCTION",
+        "--review-delay",
+        "30s",
+    ]);
+    running.wait_for_line(Stream::Stderr, "the review delay's countdown", |l| {
+        l.contains("applying in")
+    });
+    (running, port, root)
 }
 
 /// Ctrl-C during the review delay: the run stops there, says nothing was applied, exits
 /// 130, and the throwaway server is gone before the process exits.
 #[test]
 fn sigint_in_the_review_delay_stops_with_nothing_applied() {
-    let h = spawn_in_review_delay();
-    assert!(port_open(h.port));
-    assert!(h.root.is_dir());
-    signal(&h.child, libc::SIGINT);
-    let (status, stderr, port, root) = h.finish();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("nothing was applied"), "{stderr}");
+    let (running, port, root) = spawn_in_review_delay();
+    assert!(port_open(port));
+    assert!(root.is_dir());
+    running.signal(libc::SIGINT);
+    let r = running.wait();
+    assert_eq!(r.code, 130, "{r}");
+    assert!(r.stderr.contains("nothing was applied"), "{r}");
     assert!(!root.exists(), "{} left behind", root.display());
     assert!(!port_open(port), "server on port {port} left running");
 }
 
-/// A first signal lets the current migration finish; a second stops at once — and the
-/// throwaway server is still removed, by the handler, before the process exits.
+/// A first signal cancels the running statement and lets the command stop cleanly; a
+/// second stops at once — and the throwaway server is still removed, by the handler,
+/// before the process exits.
 #[test]
 fn a_second_signal_stops_at_once_and_removes_the_server() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("1_slow.sql"), "SELECT pg_sleep(600);\n").unwrap();
     let migrations = dir.path().to_str().unwrap();
-    let h = spawn_binary(&["--migrations", migrations, "apply"], "removed on exit)");
-    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", h.port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while query_strings(
-        &url,
-        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'",
-    )
-    .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the migration never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    signal(&h.child, libc::SIGINT);
-    signal(&h.child, libc::SIGTERM);
-    let (status, stderr, port, root) = h.finish();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    let (running, port, root) = spawn_ephemeral(&["--migrations", migrations, "apply"]);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    wait_until(
+        "the migration's pg_sleep is running",
+        Duration::from_secs(60),
+        || {
+            !query_strings(
+                &url,
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'",
+            )
+            .is_empty()
+        },
+    );
+    running.signal(libc::SIGINT);
+    running.signal(libc::SIGTERM);
+    let r = running.wait();
+    assert_eq!(r.code, 130, "{r}");
     assert!(!root.exists(), "{} left behind", root.display());
     assert!(!port_open(port), "server on port {port} left running");
 }
 
 #[test]
 fn sigkill_leaves_the_cleanup_to_the_watchdog() {
-    let h = spawn_in_review_delay();
-    assert!(port_open(h.port));
-    signal(&h.child, libc::SIGKILL);
-    let (_, _, port, root) = h.finish();
-    // The watchdog works asynchronously after the owner is gone: poll for its result.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (root.exists() || port_open(port)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!root.exists(), "{} left behind", root.display());
-    assert!(!port_open(port), "server on port {port} left running");
+    let (running, port, root) = spawn_in_review_delay();
+    assert!(port_open(port));
+    running.signal(libc::SIGKILL);
+    running.wait();
+    // The watchdog works asynchronously after the owner is gone.
+    wait_until(
+        &format!(
+            "the watchdog has removed {} and stopped the server on port {port}",
+            root.display()
+        ),
+        Duration::from_secs(30),
+        || !root.exists() && !port_open(port),
+    );
 }

@@ -1,9 +1,8 @@
 //! Schema snapshots and drift, against real PostgreSQL: one test per kind of difference.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use pgrollout::db::catalog;
 use pgrollout::db::tracking::RunContext;
@@ -14,19 +13,16 @@ use pgrollout::migration::MigrationSet;
 use pgrollout::report::Silent;
 use pgrollout::schema::{self, Difference, Kind, SchemaSnapshot, Severity, SnapshotOptions};
 
-use common::{exec, fresh_db, TestDb};
-
-fn sample_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-}
+use crate::common::{exec, fresh_db, sample_db, Pgrollout, TestDb};
 
 fn target(url: &str) -> Target {
     Target::parse(url).unwrap()
 }
 
-/// A fresh database with the sample migrations applied by pgrollout.
+/// A fresh database with the sample migrations applied by pgrollout, built here rather
+/// than copied from [`common::sample_db`]'s template: for the test of two builds.
 fn built() -> TestDb {
-    built_from(sample_dir())
+    built_from(&common::sample_dir())
 }
 
 /// A fresh database with the migrations in `dir` applied by pgrollout.
@@ -430,12 +426,12 @@ fn excluded_schemas_are_not_compared() {
 
 #[test]
 fn against_migrations_finds_a_column_added_by_hand() {
-    let prod = built();
+    let prod = sample_db(None);
     exec(
         &prod.url,
         "ALTER TABLE orders ADD COLUMN hotfix_flag boolean",
     );
-    let set = MigrationSet::load(sample_dir()).unwrap();
+    let set = MigrationSet::load(&common::sample_dir()).unwrap();
     let r = drift::against_migrations(
         &set,
         ("production", &target(&prod.url)),
@@ -456,10 +452,10 @@ fn against_migrations_finds_a_column_added_by_hand() {
 /// dropped by hand in production → `drift` exits 1 naming that index.
 #[test]
 fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
-    let staging = built();
-    let production = built();
+    let staging = sample_db(None);
+    let production = sample_db(None);
     exec(&production.url, "DROP INDEX orders_user_id_idx");
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+    let r = Pgrollout::new()
         .args([
             "drift",
             "--source",
@@ -467,27 +463,21 @@ fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
             "--target",
             &production.url,
         ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        .run()
+        .expect_code(1);
+    assert!(
+        r.stdout
+            .contains("CRITICAL index public.orders_user_id_idx"),
+        "{r}"
     );
     assert!(
-        stdout.contains("CRITICAL index public.orders_user_id_idx"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("CREATE INDEX CONCURRENTLY orders_user_id_idx"),
-        "{stdout}"
+        r.stdout
+            .contains("CREATE INDEX CONCURRENTLY orders_user_id_idx"),
+        "{r}"
     );
 
     // Same databases the other way round, as JSON: the index is extra in the target.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+    let r = Pgrollout::new()
         .args([
             "drift",
             "--source",
@@ -497,82 +487,50 @@ fn drift_cli_exits_1_naming_the_index_dropped_in_production() {
             "--format",
             "json",
         ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .run()
+        .expect_code(1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["critical"], 1);
     assert_eq!(v["differences"][0]["kind"], "index_extra");
     assert_eq!(v["differences"][0]["severity"], "critical");
 
     // No drift: exit 0.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .args(["drift", "--source", &staging.url, "--target", &built().url])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no drift"));
+    let r = Pgrollout::new()
+        .args([
+            "drift",
+            "--source",
+            &staging.url,
+            "--target",
+            &sample_db(None).url,
+        ])
+        .run()
+        .ok();
+    assert!(r.stdout.contains("no drift"), "{r}");
 }
 
 #[test]
 fn drift_cli_rejects_an_unknown_environment_name_and_same_sides() {
     // No pipeline file here: names cannot resolve.
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(empty.path())
-        .args([
-            "drift",
-            "--source",
-            "staging",
-            "--target",
-            "postgres://u@127.0.0.1:1/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`staging` is not a database URL"));
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(empty.path())
-        .args([
-            "drift",
-            "--source",
-            "postgres://u@h/x",
-            "--target",
-            "postgres://u@h/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let drift = |cwd: &Path, source: &str, target: &str| {
+        Pgrollout::new()
+            .cwd(cwd)
+            .args(["drift", "--source", source, "--target", target])
+            .run()
+            .expect_code(2)
+    };
+    let r = drift(empty.path(), "staging", "postgres://u@127.0.0.1:1/x");
+    assert!(r.stderr.contains("`staging` is not a database URL"), "{r}");
+    drift(empty.path(), "postgres://u@h/x", "postgres://u@h/x");
     // With the repository's pgrollout.yml, `staging` is an environment whose URL
     // variable is unset.
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "drift",
-            "--source",
-            "staging",
-            "--target",
-            "postgres://u@127.0.0.1:1/x",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("STAGING_DATABASE_URL is not set"), "{err}");
+    let r = drift(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        "staging",
+        "postgres://u@127.0.0.1:1/x",
+    );
+    assert!(r.stderr.contains("STAGING_DATABASE_URL is not set"), "{r}");
 }
 
 /// Apply `migration` (one file) to a fresh database with the real binary, run `change` on
@@ -586,22 +544,13 @@ fn cli_drift_against_migrations_after(
     std::fs::write(dir.path().join("20250101000000_function.sql"), migration).unwrap();
     let db = built_from(dir.path());
     exec(&db.url, change);
-    let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
+    let r = Pgrollout::new()
         .args(["drift", "--against", "migrations", "--format", "json"])
-        .arg("--migrations")
-        .arg(dir.path())
+        .migrations(dir.path())
         .args(["--target", &db.url])
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), report)
+        .run();
+    let report = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r}"));
+    (Some(r.code), report)
 }
 
 /// The drift a hand-edited body must show: exactly one `function_body` warning naming

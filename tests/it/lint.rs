@@ -3,10 +3,11 @@
 //! the pending-only default and live context, and the library on PostgreSQL's own
 //! extension scripts.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::common::{Pgrollout, Run};
 
 /// The "done when" migration: an index built without CONCURRENTLY (line 2), a
 /// column type change (line 3), a foreign key without NOT VALID (line 4).
@@ -28,22 +29,6 @@ struct Workspace {
     dir: tempfile::TempDir,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    summary: String,
-}
-
-impl Run {
-    fn debug(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 impl Workspace {
     fn new(migrations: &[(&str, &str)]) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
@@ -62,42 +47,24 @@ impl Workspace {
         std::fs::write(self.path(p), text).unwrap();
     }
 
-    /// The binary with a controlled environment: PATH, HOME and `vars` only.
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let summary = self.path("step_summary");
-        std::fs::write(&summary, "").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgrollout"));
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            summary: std::fs::read_to_string(&summary).unwrap(),
-        }
+    /// The binary in this workspace.
+    fn command(&self) -> Pgrollout {
+        Pgrollout::new()
+            .cwd(self.dir.path())
+            .env("PGROLLOUT_CONNECT_TIMEOUT", "5s")
     }
 
+    /// The binary with a controlled environment: PATH, HOME and `vars` only.
+    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        self.command().args(args).envs(vars).run()
+    }
+
+    /// As in a GitHub Actions step.
     fn github(&self, args: &[&str]) -> Run {
-        let summary = self.path("step_summary");
-        let summary = summary.to_str().unwrap();
-        let temp = self.path("runner_temp");
-        std::fs::create_dir_all(&temp).unwrap();
-        self.run(
-            args,
-            &[
-                ("GITHUB_ACTIONS", "true"),
-                ("GITHUB_STEP_SUMMARY", summary),
-                ("RUNNER_TEMP", temp.to_str().unwrap()),
-            ],
-        )
+        self.command()
+            .runner_files(self.dir.path())
+            .args(args)
+            .run()
     }
 }
 
@@ -455,18 +422,12 @@ fn pipeline_lint_step_reports_the_same_way() {
         &[("DATABASE_URL", db.url.as_str())],
     );
     assert_eq!(r.code, 0, "{}", r.debug());
-    let summary = w.path("step_summary");
-    let temp = w.path("runner_temp");
-    std::fs::create_dir_all(&temp).unwrap();
-    let r = w.run(
-        &["pipeline", "run", "--env", "staging"],
-        &[
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
-            ("RUNNER_TEMP", temp.to_str().unwrap()),
-            ("STAGING_URL", db.url.as_str()),
-        ],
-    );
+    let r = w
+        .command()
+        .runner_files(w.dir.path())
+        .args(["pipeline", "run", "--env", "staging"])
+        .env("STAGING_URL", &db.url)
+        .run();
     assert_eq!(r.code, 1, "{}", r.debug());
     let annotations: Vec<&str> = r
         .stdout
