@@ -65,7 +65,7 @@ fn main() -> ExitCode {
                 location: location.as_ref(),
                 message: &e.to_string(),
             });
-            Err((CliError::Usage(e.to_string()), true))
+            Err((CliError::Config(e), true))
         }
         Ok(()) => Context::new(cli.global, ci, reporter.as_mut())
             .and_then(|mut ctx| commands::run(cli.command, &mut ctx))

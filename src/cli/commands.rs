@@ -37,24 +37,79 @@ impl Outcome {
     }
 }
 
-/// An error that ends the command; its exit code says which kind.
+/// An error that ends the command. It keeps its source — the engine's and the
+/// database's errors with their context (SQLSTATE, file:line, the lock holder) — and
+/// knows its exit code: 2 for usage and configuration, 3 for a safety gate, 1 for work
+/// that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// Bad flags or settings the command checked itself (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The work failed, in the command's own words (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// A safety gate said no (exit 3).
     #[error("{0}")]
     Refused(String),
+    /// Connecting, or a database URL that does not parse (exit 2 for the URL).
+    #[error(transparent)]
+    Connect(#[from] crate::db::ConnectError),
+    #[error(transparent)]
+    Tracking(#[from] crate::db::tracking::TrackingError),
+    #[error(transparent)]
+    Lock(#[from] crate::db::lock::LockError),
+    /// The pipeline file or a setting in it (exit 2).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ephemeral(#[from] crate::ephemeral::EphemeralError),
+    #[error(transparent)]
+    Drift(#[from] crate::drift::DriftError),
+    /// Connecting, the lock or a migration, from the apply path.
+    #[error(transparent)]
+    Apply(Box<ApplyError>),
+    /// Reading or writing a file the command was asked to.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CliError {
     pub fn code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => exit::USAGE,
-            CliError::Failed(_) => exit::FAILED,
+            CliError::Usage(_)
+            | CliError::Config(_)
+            | CliError::Connect(crate::db::ConnectError::BadUrl(_)) => exit::USAGE,
             CliError::Refused(_) => exit::REFUSED,
+            CliError::Failed(_)
+            | CliError::Connect(_)
+            | CliError::Tracking(_)
+            | CliError::Lock(_)
+            | CliError::Ephemeral(_)
+            | CliError::Drift(_)
+            | CliError::Apply(_)
+            | CliError::Io { .. } => exit::FAILED,
         }
+    }
+
+    /// An I/O error on `path` while `what` ("creating", "writing").
+    pub(crate) fn io(
+        what: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> CliError {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { what, path, source }
+    }
+}
+
+impl From<ApplyError> for CliError {
+    fn from(e: ApplyError) -> CliError {
+        CliError::Apply(Box::new(e))
     }
 }
 
@@ -98,8 +153,7 @@ impl<'r> Context<'r> {
                     c.data_dir().display()
                 ),
             });
-            let t =
-                Target::parse(&c.url("postgres")).map_err(|e| CliError::Failed(e.to_string()))?;
+            let t = Target::parse(&c.url("postgres"))?;
             cluster = Some(c);
             Some(t)
         } else {
@@ -108,7 +162,7 @@ impl<'r> Context<'r> {
                 .as_deref()
                 .filter(|u| !u.trim().is_empty())
             {
-                Some(u) => Some(Target::parse(u).map_err(|e| CliError::Usage(e.to_string()))?),
+                Some(u) => Some(Target::parse(u)?),
                 None => None,
             }
         };
@@ -287,8 +341,7 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
         )));
     }
     let dir = &ctx.migrations_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Failed(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(CliError::io("creating", dir))?;
     let version = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let path = dir.join(format!("{version}_{snake}.sql"));
     if let Ok(set) = MigrationSet::load(dir) {
@@ -304,9 +357,9 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| CliError::Failed(format!("creating {}: {e}", path.display())))?;
+        .map_err(CliError::io("creating", &path))?;
     std::io::Write::write_all(&mut f, migration::template(name).as_bytes())
-        .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+        .map_err(CliError::io("writing", &path))?;
     Ok(Outcome::ok(if ctx.json() {
         serde_json::json!({ "path": path }).to_string() + "\n"
     } else {
@@ -320,11 +373,8 @@ fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliEr
         &ctx.global.schema,
         ctx.global.timing.connect_timeout,
         ctx.reporter,
-    )
-    .map_err(|e| CliError::Failed(e.to_string()))?;
-    s.tracking
-        .read(&mut s.db)
-        .map_err(|e| CliError::Failed(e.to_string()))
+    )?;
+    s.tracking.read(&mut s.db).map_err(CliError::from)
 }
 
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
@@ -483,15 +533,9 @@ fn with_lock<T>(
 ) -> Result<T, CliError> {
     let target = ctx.need_target(command)?;
     let opts = ctx.run_options(None, false)?;
-    let mut s = execute::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let found = s
-        .tracking
-        .read(&mut s.db)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (_guard, state) = s
-        .lock(&opts, &found, ctx.reporter)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut s = execute::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)?;
+    let found = s.tracking.read(&mut s.db)?;
+    let (_guard, state) = s.lock(&opts, &found, ctx.reporter)?;
     f(&mut s, &state, ctx.reporter)
 }
 
@@ -514,7 +558,7 @@ fn baseline(ctx: &mut Context, version: &str) -> Result<Outcome, CliError> {
         }
         s.tracking
             .insert_baseline(&mut s.db, &run, &v.text, &name, &checksum)
-            .map_err(|e| CliError::Failed(e.to_string()))
+            .map_err(CliError::from)
     })?;
     Ok(Outcome::ok(format!(
         "baseline at {v}: {covered} migration file(s) up to it are treated as applied; later ones are pending\n"
@@ -552,27 +596,24 @@ fn repair(
         let old = with_lock(ctx, "repair", |s, _, _| {
             let old = s
                 .tracking
-                .accept_checksum(&mut s.db, &m.version.text, &m.checksum)
-                .map_err(|e| CliError::Failed(e.to_string()))?
+                .accept_checksum(&mut s.db, &m.version.text, &m.checksum)?
                 .ok_or_else(|| {
                     CliError::Failed(format!(
                         "migration {v} is not applied: there is nothing to accept"
                     ))
                 })?;
-            s.tracking
-                .history(
-                    &mut s.db,
-                    &run,
-                    "accept",
-                    Some(&m.version.text),
-                    Some(&m.name),
-                    Some(&m.checksum),
-                    "completed",
-                    Some(0),
-                    None,
-                    Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
-                )
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            s.tracking.history(
+                &mut s.db,
+                &run,
+                "accept",
+                Some(&m.version.text),
+                Some(&m.name),
+                Some(&m.checksum),
+                "completed",
+                Some(0),
+                None,
+                Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
+            )?;
             Ok(old)
         })?;
         return Ok(Outcome::ok(format!(
@@ -588,10 +629,7 @@ fn repair(
             .iter()
             .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
         if failing && !force {
-            let invalid = s
-                .tracking
-                .invalid_indexes(&mut s.db)
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let invalid = s.tracking.invalid_indexes(&mut s.db)?;
             if !invalid.is_empty() {
                 let drops: Vec<String> = invalid
                     .iter()
@@ -605,30 +643,25 @@ fn repair(
                 )));
             }
         }
-        let cleared = s
-            .tracking
-            .clear_failed(&mut s.db)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let cleared = s.tracking.clear_failed(&mut s.db)?;
         for (version, name, status, idx) in &cleared {
             let why = format!(
                 "cleared {status} row{}; the migration will run again from its first statement",
                 idx.map(|i| format!(" (stopped at statement {})", i + 1))
                     .unwrap_or_default()
             );
-            s.tracking
-                .history(
-                    &mut s.db,
-                    &run,
-                    "repair",
-                    Some(version),
-                    Some(name),
-                    None,
-                    "completed",
-                    Some(0),
-                    None,
-                    Some(&why),
-                )
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            s.tracking.history(
+                &mut s.db,
+                &run,
+                "repair",
+                Some(version),
+                Some(name),
+                None,
+                "completed",
+                Some(0),
+                None,
+                Some(&why),
+            )?;
         }
         Ok(cleared)
     })?;
@@ -784,8 +817,7 @@ fn drift(
                 "`drift` needs --source ENV|URL or --against migrations".into(),
             ))
         }
-    }
-    .map_err(|e| CliError::Failed(e.to_string()))?;
+    }?;
     Ok(Outcome {
         code: if report.has_critical() {
             exit::FAILED
@@ -823,8 +855,7 @@ fn report(
         .unwrap_or_default();
     match output {
         Some(path) => {
-            std::fs::write(path, body)
-                .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+            std::fs::write(path, body).map_err(CliError::io("writing", path))?;
             Ok(Outcome::ok(format!(
                 "wrote {} (overall health: {health}, {} environment(s))\n",
                 path.display(),
