@@ -565,64 +565,82 @@ fn baseline(ctx: &mut Context, version: &str) -> Result<Outcome, CliError> {
     )))
 }
 
+/// `repair`: clear failed or interrupted migrations after their cause is fixed, or with
+/// `--accept` take an edited file's checksum.
 fn repair(
     ctx: &mut Context,
     accept: Option<&str>,
     reason: Option<&str>,
     force: bool,
 ) -> Result<Outcome, CliError> {
+    match accept {
+        Some(version) => repair_accept(ctx, version, reason),
+        None => repair_failed(ctx, force),
+    }
+}
+
+/// `repair --accept V --reason TEXT`: the applied migration's checksum becomes the
+/// edited file's, with the reason in the history.
+fn repair_accept(
+    ctx: &mut Context,
+    version: &str,
+    reason: Option<&str>,
+) -> Result<Outcome, CliError> {
     let run = ctx.ci.run_context(None);
-    if let Some(version) = accept {
-        let v = parse_version(version)?;
-        let reason = reason
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| {
-                CliError::Usage(
-                    "--accept needs --reason TEXT: say why the edited file is safe to accept"
-                        .into(),
-                )
-            })?;
-        let set = ctx.load()?;
-        let m = set
-            .get(&v)
+    let v = parse_version(version)?;
+    let reason = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "--accept needs --reason TEXT: say why the edited file is safe to accept".into(),
+            )
+        })?;
+    let set = ctx.load()?;
+    let m = set
+        .get(&v)
+        .ok_or_else(|| {
+            CliError::Failed(format!(
+                "no migration file has version {v} in {}",
+                ctx.migrations_dir.display()
+            ))
+        })?
+        .clone();
+    let old = with_lock(ctx, "repair", |s, _, _| {
+        let old = s
+            .tracking
+            .accept_checksum(&mut s.db, &m.version.text, &m.checksum)?
             .ok_or_else(|| {
                 CliError::Failed(format!(
-                    "no migration file has version {v} in {}",
-                    ctx.migrations_dir.display()
+                    "migration {v} is not applied: there is nothing to accept"
                 ))
-            })?
-            .clone();
-        let old = with_lock(ctx, "repair", |s, _, _| {
-            let old = s
-                .tracking
-                .accept_checksum(&mut s.db, &m.version.text, &m.checksum)?
-                .ok_or_else(|| {
-                    CliError::Failed(format!(
-                        "migration {v} is not applied: there is nothing to accept"
-                    ))
-                })?;
-            s.tracking.history(
-                &mut s.db,
-                &run,
-                "accept",
-                Some(&m.version.text),
-                Some(&m.name),
-                Some(&m.checksum),
-                "completed",
-                Some(0),
-                None,
-                Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
-            )?;
-            Ok(old)
-        })?;
-        return Ok(Outcome::ok(format!(
-            "accepted the edited {}: checksum {} → {}\n",
-            m.path.display(),
-            &old[..12.min(old.len())],
-            &m.checksum[..12]
-        )));
-    }
+            })?;
+        s.tracking.history(
+            &mut s.db,
+            &run,
+            "accept",
+            Some(&m.version.text),
+            Some(&m.name),
+            Some(&m.checksum),
+            "completed",
+            Some(0),
+            None,
+            Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
+        )?;
+        Ok(old)
+    })?;
+    Ok(Outcome::ok(format!(
+        "accepted the edited {}: checksum {} → {}\n",
+        m.path.display(),
+        &old[..12.min(old.len())],
+        &m.checksum[..12]
+    )))
+}
+
+/// `repair`: remove the tracking rows of failed or interrupted `transaction:false`
+/// migrations so they run again — refused while INVALID indexes they left remain.
+fn repair_failed(ctx: &mut Context, force: bool) -> Result<Outcome, CliError> {
+    let run = ctx.ci.run_context(None);
     let cleared = with_lock(ctx, "repair", |s, state, _| {
         let failing = state
             .rows
