@@ -3,19 +3,19 @@
 //! Dependencies flow one way: `cli` → `pipeline` → `execute`/`plan`/`lint`/`migration`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
-pub mod backup;
-pub mod config;
+pub(crate) mod backup;
+pub(crate) mod config;
 pub mod db;
 pub mod drift;
-pub mod environments;
+pub(crate) mod environments;
 pub mod ephemeral;
 pub mod execute;
 pub mod lint;
-pub mod lint_run;
+pub(crate) mod lint_run;
 pub mod migration;
-pub mod migtest;
-pub mod pipeline;
-pub mod plan;
+pub(crate) mod migtest;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
 pub mod render;
 pub mod report;
 pub mod rollback;

@@ -15,9 +15,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// The default file name, looked up in the working directory.
-pub const DEFAULT_FILE: &str = "pgrollout.yml";
-
 /// The whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -770,14 +767,6 @@ pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// All environment names mapped to their URL variable: for masking secrets early.
-pub fn url_variables(file: &PipelineFile) -> BTreeMap<String, String> {
-    file.environments
-        .iter()
-        .map(|(n, e)| (n.clone(), e.database_url_env.clone()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 mod allow;
 mod ast;
 mod context;
-mod output;
 pub mod registry;
 mod rules;
 mod stats;
@@ -24,7 +23,6 @@ use crate::migration::Migration;
 use crate::sql::Item;
 
 pub use context::RuleContext;
-pub use output::{render_json, render_terminal};
 pub use registry::{rule, Category, RuleInfo, RULES};
 pub use stats::{apply_table_stats, tables_of_interest, TableStats};
 

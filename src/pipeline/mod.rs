@@ -311,7 +311,7 @@ mod steps;
 mod summary;
 mod trigger;
 
-pub use trigger::{decide, is_semver_tag, Decision, GitHubEvent, Request};
+pub use trigger::{decide, Decision, GitHubEvent, Request};
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,4 @@
+use super::trigger::is_semver_tag;
 use super::*;
 use std::path::Path;
 

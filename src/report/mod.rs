@@ -273,22 +273,6 @@ pub trait Reporter {
     fn finish(&mut self) {}
 }
 
-/// A reporter that forwards to several.
-pub struct Tee<'r>(pub Vec<&'r mut dyn Reporter>);
-
-impl Reporter for Tee<'_> {
-    fn event(&mut self, event: &Event<'_>) {
-        for r in self.0.iter_mut() {
-            r.event(event);
-        }
-    }
-    fn finish(&mut self) {
-        for r in self.0.iter_mut() {
-            r.finish();
-        }
-    }
-}
-
 /// Collects nothing: for library callers that do not care.
 pub struct Silent;
 impl Reporter for Silent {
