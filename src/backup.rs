@@ -12,7 +12,7 @@ use crate::db::health;
 use crate::db::tracking::RunContext;
 use crate::db::Target;
 use crate::execute::{self, RunOptions};
-use crate::report::run::{BackupInfo, DumpInfo};
+use crate::report::summary::{BackupInfo, DumpInfo};
 use crate::report::{Event, Reporter};
 
 /// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`

@@ -15,7 +15,7 @@ use crate::ephemeral::{Cluster, ClusterOptions};
 use crate::execute::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::{self, MigrationSet, Version};
 use crate::plan::{self, PlanOptions, Problem};
-use crate::render::{compare, html, markdown, text};
+use crate::render::{self, html, markdown, text};
 use crate::report::{Event, Level, Reporter};
 
 mod backup_cmd;
@@ -783,9 +783,9 @@ fn status_all(ctx: &mut Context, envs: &EnvUrls) -> Result<Outcome, CliError> {
     Ok(Outcome {
         code: if bad { exit::FAILED } else { exit::OK },
         stdout: if ctx.json() {
-            compare::status_all_json(&o)
+            render::environments::status_all_json(&o)
         } else {
-            compare::status_all_text(&o)
+            render::environments::status_all_text(&o)
         },
     })
 }
@@ -843,9 +843,9 @@ fn drift(
             exit::OK
         },
         stdout: if ctx.json() {
-            compare::drift_json(&report)
+            render::environments::drift_json(&report)
         } else {
-            compare::drift_text(&report)
+            render::environments::drift_text(&report)
         },
     })
 }
@@ -864,7 +864,7 @@ fn report(
     let o = environments::gather(&set, &dir, &list, &opts, ctx.reporter);
     let body = match ctx.global.format {
         Format::Html => html::render(&o),
-        Format::Json => compare::report_json(&o),
+        Format::Json => render::environments::report_json(&o),
         Format::Markdown | Format::Text => markdown::report(&o),
     };
     let health = serde_json::to_value(o.health)

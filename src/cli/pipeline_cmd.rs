@@ -10,7 +10,7 @@ use crate::execute::RunOptions;
 use crate::migration::MigrationSet;
 use crate::pipeline::{self, Decision, Request, Setup};
 use crate::plan::PlanOptions;
-use crate::report::run::{RunStatus, RunSummary};
+use crate::report::summary::{RunStatus, RunSummary};
 use crate::report::{Event, Level};
 
 pub fn run(ctx: &mut Context, command: PipelineCommand) -> Result<Outcome, CliError> {

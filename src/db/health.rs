@@ -9,7 +9,7 @@ use tokio_postgres::SimpleQueryMessage;
 use super::conn::ServerError;
 use super::tracking::{RunContext, TrackingError};
 use super::{quote_ident, Db};
-use crate::report::run::{BackupInfo, DumpInfo};
+use crate::report::summary::{BackupInfo, DumpInfo};
 
 /// What the server says about itself.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use crate::db::tracking::RunContext;
 use crate::db::Target;
 use crate::execute::{self, ApplyError, RunOptions};
 use crate::migration::MigrationSet;
-use crate::report::run::{RunStatus, RunSummary, StepRow, StepStatus};
+use crate::report::summary::{RunStatus, RunSummary, StepRow, StepStatus};
 use crate::report::{Event, Level, Reporter};
 
 /// Everything a run needs besides the decision.

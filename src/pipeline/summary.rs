@@ -2,7 +2,7 @@
 
 use super::Runner;
 use crate::plan::{self};
-use crate::report::run::{MigrationRow, RunStatus, RunSummary, StepStatus};
+use crate::report::summary::{MigrationRow, RunStatus, RunSummary, StepStatus};
 use crate::report::Event;
 
 impl Runner<'_, '_> {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::terminal::Terminal;
-use crate::report::run::{self, MigrationRow, RunStatus, RunSummary};
+use crate::report::summary::{self, MigrationRow, RunStatus, RunSummary};
 use crate::report::{human_duration, Event, Level, Location, Mode, Reporter};
 
 /// GitHub shows this many annotations of each kind per step.
@@ -679,14 +679,14 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
         s.push_str("\n### Steps\n\n| Step | Status | Duration | Detail |\n|---|---|---|---|\n");
         for st in &r.steps {
             let status = match st.status {
-                run::StepStatus::Passed => "✅ passed",
-                run::StepStatus::Failed => "❌ failed",
-                run::StepStatus::Skipped => "⏭️ skipped",
+                summary::StepStatus::Passed => "✅ passed",
+                summary::StepStatus::Failed => "❌ failed",
+                summary::StepStatus::Skipped => "⏭️ skipped",
             };
             s.push_str(&format!(
                 "| {} | {status} | {} | {} |\n",
                 md(&st.name),
-                if st.status == run::StepStatus::Skipped {
+                if st.status == summary::StepStatus::Skipped {
                     "—".into()
                 } else {
                     ms_text(Some(st.duration_ms))
@@ -716,7 +716,7 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
 
 /// Generated rollbacks, marked as such, in fenced blocks (a fence longer than any
 /// backtick run in the SQL, so the SQL cannot close it).
-fn generated_markdown(generated: &[run::GeneratedDown], s: &mut String) {
+fn generated_markdown(generated: &[summary::GeneratedDown], s: &mut String) {
     for g in generated {
         let longest = g.sql.split(|c| c != '`').map(str::len).max().unwrap_or(0);
         let fence = "`".repeat(longest.max(2) + 1);
@@ -729,7 +729,7 @@ fn generated_markdown(generated: &[run::GeneratedDown], s: &mut String) {
 }
 
 /// What `rollback` steps rolled back (or rehearsed) and where each down SQL came from.
-fn rolled_back_markdown(rows: &[run::RolledBackRow], s: &mut String) {
+fn rolled_back_markdown(rows: &[summary::RolledBackRow], s: &mut String) {
     if rows.is_empty() {
         return;
     }

@@ -4,7 +4,7 @@
 //! They import the seam and the pure layers' data types, never the engine or the
 //! database (`tests/architecture.rs` checks it).
 
-pub mod compare;
+pub mod environments;
 pub mod github;
 pub mod html;
 pub mod markdown;

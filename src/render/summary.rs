@@ -1,7 +1,7 @@
 //! A finished run in words: the closing lines of the log and the rollback
 //! instructions, shared by the terminal, the GitHub job summary and Markdown.
 
-use crate::report::run::{Rollback, RunSummary};
+use crate::report::summary::{Rollback, RunSummary};
 
 /// Rollback instructions, one item per line, commands in backticks (readable as plain
 /// text and as Markdown list items).

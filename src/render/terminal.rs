@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::report::run::StepStatus;
+use crate::report::summary::StepStatus;
 use crate::report::{human_duration, Event, Level, Mode, Reporter};
 
 pub struct Terminal {

@@ -3,7 +3,7 @@
 //! `render/`. The core never prints; a new observable fact is a new [`Event`] variant.
 
 pub mod environments;
-pub mod run;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -211,7 +211,7 @@ pub enum Event<'a> {
     /// A pipeline step ended.
     StepFinished {
         step: &'a str,
-        status: run::StepStatus,
+        status: summary::StepStatus,
         duration: Duration,
         detail: &'a str,
     },
@@ -221,7 +221,7 @@ pub enum Event<'a> {
     },
     /// The pipeline's result: the job summary and step outputs are built from it.
     PipelineFinished {
-        summary: &'a run::RunSummary,
+        summary: &'a summary::RunSummary,
     },
     /// The migrations a rollback is about to undo (or rehearse), newest first.
     RollbackPlanned {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Context, Outcome};
-use crate::report::run::BackupInfo;
+use crate::report::summary::BackupInfo;
 
 pub(super) fn backup(
     ctx: &mut Context,

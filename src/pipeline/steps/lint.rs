@@ -1,7 +1,7 @@
 //! The `lint` step: the pending migrations through the linter, with live table sizes, failing at the environment's `lint_fail_on`.
 
 use super::super::{Runner, StepResult};
-use crate::report::run::FindingRow;
+use crate::report::summary::FindingRow;
 use crate::report::Level;
 
 impl Runner<'_, '_> {

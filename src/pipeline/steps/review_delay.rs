@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::super::{Runner, StepError, StepResult};
 use crate::plan::{self};
-use crate::report::run::RunStatus;
+use crate::report::summary::RunStatus;
 use crate::report::Event;
 
 impl Runner<'_, '_> {

@@ -4,7 +4,7 @@
 use super::super::{Runner, StepResult};
 use crate::config::RollbackStep;
 use crate::migration::Version;
-use crate::report::run::{GeneratedDown, Rollback, RolledBackRow, RunStatus};
+use crate::report::summary::{GeneratedDown, Rollback, RolledBackRow, RunStatus};
 use crate::rollback::{self, DownOrigin, RollbackOptions, RollbackTarget};
 
 impl Runner<'_, '_> {

@@ -249,7 +249,7 @@ fn steps_are_log_groups() {
     });
     g.event(&Event::StepFinished {
         step: "validate",
-        status: run::StepStatus::Passed,
+        status: summary::StepStatus::Passed,
         duration: Duration::from_millis(5),
         detail: "ok",
     });
@@ -291,7 +291,7 @@ fn summary_and_outputs_written() {
         duration_ms: None,
         checksum: "0123456789abcdef".into(),
     });
-    s.rollback = Some(run::Rollback {
+    s.rollback = Some(summary::Rollback {
         reversible: vec!["0002".into(), "0001".into()],
         command: Some("pgrollout rollback --steps 2".into()),
         failed: Some("0003".into()),
