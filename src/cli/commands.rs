@@ -18,6 +18,7 @@ use crate::plan::{self, PlanOptions, Problem};
 use crate::render::{self, html, markdown, text};
 use crate::report::{Event, Level, Reporter};
 
+mod apply_output;
 mod backup_cmd;
 mod rollback_cmd;
 
@@ -478,9 +479,9 @@ fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome,
     let run = ctx.ci.run_context(None);
     match execute::apply(&target, &set, &opts, &run, ctx.reporter) {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
-            text::apply_json(&report, None)
+            apply_output::apply_json(&report, None)
         } else {
-            text::apply_text(&report, dry_run)
+            apply_output::apply_text(&report, dry_run)
         })),
         Err(ApplyFailure { report, error }) => failure(ctx, &report, error, dry_run),
     }
@@ -497,14 +498,14 @@ fn failure(
     if ctx.json() {
         return Ok(Outcome {
             code,
-            stdout: text::apply_json(report, Some(&error)),
+            stdout: apply_output::apply_json(report, Some(&error)),
         });
     }
     let did_something = !report.applied.is_empty()
         || !report.rehearsed.is_empty()
         || !report.not_rehearsed.is_empty();
     let mut stdout = if did_something {
-        text::apply_text(report, dry_run)
+        apply_output::apply_text(report, dry_run)
     } else {
         String::new()
     };
