@@ -18,6 +18,15 @@ fn yaml(path: &str) -> serde_yaml::Value {
     serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The strings of a YAML sequence (empty when it is not one).
+fn strings(v: &serde_yaml::Value) -> Vec<&str> {
+    v.as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect()
+}
+
 /// `key = "value"` of Cargo.toml's `[package]` table.
 fn package_field(key: &str) -> String {
     let cargo = read("Cargo.toml");
@@ -89,13 +98,7 @@ fn action_yml_runs_the_published_image_of_this_version() {
 #[test]
 fn the_release_workflow_publishes_the_image_action_yml_names() {
     let w = yaml(".github/workflows/release.yml");
-    let tags: Vec<&str> = w["on"]["push"]["tags"]
-        .as_sequence()
-        .expect("release.yml runs on pushed tags")
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
-    assert_eq!(tags, ["v*.*.*"]);
+    assert_eq!(strings(&w["on"]["push"]["tags"]), ["v*.*.*"]);
     let text = read(".github/workflows/release.yml");
     // The registry and name come from release-check, given the running repository.
     assert!(
@@ -205,12 +208,7 @@ fn the_image_runs_as_root_and_its_entrypoint_is_the_binary_action_yml_runs() {
     // action.yml's args put the entrypoint in action mode; the binary's action mode
     // turns INPUT_ARGS into its command line.
     let y = yaml("action.yml");
-    let args: Vec<&str> = y["runs"]["args"]
-        .as_sequence()
-        .expect("action.yml runs.args")
-        .iter()
-        .filter_map(|a| a.as_str())
-        .collect();
+    let args = strings(&y["runs"]["args"]);
     assert_eq!(args, ["action"]);
     let out = Command::new(env!("CARGO_BIN_EXE_pgrollout"))
         .args(&args)
