@@ -66,14 +66,53 @@ impl Default for ClusterOptions {
     }
 }
 
+/// What to install for `--ephemeral`, for this system: the package of the OS's package
+/// manager (from `/etc/os-release` on Linux, Homebrew on macOS), where its programs land
+/// when that is off `PATH`, and the way that needs no server programs at all.
+pub fn install_advice(os_release: Option<&str>, macos: bool) -> String {
+    let ids: Vec<&str> = os_release
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.strip_prefix("ID=").or_else(|| l.strip_prefix("ID_LIKE=")))
+        .flat_map(|v| v.trim_matches('"').split_whitespace())
+        .collect();
+    let is = |id: &str| ids.contains(&id);
+    let install = if macos {
+        format!(
+            "Install them with Homebrew: `brew install postgresql@17` (keg-only: set \
+             {PG_BIN_ENV}=\"$(brew --prefix postgresql@17)/bin\")."
+        )
+    } else if is("debian") || is("ubuntu") {
+        "Install them on Debian/Ubuntu: `sudo apt-get install postgresql` (the programs land \
+         in /usr/lib/postgresql/<major>/bin, which pgrollout searches)."
+            .to_string()
+    } else if is("fedora") || is("rhel") || is("centos") {
+        "Install them on Fedora/RHEL: `sudo dnf install postgresql-server`.".to_string()
+    } else if is("arch") {
+        "Install them on Arch Linux: `sudo pacman -S postgresql`.".to_string()
+    } else if is("alpine") {
+        "Install them on Alpine: `apk add postgresql`.".to_string()
+    } else {
+        "Install your system's PostgreSQL server package (Debian/Ubuntu: \
+         `sudo apt-get install postgresql`; Homebrew: `brew install postgresql@17`)."
+            .to_string()
+    };
+    format!(
+        "{install} Or set {PG_BIN_ENV} to the directory holding initdb and pg_ctl. Or, \
+         without --ephemeral, start a server with \
+         `docker run -d -p 5432:5432 -e POSTGRES_PASSWORD=postgres postgres:18` and pass \
+         --database-url postgres://postgres:postgres@localhost:5432/postgres"
+    )
+}
+
 /// Why a throwaway cluster could not be set up or controlled.
 #[derive(Debug, thiserror::Error)]
 pub enum EphemeralError {
     /// No usable `initdb`/`pg_ctl` pair.
     #[error(
-        "finding the PostgreSQL server programs (initdb, pg_ctl): {reason}; install them \
-         (`apt-get install postgresql` on Debian/Ubuntu) or set {PG_BIN_ENV} to the \
-         directory that contains them"
+        "finding the PostgreSQL server programs (initdb, pg_ctl): {reason}. \
+         {}",
+        install_advice(std::fs::read_to_string("/etc/os-release").ok().as_deref(), cfg!(target_os = "macos"))
     )]
     NotInstalled { reason: String },
     /// Running as root, but there is no `postgres` OS user to run the server as.
@@ -723,8 +762,34 @@ mod tests {
             reason: "none on PATH".into(),
         }
         .to_string();
-        assert!(message.contains("apt-get install postgresql"), "{message}");
         assert!(message.contains("PGROLLOUT_PG_BIN"), "{message}");
+        assert!(message.contains("docker run"), "{message}");
+    }
+
+    #[test]
+    fn install_advice_names_the_package_of_the_os() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n";
+        let mint = "ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n";
+        let fedora = "ID=fedora\n";
+        for os in [debian, mint] {
+            let advice = install_advice(Some(os), false);
+            assert!(
+                advice.contains("sudo apt-get install postgresql"),
+                "{advice}"
+            );
+        }
+        let advice = install_advice(Some(fedora), false);
+        assert!(advice.contains("dnf install postgresql-server"), "{advice}");
+        assert!(!advice.contains("apt-get"), "{advice}");
+        let advice = install_advice(None, true);
+        assert!(advice.contains("brew install postgresql@17"), "{advice}");
+        let advice = install_advice(None, false);
+        assert!(advice.contains("apt-get install postgresql"), "{advice}");
+        assert!(advice.contains("brew install"), "{advice}");
+        for os in [Some(debian), Some(fedora), None] {
+            let advice = install_advice(os, false);
+            assert!(advice.contains("docker run -d -p 5432:5432"), "{advice}");
+        }
     }
 
     #[test]
