@@ -11,4 +11,5 @@ mod github;
 mod lint;
 mod report;
 mod rollback;
+mod shipping;
 mod steps;

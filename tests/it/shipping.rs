@@ -14,12 +14,12 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-fn yaml(path: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+fn yaml(path: &str) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The strings of a YAML sequence (empty when it is not one).
-fn strings(v: &serde_yaml::Value) -> Vec<&str> {
+fn strings(v: &serde_yaml_ng::Value) -> Vec<&str> {
     v.as_sequence()
         .into_iter()
         .flatten()
