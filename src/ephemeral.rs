@@ -9,8 +9,8 @@
 //! Cleanup has three layers, because a leaked postmaster keeps running and holding memory
 //! long after the process that started it is gone:
 //! 1. `Drop` (and [`Cluster::stop`]) stops the server and deletes the temp dir;
-//! 2. [`install_signal_cleanup`] does the same for every live cluster on Ctrl-C/SIGTERM,
-//!    where `Drop` never runs;
+//! 2. [`teardown_all`] does the same for every live cluster when the binary's signal
+//!    handler must exit at once (a second Ctrl-C/SIGTERM), where `Drop` never runs;
 //! 3. a detached watchdog process per cluster does it when the owning process vanishes
 //!    without either (SIGKILL, `exit()` with the cluster in a `static`).
 //!
@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 /// The address every cluster listens on.
 const HOST: &str = "127.0.0.1";
@@ -48,6 +48,10 @@ pub struct ClusterOptions {
     pub fast: bool,
     /// Files to copy into the data dir (e.g. server.crt/server.key for TLS tests), as (source path, file name); copied with owner postgres and mode 0600.
     pub files: Vec<(PathBuf, String)>,
+    /// Where the cluster's temp dir is made; `None` is the system temp dir. The test
+    /// harness puts its clusters on a tmpfs, where `CREATE DATABASE` (a few hundred files)
+    /// is several times faster than on disk.
+    pub parent_dir: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -57,8 +61,48 @@ impl Default for ClusterOptions {
             hba_lines: Vec::new(),
             fast: true,
             files: Vec::new(),
+            parent_dir: None,
         }
     }
+}
+
+/// What to install for `--ephemeral`, for this system: the package of the OS's package
+/// manager (from `/etc/os-release` on Linux, Homebrew on macOS), where its programs land
+/// when that is off `PATH`, and the way that needs no server programs at all.
+pub fn install_advice(os_release: Option<&str>, macos: bool) -> String {
+    let ids: Vec<&str> = os_release
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.strip_prefix("ID=").or_else(|| l.strip_prefix("ID_LIKE=")))
+        .flat_map(|v| v.trim_matches('"').split_whitespace())
+        .collect();
+    let is = |id: &str| ids.contains(&id);
+    let install = if macos {
+        format!(
+            "Install them with Homebrew: `brew install postgresql@17` (keg-only: set \
+             {PG_BIN_ENV}=\"$(brew --prefix postgresql@17)/bin\")."
+        )
+    } else if is("debian") || is("ubuntu") {
+        "Install them on Debian/Ubuntu: `sudo apt-get install postgresql` (the programs land \
+         in /usr/lib/postgresql/<major>/bin, which pgrollout searches)."
+            .to_string()
+    } else if is("fedora") || is("rhel") || is("centos") {
+        "Install them on Fedora/RHEL: `sudo dnf install postgresql-server`.".to_string()
+    } else if is("arch") {
+        "Install them on Arch Linux: `sudo pacman -S postgresql`.".to_string()
+    } else if is("alpine") {
+        "Install them on Alpine: `apk add postgresql`.".to_string()
+    } else {
+        "Install your system's PostgreSQL server package (Debian/Ubuntu: \
+         `sudo apt-get install postgresql`; Homebrew: `brew install postgresql@17`)."
+            .to_string()
+    };
+    format!(
+        "{install} Or set {PG_BIN_ENV} to the directory holding initdb and pg_ctl. Or, \
+         without --ephemeral, start a server with \
+         `docker run -d -p 5432:5432 -e POSTGRES_PASSWORD=postgres postgres:18` and pass \
+         --database-url postgres://postgres:postgres@localhost:5432/postgres"
+    )
 }
 
 /// Why a throwaway cluster could not be set up or controlled.
@@ -66,9 +110,9 @@ impl Default for ClusterOptions {
 pub enum EphemeralError {
     /// No usable `initdb`/`pg_ctl` pair.
     #[error(
-        "finding the PostgreSQL server programs (initdb, pg_ctl): {reason}; install them \
-         (`apt-get install postgresql` on Debian/Ubuntu) or set {PG_BIN_ENV} to the \
-         directory that contains them"
+        "finding the PostgreSQL server programs (initdb, pg_ctl): {reason}. \
+         {}",
+        install_advice(std::fs::read_to_string("/etc/os-release").ok().as_deref(), cfg!(target_os = "macos"))
     )]
     NotInstalled { reason: String },
     /// Running as root, but there is no `postgres` OS user to run the server as.
@@ -306,37 +350,14 @@ fn live_clusters() -> MutexGuard<'static, Vec<Live>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Set by the signal handler before it starts tearing clusters down.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True once the cleanup handler has started: the server is going away under the
-/// program, whose errors from now on are a consequence, and the handler will exit 130.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Stops and deletes every live cluster, then exits with 130, on Ctrl-C or SIGTERM.
-///
-/// For programs (`pgrollout --ephemeral`): without it, an interrupt would end the
-/// process without running `Drop`, and the watchdog would clean up only a moment later.
-/// Calling it again is a no-op. Fails if the program already installed another handler
-/// through the `ctrlc` crate.
-pub fn install_signal_cleanup() -> Result<(), EphemeralError> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            ctrlc::set_handler(|| {
-                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-                let clusters = std::mem::take(&mut *live_clusters());
-                for cluster in &clusters {
-                    cluster.destroy("immediate");
-                }
-                std::process::exit(130);
-            })
-            .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|reason| EphemeralError::Signal { reason })
+/// Stops (immediately) and deletes every live cluster of this process. For the
+/// binary's signal handler on a second Ctrl-C/SIGTERM, which then exits without running
+/// `Drop`; a first signal lets the command stop at a safe point and `Drop` clean up.
+pub fn teardown_all() {
+    let clusters = std::mem::take(&mut *live_clusters());
+    for cluster in &clusters {
+        cluster.destroy("immediate");
+    }
 }
 
 /// Owns the files and the watchdog of one cluster; cleans up when dropped, including
@@ -430,13 +451,16 @@ impl Cluster {
     pub fn start(opts: &ClusterOptions) -> Result<Cluster, EphemeralError> {
         let programs = Programs::find()?;
         let run_as = RunAs::detect()?;
-        let root = tempfile::Builder::new()
-            .prefix("pgrollout-pg-")
-            .tempdir()
-            .map_err(io_err("creating a temp dir for the cluster"))?
-            // Deleted by `Guard` (or the signal handler, or the watchdog) instead, all of
-            // which can do it without the `TempDir` value.
-            .keep();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("pgrollout-pg-");
+        let root = match &opts.parent_dir {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(io_err("creating a temp dir for the cluster"))?
+        // Deleted by `Guard` (or the signal handler, or the watchdog) instead, all of
+        // which can do it without the `TempDir` value.
+        .keep();
         let guard = Guard::new(Live {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             data_dir: root.join("data"),
@@ -738,8 +762,34 @@ mod tests {
             reason: "none on PATH".into(),
         }
         .to_string();
-        assert!(message.contains("apt-get install postgresql"), "{message}");
         assert!(message.contains("PGROLLOUT_PG_BIN"), "{message}");
+        assert!(message.contains("docker run"), "{message}");
+    }
+
+    #[test]
+    fn install_advice_names_the_package_of_the_os() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n";
+        let mint = "ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n";
+        let fedora = "ID=fedora\n";
+        for os in [debian, mint] {
+            let advice = install_advice(Some(os), false);
+            assert!(
+                advice.contains("sudo apt-get install postgresql"),
+                "{advice}"
+            );
+        }
+        let advice = install_advice(Some(fedora), false);
+        assert!(advice.contains("dnf install postgresql-server"), "{advice}");
+        assert!(!advice.contains("apt-get"), "{advice}");
+        let advice = install_advice(None, true);
+        assert!(advice.contains("brew install postgresql@17"), "{advice}");
+        let advice = install_advice(None, false);
+        assert!(advice.contains("apt-get install postgresql"), "{advice}");
+        assert!(advice.contains("brew install"), "{advice}");
+        for os in [Some(debian), Some(fedora), None] {
+            let advice = install_advice(os, false);
+            assert!(advice.contains("docker run -d -p 5432:5432"), "{advice}");
+        }
     }
 
     #[test]

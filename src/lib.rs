@@ -3,30 +3,65 @@
 //! Dependencies flow one way: `cli` → `pipeline` → `engine` → `plan`/`lint`/`migration`/`sql`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
-pub mod config;
+pub(crate) mod config;
 pub mod db;
 pub mod engine;
+pub(crate) mod environments;
 pub mod ephemeral;
 pub mod lint;
-pub mod lint_run;
+pub(crate) mod lint_run;
 pub mod migration;
-pub mod overview;
-pub mod pipeline;
-pub mod plan;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub mod render;
 pub mod report;
+pub mod schema;
 pub mod sql;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
-/// Set by the binary's signal handler (Ctrl-C, SIGTERM). Long waits — the migration
-/// lock, the review delay — check it between polls and stop cleanly.
-static CANCELLED: AtomicBool = AtomicBool::new(false);
+/// Set by the binary's one signal handler (Ctrl-C, SIGTERM): the command should stop at
+/// its next safe point. Long waits — the migration lock, the review delay — wait on it
+/// and stop cleanly with nothing applied. A flag (not a channel) because every layer
+/// that waits needs only "has it happened?", and a signal can arrive before anyone waits.
+static CANCELLED: Mutex<bool> = Mutex::new(false);
+static CANCEL_SIGNAL: Condvar = Condvar::new();
 
+fn cancelled_flag() -> std::sync::MutexGuard<'static, bool> {
+    // A bool cannot be left half-written by a panic.
+    CANCELLED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The same news for async waiters: a database session that is running a statement
+/// when the signal arrives has the server cancel it (see `db::conn`).
+static CANCEL_WATCH: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+
+/// Ask the running command to stop, and wake whoever waits in [`wait_cancelled`].
 pub fn cancel() {
-    CANCELLED.store(true, Ordering::SeqCst);
+    *cancelled_flag() = true;
+    CANCEL_SIGNAL.notify_all();
+    CANCEL_WATCH.send_replace(true);
+}
+
+/// A receiver whose `changed()` resolves at the next [`cancel`] after this call (not one
+/// that already happened: work started after the signal — the cleanup — is not cut short).
+pub(crate) fn cancel_receiver() -> tokio::sync::watch::Receiver<bool> {
+    CANCEL_WATCH.subscribe()
 }
 
 pub fn cancelled() -> bool {
-    CANCELLED.load(Ordering::SeqCst)
+    *cancelled_flag()
+}
+
+/// Wait up to `timeout` for a cancellation; true if the command was cancelled. Returns
+/// as soon as the signal arrives, so a review delay stops at once, not at its next poll.
+pub fn wait_cancelled(timeout: Duration) -> bool {
+    let guard = cancelled_flag();
+    let (guard, _) = CANCEL_SIGNAL
+        .wait_timeout_while(guard, timeout, |c| !*c)
+        .unwrap_or_else(|p| p.into_inner());
+    *guard
 }
 pub mod cli;

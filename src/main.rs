@@ -5,13 +5,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use pgrollout::cli::ci::Ci;
 use pgrollout::cli::commands::{self, CliError, Context};
-use pgrollout::cli::{action, settings, Cli};
-use pgrollout::report::github::{safe_lines, GitHub};
-use pgrollout::report::terminal::Terminal;
+use pgrollout::cli::{action, exit, settings, Cli};
+use pgrollout::render::github::{safe_lines, GitHub};
+use pgrollout::render::terminal::Terminal;
 use pgrollout::report::{Event, Level, Location, Reporter};
 
 fn main() -> ExitCode {
+    install_signal_handler();
     let mut argv: Vec<String> = std::env::args().collect();
     // Action mode (the container's entrypoint): the action's inputs become the command line.
     if argv.get(1).map(String::as_str) == Some("action") {
@@ -19,7 +21,7 @@ fn main() -> ExitCode {
         if let Some(dir) = &plan.working_directory {
             if let Err(e) = std::env::set_current_dir(dir) {
                 eprintln!("error: working-directory {}: {e}", dir.display());
-                return ExitCode::from(pgrollout::cli::exit::USAGE);
+                return ExitCode::from(exit::USAGE);
             }
         }
         if let Some(url) = &plan.database_url {
@@ -33,13 +35,22 @@ fn main() -> ExitCode {
     settings::record_defaults(&mut cli.global, &matches);
     let loaded = settings::load_pipeline(&mut cli.global);
     let secrets = secrets(&cli);
-    let github = std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true");
+    let ci = Ci::from_env();
+    let github = ci.github_actions;
     // Machine-read results keep stdout to themselves.
     let machine_output = !matches!(cli.global.format, pgrollout::cli::Format::Text);
     let mut reporter: Box<dyn Reporter> = if github && machine_output {
-        Box::new(GitHub::stderr(secrets.clone()))
+        Box::new(GitHub::new(
+            Box::new(std::io::stderr()),
+            secrets.clone(),
+            ci.files.clone(),
+        ))
     } else if github {
-        Box::new(GitHub::stdout(secrets.clone()))
+        Box::new(GitHub::new(
+            Box::new(std::io::stdout()),
+            secrets.clone(),
+            ci.files.clone(),
+        ))
     } else {
         Box::new(Terminal::stderr(secrets.clone()))
     };
@@ -54,9 +65,9 @@ fn main() -> ExitCode {
                 location: location.as_ref(),
                 message: &e.to_string(),
             });
-            Err((CliError::Usage(e.to_string()), true))
+            Err((CliError::Config(e), true))
         }
-        Ok(()) => Context::new(cli.global, reporter.as_mut())
+        Ok(()) => Context::new(cli.global, ci, reporter.as_mut())
             .and_then(|mut ctx| commands::run(cli.command, &mut ctx))
             .map_err(|e| (e, false)),
     };
@@ -69,9 +80,8 @@ fn main() -> ExitCode {
             });
         }
     }
-    if pgrollout::ephemeral::interrupted() {
-        // Ctrl-C/SIGTERM with --ephemeral: the handler is removing the server (which is
-        // why the command just failed) and exits 130 itself; let it finish.
+    if STOPPING_NOW.load(std::sync::atomic::Ordering::SeqCst) {
+        // Let the handler finish removing the server; it ends the process.
         loop {
             std::thread::park();
         }
@@ -89,18 +99,53 @@ fn main() -> ExitCode {
             t.to_string()
         }
     };
-    match result {
+    let code = match result {
         Ok(outcome) => {
             let mut out = std::io::stdout().lock();
             if !outcome.stdout.is_empty() {
                 let _ = out.write_all(lines(&redact(&outcome.stdout)).as_bytes());
             }
-            ExitCode::from(outcome.code)
+            outcome.code
         }
         Err((e, _)) => {
             eprint!("{}", lines(&format!("error: {}\n", redact(&e.to_string()))));
-            ExitCode::from(e.code())
+            e.code()
         }
+    };
+    // A command that stopped short because of Ctrl-C/SIGTERM (its statement cancelled,
+    // its lock wait or review delay cut) exits as interrupted; one that finished anyway
+    // keeps its own code.
+    if code != exit::OK && pgrollout::cancelled() {
+        return ExitCode::from(exit::INTERRUPTED);
+    }
+    ExitCode::from(code)
+}
+
+/// Set by the signal handler before a hard stop: the throwaway server is going away
+/// under the command, whose errors from now on are a consequence, and the handler will
+/// exit 130 when the server is gone.
+static STOPPING_NOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process's one handler for Ctrl-C and SIGTERM. The first signal asks the command
+/// to stop at its next safe point — the lock wait and the review delay return at once,
+/// an apply stops before its next migration — so the run ends with an honest report and
+/// `Drop` removes an `--ephemeral` server. A second signal stops at once: throwaway
+/// servers are removed here (`Drop` will not run) and the process exits 130.
+fn install_signal_handler() {
+    let installed = ctrlc::set_handler(|| {
+        if pgrollout::cancelled() {
+            STOPPING_NOW.store(true, std::sync::atomic::Ordering::SeqCst);
+            pgrollout::ephemeral::teardown_all();
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+        pgrollout::cancel();
+        let _ = writeln!(
+            std::io::stderr(),
+            "interrupted: stopping at the next safe point (press Ctrl-C again to stop now)"
+        );
+    });
+    if let Err(e) = installed {
+        let _ = writeln!(std::io::stderr(), "warning: no Ctrl-C handler: {e}");
     }
 }
 

@@ -11,23 +11,7 @@ use crate::migration::{Migration, MigrationSet, Version};
 use crate::report::{Level, Location};
 use crate::sql::{Item, TxControl};
 
-/// The state of one version, files and database together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Applied,
-    Pending,
-    /// Applied, but the file's checksum differs from the recorded one.
-    Modified,
-    /// Applied, but no file on disk has this version.
-    MissingFile,
-    Failed,
-    /// A transaction:false migration recorded as running: another runner is applying it,
-    /// or a runner died while it ran.
-    Running,
-    /// Covered by a baseline: never applied by this tool.
-    Baseline,
-}
+pub use crate::report::State;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {

@@ -3,19 +3,22 @@
 
 use std::path::PathBuf;
 
+use crate::cli::ci::Ci;
 use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
-use crate::db::tracking::{RowStatus, RunContext, TrackingState};
+use crate::db::tracking::{RowStatus, TrackingState};
 use crate::db::Target;
 use crate::engine::drift::{self, DriftOptions};
 use crate::engine::{self, ApplyError, ApplyFailure, RunOptions};
-use crate::ephemeral::{Cluster, ClusterOptions};
-use crate::migration::{self, MigrationSet, Version};
-use crate::overview::{
+use crate::environments::{
     self, EnvResolver, Environment, HealthStatus, Listed, NoEnvironments, OverviewOptions, Reach,
 };
+use crate::ephemeral::{Cluster, ClusterOptions};
+use crate::migration::{self, MigrationSet, Version};
 use crate::plan::{self, PlanOptions, Problem};
-use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
+use crate::render::{self, html, markdown, text};
+use crate::report::{Event, Level, Reporter};
 
+mod apply_output;
 mod backup_cmd;
 mod rollback_cmd;
 
@@ -35,24 +38,79 @@ impl Outcome {
     }
 }
 
-/// An error that ends the command; its exit code says which kind.
+/// An error that ends the command. It keeps its source — the engine's and the
+/// database's errors with their context (SQLSTATE, file:line, the lock holder) — and
+/// knows its exit code: 2 for usage and configuration, 3 for a safety gate, 1 for work
+/// that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// Bad flags or settings the command checked itself (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The work failed, in the command's own words (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// A safety gate said no (exit 3).
     #[error("{0}")]
     Refused(String),
+    /// Connecting, or a database URL that does not parse (exit 2 for the URL).
+    #[error(transparent)]
+    Connect(#[from] crate::db::ConnectError),
+    #[error(transparent)]
+    Tracking(#[from] crate::db::tracking::TrackingError),
+    #[error(transparent)]
+    Lock(#[from] crate::db::lock::LockError),
+    /// The pipeline file or a setting in it (exit 2).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ephemeral(#[from] crate::ephemeral::EphemeralError),
+    #[error(transparent)]
+    Drift(#[from] crate::engine::drift::DriftError),
+    /// Connecting, the lock or a migration, from the apply path.
+    #[error(transparent)]
+    Apply(Box<ApplyError>),
+    /// Reading or writing a file the command was asked to.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CliError {
     pub fn code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => exit::USAGE,
-            CliError::Failed(_) => exit::FAILED,
+            CliError::Usage(_)
+            | CliError::Config(_)
+            | CliError::Connect(crate::db::ConnectError::BadUrl(_)) => exit::USAGE,
             CliError::Refused(_) => exit::REFUSED,
+            CliError::Failed(_)
+            | CliError::Connect(_)
+            | CliError::Tracking(_)
+            | CliError::Lock(_)
+            | CliError::Ephemeral(_)
+            | CliError::Drift(_)
+            | CliError::Apply(_)
+            | CliError::Io { .. } => exit::FAILED,
         }
+    }
+
+    /// An I/O error on `path` while `what` ("creating", "writing").
+    pub(crate) fn io(
+        what: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> CliError {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { what, path, source }
+    }
+}
+
+impl From<ApplyError> for CliError {
+    fn from(e: ApplyError) -> CliError {
+        CliError::Apply(Box::new(e))
     }
 }
 
@@ -66,19 +124,23 @@ pub struct Context<'r> {
     pub _cluster: Option<Cluster>,
     /// `--ephemeral`: the throwaway server's URL, which replaces every environment's.
     pub ephemeral_url: Option<String>,
+    /// The CI context, read once by `main`.
+    pub ci: Ci,
 }
 
 impl<'r> Context<'r> {
     /// Resolve flags > environment > defaults; start the ephemeral server if asked.
-    pub fn new(global: Global, reporter: &'r mut dyn Reporter) -> Result<Context<'r>, CliError> {
+    pub fn new(
+        global: Global,
+        ci: Ci,
+        reporter: &'r mut dyn Reporter,
+    ) -> Result<Context<'r>, CliError> {
         let migrations_dir = global
             .migrations
             .clone()
             .unwrap_or_else(|| PathBuf::from("migrations"));
         let mut cluster = None;
         let target = if global.ephemeral {
-            crate::ephemeral::install_signal_cleanup()
-                .map_err(|e| CliError::Failed(e.to_string()))?;
             reporter.event(&Event::Info {
                 message: "starting a throwaway PostgreSQL (--ephemeral)…",
             });
@@ -92,8 +154,7 @@ impl<'r> Context<'r> {
                     c.data_dir().display()
                 ),
             });
-            let t =
-                Target::parse(&c.url("postgres")).map_err(|e| CliError::Failed(e.to_string()))?;
+            let t = Target::parse(&c.url("postgres"))?;
             cluster = Some(c);
             Some(t)
         } else {
@@ -102,7 +163,7 @@ impl<'r> Context<'r> {
                 .as_deref()
                 .filter(|u| !u.trim().is_empty())
             {
-                Some(u) => Some(Target::parse(u).map_err(|e| CliError::Usage(e.to_string()))?),
+                Some(u) => Some(Target::parse(u)?),
                 None => None,
             }
         };
@@ -113,6 +174,7 @@ impl<'r> Context<'r> {
             reporter,
             ephemeral_url: cluster.as_ref().map(|c| c.url("postgres")),
             _cluster: cluster,
+            ci,
         })
     }
 
@@ -222,7 +284,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             source.as_deref(),
             target.as_deref(),
             against,
-            crate::db::snapshot::SnapshotOptions {
+            crate::schema::SnapshotOptions {
                 include_schemas: include_schema,
                 exclude_schemas: exclude_schema,
                 tracking_schema: ctx.global.schema.clone(),
@@ -280,8 +342,7 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
         )));
     }
     let dir = &ctx.migrations_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Failed(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(CliError::io("creating", dir))?;
     let version = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let path = dir.join(format!("{version}_{snake}.sql"));
     if let Ok(set) = MigrationSet::load(dir) {
@@ -297,9 +358,9 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| CliError::Failed(format!("creating {}: {e}", path.display())))?;
+        .map_err(CliError::io("creating", &path))?;
     std::io::Write::write_all(&mut f, migration::template(name).as_bytes())
-        .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+        .map_err(CliError::io("writing", &path))?;
     Ok(Outcome::ok(if ctx.json() {
         serde_json::json!({ "path": path }).to_string() + "\n"
     } else {
@@ -313,11 +374,8 @@ fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliEr
         &ctx.global.schema,
         ctx.global.timing.connect_timeout,
         ctx.reporter,
-    )
-    .map_err(|e| CliError::Failed(e.to_string()))?;
-    s.tracking
-        .read(&mut s.db)
-        .map_err(|e| CliError::Failed(e.to_string()))
+    )?;
+    s.tracking.read(&mut s.db).map_err(CliError::from)
 }
 
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
@@ -418,12 +476,12 @@ fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome,
     // Statements are parsed only for the migrations that will run.
     let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     match engine::apply(&target, &set, &opts, &run, ctx.reporter) {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
-            text::apply_json(&report, None)
+            apply_output::apply_json(&report, None)
         } else {
-            text::apply_text(&report, dry_run)
+            apply_output::apply_text(&report, dry_run)
         })),
         Err(ApplyFailure { report, error }) => failure(ctx, &report, error, dry_run),
     }
@@ -440,14 +498,14 @@ fn failure(
     if ctx.json() {
         return Ok(Outcome {
             code,
-            stdout: text::apply_json(report, Some(&error)),
+            stdout: apply_output::apply_json(report, Some(&error)),
         });
     }
     let did_something = !report.applied.is_empty()
         || !report.rehearsed.is_empty()
         || !report.not_rehearsed.is_empty();
     let mut stdout = if did_something {
-        text::apply_text(report, dry_run)
+        apply_output::apply_text(report, dry_run)
     } else {
         String::new()
     };
@@ -476,18 +534,15 @@ fn with_lock<T>(
 ) -> Result<T, CliError> {
     let target = ctx.need_target(command)?;
     let opts = ctx.run_options(None, false)?;
-    let mut s = engine::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-    let (_guard, state) = s
-        .lock(&opts, ctx.reporter)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut s = engine::connect(&target, &opts.schema, opts.connect_retry, ctx.reporter)?;
+    let (_guard, state) = s.lock(&opts, ctx.reporter)?;
     f(&mut s, &state, ctx.reporter)
 }
 
 fn baseline(ctx: &mut Context, version: &str) -> Result<Outcome, CliError> {
     let v = parse_version(version)?;
     let set = ctx.load()?;
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     let (name, checksum) = set
         .get(&v)
         .map_or(("<< baseline >>".to_string(), String::new()), |m| {
@@ -503,84 +558,96 @@ fn baseline(ctx: &mut Context, version: &str) -> Result<Outcome, CliError> {
         }
         s.tracking
             .insert_baseline(&mut s.db, &run, &v.text, &name, &checksum)
-            .map_err(|e| CliError::Failed(e.to_string()))
+            .map_err(CliError::from)
     })?;
     Ok(Outcome::ok(format!(
         "baseline at {v}: {covered} migration file(s) up to it are treated as applied; later ones are pending\n"
     )))
 }
 
+/// `repair`: clear failed or interrupted migrations after their cause is fixed, or with
+/// `--accept` take an edited file's checksum.
 fn repair(
     ctx: &mut Context,
     accept: Option<&str>,
     reason: Option<&str>,
     force: bool,
 ) -> Result<Outcome, CliError> {
-    let run = RunContext::from_env(None);
-    if let Some(version) = accept {
-        let v = parse_version(version)?;
-        let reason = reason
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| {
-                CliError::Usage(
-                    "--accept needs --reason TEXT: say why the edited file is safe to accept"
-                        .into(),
-                )
-            })?;
-        let set = ctx.load()?;
-        let m = set
-            .get(&v)
+    match accept {
+        Some(version) => repair_accept(ctx, version, reason),
+        None => repair_failed(ctx, force),
+    }
+}
+
+/// `repair --accept V --reason TEXT`: the applied migration's checksum becomes the
+/// edited file's, with the reason in the history.
+fn repair_accept(
+    ctx: &mut Context,
+    version: &str,
+    reason: Option<&str>,
+) -> Result<Outcome, CliError> {
+    let run = ctx.ci.run_context(None);
+    let v = parse_version(version)?;
+    let reason = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "--accept needs --reason TEXT: say why the edited file is safe to accept".into(),
+            )
+        })?;
+    let set = ctx.load()?;
+    let m = set
+        .get(&v)
+        .ok_or_else(|| {
+            CliError::Failed(format!(
+                "no migration file has version {v} in {}",
+                ctx.migrations_dir.display()
+            ))
+        })?
+        .clone();
+    let old = with_lock(ctx, "repair", |s, _, _| {
+        let old = s
+            .tracking
+            .accept_checksum(&mut s.db, &m.version.text, &m.checksum)?
             .ok_or_else(|| {
                 CliError::Failed(format!(
-                    "no migration file has version {v} in {}",
-                    ctx.migrations_dir.display()
+                    "migration {v} is not applied: there is nothing to accept"
                 ))
-            })?
-            .clone();
-        let old = with_lock(ctx, "repair", |s, _, _| {
-            let old = s
-                .tracking
-                .accept_checksum(&mut s.db, &m.version.text, &m.checksum)
-                .map_err(|e| CliError::Failed(e.to_string()))?
-                .ok_or_else(|| {
-                    CliError::Failed(format!(
-                        "migration {v} is not applied: there is nothing to accept"
-                    ))
-                })?;
-            s.tracking
-                .history(
-                    &mut s.db,
-                    &run,
-                    "accept",
-                    Some(&m.version.text),
-                    Some(&m.name),
-                    Some(&m.checksum),
-                    "completed",
-                    Some(0),
-                    None,
-                    Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
-                )
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            Ok(old)
-        })?;
-        return Ok(Outcome::ok(format!(
-            "accepted the edited {}: checksum {} → {}\n",
-            m.path.display(),
-            &old[..12.min(old.len())],
-            &m.checksum[..12]
-        )));
-    }
+            })?;
+        s.tracking.history(
+            &mut s.db,
+            &run,
+            "accept",
+            Some(&m.version.text),
+            Some(&m.name),
+            Some(&m.checksum),
+            "completed",
+            Some(0),
+            None,
+            Some(&format!("{reason} (checksum {old} → {})", m.checksum)),
+        )?;
+        Ok(old)
+    })?;
+    Ok(Outcome::ok(format!(
+        "accepted the edited {}: checksum {} → {}\n",
+        m.path.display(),
+        &old[..12.min(old.len())],
+        &m.checksum[..12]
+    )))
+}
+
+/// `repair`: remove the tracking rows of failed or interrupted `transaction:false`
+/// migrations so they run again — refused while INVALID indexes they left remain.
+fn repair_failed(ctx: &mut Context, force: bool) -> Result<Outcome, CliError> {
+    let run = ctx.ci.run_context(None);
     let cleared = with_lock(ctx, "repair", |s, state, _| {
         let failing = state
             .rows
             .iter()
             .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
         if failing && !force {
-            let invalid = s
-                .tracking
-                .invalid_indexes(&mut s.db)
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let invalid = s.tracking.invalid_indexes(&mut s.db)?;
             if !invalid.is_empty() {
                 let drops: Vec<String> = invalid
                     .iter()
@@ -594,10 +661,7 @@ fn repair(
                 )));
             }
         }
-        let cleared = s
-            .tracking
-            .clear_failed(&mut s.db)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let cleared = s.tracking.clear_failed(&mut s.db)?;
         for c in &cleared {
             let stopped = c
                 .statement_index
@@ -615,20 +679,18 @@ fn repair(
                     c.status
                 )
             };
-            s.tracking
-                .history(
-                    &mut s.db,
-                    &run,
-                    "repair",
-                    Some(&c.version),
-                    Some(&c.name),
-                    None,
-                    "completed",
-                    Some(0),
-                    None,
-                    Some(&why),
-                )
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            s.tracking.history(
+                &mut s.db,
+                &run,
+                "repair",
+                Some(&c.version),
+                Some(&c.name),
+                None,
+                "completed",
+                Some(0),
+                None,
+                Some(&why),
+            )?;
         }
         Ok(cleared)
     })?;
@@ -664,7 +726,7 @@ fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, C
     let mut listed = envs
         .env_url
         .iter()
-        .map(|s| overview::parse_env_url(s))
+        .map(|s| environments::parse_env_url(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::Usage)?;
     if let Some(loaded) = &ctx.global.pipeline {
@@ -732,7 +794,7 @@ fn status_all(ctx: &mut Context, envs: &EnvUrls) -> Result<Outcome, CliError> {
     let list = environments(ctx, envs, true)?;
     let opts = overview_options(ctx, 0);
     let dir = ctx.migrations_dir.display().to_string();
-    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let o = environments::gather(&set, &dir, &list, &opts, ctx.reporter);
     let bad = o
         .environments
         .iter()
@@ -740,9 +802,9 @@ fn status_all(ctx: &mut Context, envs: &EnvUrls) -> Result<Outcome, CliError> {
     Ok(Outcome {
         code: if bad { exit::FAILED } else { exit::OK },
         stdout: if ctx.json() {
-            compare::status_all_json(&o)
+            render::environments::status_all_json(&o)
         } else {
-            compare::status_all_text(&o)
+            render::environments::status_all_text(&o)
         },
     })
 }
@@ -752,11 +814,13 @@ fn drift(
     source: Option<&str>,
     target: Option<&str>,
     against: Option<Against>,
-    snapshot: crate::db::snapshot::SnapshotOptions,
+    snapshot: crate::schema::SnapshotOptions,
 ) -> Result<Outcome, CliError> {
     let resolver = env_resolver(ctx, &EnvUrls::default())?;
     let (t_label, t) = match target {
-        Some(spec) => overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?,
+        Some(spec) => {
+            environments::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?
+        }
         None => {
             let t = ctx.target.clone().ok_or_else(|| {
                 CliError::Usage(
@@ -782,7 +846,7 @@ fn drift(
                 ));
             }
             let (s_label, s) =
-                overview::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?;
+                environments::resolve_side(spec, resolver.as_ref()).map_err(CliError::Usage)?;
             drift::compare((&s_label, &s), (&t_label, &t), &opts, ctx.reporter)
         }
         (None, None) => {
@@ -790,8 +854,7 @@ fn drift(
                 "`drift` needs --source ENV|URL or --against migrations".into(),
             ))
         }
-    }
-    .map_err(|e| CliError::Failed(e.to_string()))?;
+    }?;
     Ok(Outcome {
         code: if report.has_critical() {
             exit::FAILED
@@ -799,9 +862,9 @@ fn drift(
             exit::OK
         },
         stdout: if ctx.json() {
-            compare::drift_json(&report)
+            render::environments::drift_json(&report)
         } else {
-            compare::drift_text(&report)
+            render::environments::drift_text(&report)
         },
     })
 }
@@ -817,10 +880,10 @@ fn report(
     let list = environments(ctx, envs, all)?;
     let opts = overview_options(ctx, history.max(0));
     let dir = ctx.migrations_dir.display().to_string();
-    let o = overview::gather(&set, &dir, &list, &opts, ctx.reporter);
+    let o = environments::gather(&set, &dir, &list, &opts, ctx.reporter);
     let body = match ctx.global.format {
         Format::Html => html::render(&o),
-        Format::Json => compare::report_json(&o),
+        Format::Json => render::environments::report_json(&o),
         Format::Markdown | Format::Text => markdown::report(&o),
     };
     let health = serde_json::to_value(o.health)
@@ -829,8 +892,7 @@ fn report(
         .unwrap_or_default();
     match output {
         Some(path) => {
-            std::fs::write(path, body)
-                .map_err(|e| CliError::Failed(format!("writing {}: {e}", path.display())))?;
+            std::fs::write(path, body).map_err(CliError::io("writing", path))?;
             Ok(Outcome::ok(format!(
                 "wrote {} (overall health: {health}, {} environment(s))\n",
                 path.display(),

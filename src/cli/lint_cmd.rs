@@ -44,12 +44,8 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
             &ctx.global.schema,
             ctx.global.timing.connect_timeout,
             ctx.reporter,
-        )
-        .map_err(|e| CliError::Failed(e.to_string()))?;
-        let state = s
-            .tracking
-            .read(&mut s.db)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        )?;
+        let state = s.tracking.read(&mut s.db)?;
         pending = lint_run::pending(&set, &state.rows);
         session = Some(s);
     }
@@ -67,7 +63,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
             |e| {
                 CliError::Failed(format!(
                     "reading table sizes for live context: {}",
-                    crate::db::health::db_message(&e)
+                    crate::db::conn::error_text(&e)
                 ))
             },
         )?;

@@ -1,6 +1,7 @@
 //! Command-line types. All `--help` text lives in these doc comments.
 
 pub mod action;
+pub mod ci;
 pub mod commands;
 pub mod lint_cmd;
 pub mod pipeline_cmd;
@@ -21,6 +22,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Refused by a safety gate: missing confirmation, production from an unexpected ref.
     pub const REFUSED: u8 = 3;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
 
 const AFTER_HELP: &str = "\
@@ -29,6 +32,7 @@ Exit codes:
   1  the work failed (a migration error, a modified or failed migration, lint errors, drift)
   2  usage or configuration error (bad flags, bad database URL, unreadable files)
   3  refused by a safety gate (missing confirmation, production from an unexpected ref)
+  130  interrupted (Ctrl-C or SIGTERM): stopped at a safe point, or at once on a second signal
 
 Examples:
   pgrollout --ephemeral apply            apply migrations/ to a throwaway PostgreSQL
@@ -563,27 +567,7 @@ pub struct PlanFlags {
     pub allow_missing: bool,
 }
 
-/// `500ms`, `5s`, `15m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 30s, 5m, 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "sec" | "secs" => n,
-        "m" | "min" | "mins" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`: use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use crate::config::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use crate::cli::commands::{CliError, Context, Outcome};
-use crate::cli::{settings, PipelineCommand, PipelineRunArgs};
+use crate::cli::{exit, settings, PipelineCommand, PipelineRunArgs};
 use crate::config::FailOn;
 use crate::engine::apply::RunOptions;
 use crate::migration::MigrationSet;
-use crate::pipeline::{self, Decision, GitHubEvent, Request, Setup};
+use crate::pipeline::{self, Decision, Request, Setup};
 use crate::plan::PlanOptions;
-use crate::report::run::{RunStatus, RunSummary};
+use crate::report::summary::{RunStatus, RunSummary};
 use crate::report::{Event, Level};
 
 pub fn run(ctx: &mut Context, command: PipelineCommand) -> Result<Outcome, CliError> {
@@ -21,7 +21,7 @@ pub fn run(ctx: &mut Context, command: PipelineCommand) -> Result<Outcome, CliEr
 
 fn outcome(ctx: &Context, summary: &RunSummary) -> Outcome {
     Outcome {
-        code: pipeline::exit_code(summary.status),
+        code: exit_code(summary.status),
         stdout: if ctx.global.format == crate::cli::Format::Json {
             serde_json::to_string_pretty(summary).expect("serialisable") + "\n"
         } else {
@@ -37,7 +37,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
             ctx.global.config.display()
         )));
     };
-    let gh = GitHubEvent::from_vars(|k| std::env::var(k).ok()).map_err(CliError::Usage)?;
+    let gh = ctx.ci.event().map_err(CliError::Usage)?;
     let request = Request {
         env: ctx.global.env.clone().filter(|e| !e.is_empty()),
         confirm: args.confirm.clone(),
@@ -106,15 +106,6 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
             ctx.migrations_dir.display()
         ))
     })?;
-    // Ctrl-C / SIGTERM: the review delay and the lock wait stop cleanly with nothing
-    // applied; a second signal ends the process at once. (With --ephemeral its own
-    // cleanup handler is already installed and wins.)
-    let _ = ctrlc::set_handler(|| {
-        if crate::cancelled() {
-            std::process::exit(130);
-        }
-        crate::cancel();
-    });
     let url_var = |name: &str| std::env::var(name).ok();
     let setup = Setup {
         file: &loaded.file,
@@ -131,7 +122,19 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         lint_fail_on: merged.lint_fail_on.unwrap_or(FailOn::Error),
         lint: crate::lint_run::LintSettings::from_settings(&merged),
         long_transaction: merged.long_transaction.unwrap_or(Duration::from_secs(300)),
+        run: ctx.ci.run_context(Some(env_name.clone())),
+        dump_dir: ctx.ci.dump_dir(std::env::temp_dir),
     };
     let summary = pipeline::run(&setup, &env_name, &trigger, dry_run, ctx.reporter);
     Ok(outcome(ctx, &summary))
+}
+
+/// The pipeline's status as the exit-code contract says.
+fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Success | RunStatus::DryRun | RunStatus::Skipped => exit::OK,
+        RunStatus::Failed => exit::FAILED,
+        RunStatus::Cancelled => exit::INTERRUPTED,
+        RunStatus::Refused => exit::REFUSED,
+    }
 }

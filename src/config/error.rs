@@ -55,9 +55,9 @@ impl ConfigError {
     }
 }
 
-/// Turn serde_yaml's message ("unknown field `stpes`, expected one of `a`, `b` at line 5
+/// Turn serde_yaml_ng's message ("unknown field `stpes`, expected one of `a`, `b` at line 5
 /// column 5") into a positioned error with a suggestion.
-pub(super) fn from_yaml(path: &Path, e: &serde_yaml::Error) -> ConfigError {
+pub(super) fn from_yaml(path: &Path, e: &serde_yaml_ng::Error) -> ConfigError {
     let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
     let mut message = e.to_string();
     if let Some(p) = message.rfind(" at line ") {

@@ -15,9 +15,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// The default file name, looked up in the working directory.
-pub const DEFAULT_FILE: &str = "pgrollout.yml";
-
 /// The whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -374,9 +371,26 @@ pub struct SmokeCheck {
     pub timeout: Option<Duration>,
 }
 
-fn parse_duration_value(s: &str) -> Result<Duration, String> {
-    // One parser for flags, environment and file.
-    crate::cli::parse_duration(s)
+/// One parser for flags, environment and file: `500ms`, `5s`, `15m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Deserialize)]
@@ -401,7 +415,7 @@ impl Scalar {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = Scalar::deserialize(d)?.text();
-    parse_duration_value(&s).map_err(serde::de::Error::custom)
+    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -465,7 +479,7 @@ impl PipelineFile {
             });
         }
         let file: PipelineFile =
-            serde_yaml::from_str(text).map_err(|e| error::from_yaml(path, &e))?;
+            serde_yaml_ng::from_str(text).map_err(|e| error::from_yaml(path, &e))?;
         file.check(path, text)?;
         Ok(file)
     }
@@ -744,38 +758,15 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     glob::Pattern::new(pattern).is_ok_and(|p| p.matches_with(name, opts))
 }
 
-/// Levenshtein distance, for "did you mean".
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest of `known` to `word`, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let norm = |s: &str| s.to_lowercase().replace('-', "_");
     known
         .iter()
-        .map(|k| (edit_distance(&norm(word), &norm(k)), *k))
+        .map(|k| (strsim::levenshtein(&norm(word), &norm(k)), *k))
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// All environment names mapped to their URL variable: for masking secrets early.
-pub fn url_variables(file: &PipelineFile) -> BTreeMap<String, String> {
-    file.environments
-        .iter()
-        .map(|(n, e)| (n.clone(), e.database_url_env.clone()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -448,11 +448,12 @@ fn conninfo_quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A percent-encoded URL component, decoded byte-exact (`+` stays `+`: in a URL's
+/// userinfo and query values libpq does not read it as a space).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn split_pem(pem: &[u8]) -> Vec<Vec<u8>> {
@@ -502,11 +503,44 @@ where
     notices
 }
 
+/// Drive `work` on the session's runtime. If Ctrl-C/SIGTERM arrives while it runs, the
+/// server is asked to cancel the running statement, as psql does: it fails with 57014,
+/// its transaction rolls back, and the command stops with that error instead of
+/// waiting for a long migration to finish. Work started after the signal (the command
+/// recording how it stopped) runs to completion.
+fn block_on<F: Future>(
+    rt: &Runtime,
+    client: &Client,
+    tls: Option<&MakeTlsConnector>,
+    work: F,
+) -> F::Output {
+    let mut signal = crate::cancel_receiver();
+    rt.block_on(async move {
+        let work = std::pin::pin!(work);
+        let signal = std::pin::pin!(signal.changed());
+        match futures_util::future::select(work, signal).await {
+            futures_util::future::Either::Left((out, _)) => out,
+            futures_util::future::Either::Right((_, work)) => {
+                let token = client.cancel_token();
+                // Best effort: if the request cannot be delivered the statement simply
+                // runs on, and a second signal ends the process.
+                let _ = match tls {
+                    None => token.cancel_query(tokio_postgres::NoTls).await,
+                    Some(tls) => token.cancel_query(tls.clone()).await,
+                };
+                work.await
+            }
+        }
+    })
+}
+
 /// One database session, driven synchronously. NOTICEs the server sends are kept for the
 /// caller to report (they are untrusted text).
 pub struct Db {
     rt: Runtime,
     client: Client,
+    /// For the cancel request on Ctrl-C (it opens a connection of its own).
+    tls: Option<MakeTlsConnector>,
     notices: UnboundedReceiver<DbError>,
     pub backend_pid: i32,
     pub server_version: String,
@@ -683,9 +717,24 @@ pub struct ServerError {
     pub detail: Option<String>,
     pub hint: Option<String>,
     pub context: Option<String>,
+    /// Where in the statement the server found the error: a 1-based character
+    /// position in the text it was sent. [`ServerError::line_col_in`] turns it into a
+    /// line and column of that text.
+    pub position: Option<u32>,
 }
 
 impl ServerError {
+    /// The error's position as a 1-based line and column of `sql`, the text the server
+    /// was sent.
+    pub fn line_col_in(&self, sql: &str) -> Option<(u32, u32)> {
+        let p = self.position? as usize;
+        let byte = sql
+            .char_indices()
+            .nth(p.saturating_sub(1))
+            .map_or(sql.len(), |(i, _)| i);
+        Some(crate::sql::LineIndex::new(sql).line_col(sql, byte))
+    }
+
     pub fn from_error(e: &tokio_postgres::Error) -> ServerError {
         let Some(db) = e.as_db_error() else {
             let mut message = e.to_string();
@@ -709,6 +758,10 @@ impl ServerError {
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
             context: db.where_().map(str::to_string),
+            position: match db.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            },
         }
     }
 }
@@ -737,16 +790,7 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     ServerError::from_error(e).to_string()
 }
 
-/// Redact secrets from any text about to leave the process.
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= 2 {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
-}
+pub use crate::report::redact;
 
 impl Db {
     /// Connect, retrying with backoff for up to `retry_for` while the server is starting
@@ -820,6 +864,7 @@ impl Db {
         let mut db = Db {
             rt,
             client,
+            tls,
             notices,
             backend_pid: 0,
             server_version: String::new(),
@@ -846,12 +891,17 @@ impl Db {
         F: Future<Output = T> + 'a,
     {
         let fut = f(&self.client);
-        self.rt.block_on(fut)
+        block_on(&self.rt, &self.client, self.tls.as_ref(), fut)
     }
 
     /// Simple-query protocol: one or more statements, no parameters.
     pub fn batch(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        self.rt.block_on(self.client.batch_execute(sql))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.batch_execute(sql),
+        )
     }
 
     pub fn query(
@@ -859,7 +909,12 @@ impl Db {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-        self.rt.block_on(self.client.query(sql, params))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.query(sql, params),
+        )
     }
 
     pub fn execute(
@@ -867,14 +922,19 @@ impl Db {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
-        self.rt.block_on(self.client.execute(sql, params))
+        block_on(
+            &self.rt,
+            &self.client,
+            self.tls.as_ref(),
+            self.client.execute(sql, params),
+        )
     }
 
     /// `COPY … FROM STDIN` with the given data.
     pub fn copy_in(&mut self, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
         use futures_util::SinkExt;
         let client = &self.client;
-        self.rt.block_on(async move {
+        block_on(&self.rt, client, self.tls.as_ref(), async move {
             let sink = client.copy_in::<_, bytes::Bytes>(sql).await?;
             futures_util::pin_mut!(sink);
             sink.send(bytes::Bytes::copy_from_slice(data)).await?;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
+use super::conn::ServerError;
 use super::tracking::{RunContext, TrackingError};
 use super::{quote_ident, Db};
-use crate::report::run::{BackupInfo, DumpInfo};
+use crate::report::summary::{BackupInfo, DumpInfo};
 
 /// What the server says about itself.
 #[derive(Debug, Clone)]
@@ -119,16 +120,21 @@ pub fn table_locks(
 
 /// Run a smoke-test query in a read-only transaction with a statement timeout; return
 /// its single value as text (`t`/`f` for booleans, None for NULL).
-pub fn single_value(db: &mut Db, sql: &str, timeout: Duration) -> Result<Option<String>, String> {
+pub fn single_value(
+    db: &mut Db,
+    sql: &str,
+    timeout: Duration,
+) -> Result<Option<String>, SingleValueError> {
     db.batch(&format!(
         "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
         timeout.as_millis().max(1)
     ))
-    .map_err(|e| db_message(&e))?;
+    .map_err(|e| SingleValueError::Server(Box::new(ServerError::from_error(&e))))?;
     let sql = sql.to_string();
     let result = db.run(|c| async move { c.simple_query(&sql).await });
     let _ = db.batch("ROLLBACK");
-    let messages = result.map_err(|e| db_message(&e))?;
+    let messages =
+        result.map_err(|e| SingleValueError::Server(Box::new(ServerError::from_error(&e))))?;
     let rows: Vec<_> = messages
         .iter()
         .filter_map(|m| match m {
@@ -138,23 +144,21 @@ pub fn single_value(db: &mut Db, sql: &str, timeout: Duration) -> Result<Option<
         .collect();
     match rows.as_slice() {
         [r] if r.len() == 1 => Ok(r.get(0).map(str::to_string)),
-        [r] => Err(format!(
-            "the query returned {} columns; return exactly one value",
-            r.len()
-        )),
-        rows => Err(format!(
-            "the query returned {} rows; return exactly one value",
-            rows.len()
-        )),
+        [r] => Err(SingleValueError::Columns(r.len())),
+        rows => Err(SingleValueError::Rows(rows.len())),
     }
 }
 
-/// A server error as one line: message and SQLSTATE.
-pub fn db_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
-        None => e.to_string(),
-    }
+/// Why a smoke-test query gave no single value.
+#[derive(Debug, thiserror::Error)]
+pub enum SingleValueError {
+    /// The server refused or failed the query (SQLSTATE, detail, hint, position).
+    #[error("{0}")]
+    Server(Box<ServerError>),
+    #[error("the query returned {0} columns; return exactly one value")]
+    Columns(usize),
+    #[error("the query returned {0} rows; return exactly one value")]
+    Rows(usize),
 }
 
 /// Record a backup marker: WAL position and transaction id now, who and where, and the

@@ -1,46 +1,10 @@
 //! Reads for reports: the audit log and backup markers of the tracking schema.
 
-use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use super::{quote_ident, Db};
 
-/// One row of `migration_history`.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryRow {
-    pub id: i64,
-    /// apply, rollback, baseline, repair, accept.
-    pub action: String,
-    /// started, completed, failed.
-    pub status: String,
-    pub version: Option<String>,
-    pub name: Option<String>,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub duration_ms: Option<i64>,
-    pub actor: String,
-    pub environment: Option<String>,
-    pub git_ref: Option<String>,
-    pub git_sha: Option<String>,
-    pub ci_run_url: Option<String>,
-    pub error: Option<String>,
-    pub reason: Option<String>,
-}
-
-/// One row of `backup_markers`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupMarker {
-    pub id: i64,
-    pub label: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub actor: String,
-    pub environment: Option<String>,
-    pub git_ref: Option<String>,
-    pub wal_lsn: Option<String>,
-    pub txid: i64,
-    pub dump_path: Option<String>,
-    pub dump_size_bytes: Option<i64>,
-    pub dump_sha256: Option<String>,
-}
+pub use crate::report::environments::{BackupMarker, HistoryRow};
 
 // tokio-postgres is built without chrono support: timestamps travel as epoch milliseconds.
 fn millis(ms: i64) -> chrono::DateTime<chrono::Utc> {

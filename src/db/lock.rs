@@ -12,26 +12,8 @@ use tokio_postgres::error::SqlState;
 
 use super::conn::{error_text, ConnectError, Db, Target};
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LockHolder {
-    pub pid: i32,
-    pub application_name: String,
-    pub user: String,
-    pub client: String,
-    /// When the holding session connected (RFC 3339).
-    pub since: String,
-    pub held_for_secs: i64,
-}
-
-impl std::fmt::Display for LockHolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pid {} (application_name '{}', user {}, from {}, connected since {}, {}s ago)",
-            self.pid, self.application_name, self.user, self.client, self.since, self.held_for_secs
-        )
-    }
-}
+/// Who holds the lock: the data type lives in the report seam, which carries it.
+pub use crate::report::LockHolder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

@@ -1,11 +1,11 @@
 //! Everything that talks to PostgreSQL: connections and TLS, the advisory-lock guard,
 //! the tracking schema. All of the tool's own SQL text lives under this module.
 
+pub mod catalog;
 pub mod conn;
 pub mod health;
 pub mod history;
 pub mod lock;
-pub mod snapshot;
 pub mod stats;
 pub mod tracking;
 

@@ -203,58 +203,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// From the GitHub Actions environment when present, else the OS user.
-    pub fn from_env(environment: Option<String>) -> RunContext {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let actor = var("GITHUB_ACTOR")
-            .or_else(|| var("USER"))
-            .or_else(|| var("LOGNAME"))
-            .or_else(os_user)
-            .unwrap_or_else(|| "unknown".into());
-        let ci_run_url = match (
-            var("GITHUB_SERVER_URL"),
-            var("GITHUB_REPOSITORY"),
-            var("GITHUB_RUN_ID"),
-        ) {
-            (Some(s), Some(r), Some(id)) => Some(format!("{s}/{r}/actions/runs/{id}")),
-            _ => None,
-        };
+    /// For work on a scratch database nobody audits (drift's "against migrations"
+    /// build): a fresh run id and `actor` naming the purpose.
+    pub fn scratch(purpose: &str) -> RunContext {
         RunContext {
             run_id: new_run_id(),
-            actor,
-            environment,
-            git_sha: var("GITHUB_SHA"),
-            git_ref: var("GITHUB_REF"),
-            ci_run_url,
+            actor: purpose.to_string(),
+            ..RunContext::default()
         }
     }
 }
 
-/// The name of the effective OS user, for runs outside CI with no $USER set.
-fn os_user() -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, both valid for their sizes;
-    // on success `result` points at `pwd`, whose string fields point into `buf`.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            libc::geteuid(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    // SAFETY: pw_name is a NUL-terminated string inside `buf`, alive for this scope.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-fn new_run_id() -> String {
+/// A random id shared by the history rows of one command.
+pub fn new_run_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let n: u64 = rng.random();

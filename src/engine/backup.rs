@@ -5,23 +5,15 @@
 //! the moment it was written (for point-in-time recovery to just before a migration), who
 //! wrote it and from where, and the dump taken just before it, if any.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::db::health;
 use crate::db::tracking::RunContext;
 use crate::db::Target;
 use crate::engine::{self, RunOptions};
-use crate::report::run::{BackupInfo, DumpInfo};
+use crate::report::summary::{BackupInfo, DumpInfo};
 use crate::report::{Event, Reporter};
-
-/// Where a dump goes by default: `$RUNNER_TEMP` on a GitHub runner (kept until the job
-/// ends, and uploadable as an artifact), else the system temp directory.
-pub fn default_dump_dir() -> PathBuf {
-    std::env::var_os("RUNNER_TEMP")
-        .filter(|v| !v.is_empty())
-        .map_or_else(std::env::temp_dir, PathBuf::from)
-}
 
 /// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`
 /// and the UTC time; returns its path, size and SHA-256. The password goes through
@@ -105,28 +97,12 @@ pub fn describe(m: &BackupInfo) -> String {
 pub fn split_password(url: &str) -> (String, Option<String>) {
     if let Ok(mut u) = url::Url::parse(url) {
         if let Some(p) = u.password() {
-            let p = percent_decode(p);
+            let p = percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned();
             let _ = u.set_password(None);
             return (u.to_string(), Some(p));
         }
     }
     (url.to_string(), None)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

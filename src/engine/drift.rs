@@ -8,24 +8,18 @@
 //! decides (the CLI exits 1 when one is critical).
 //!
 //! For a pipeline step: call [`compare`] or [`against_migrations`], then [`emit`] for the
-//! annotations and `report::markdown::drift_summary` for the job summary section.
+//! annotations and `render::markdown::drift_summary` for the job summary section.
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::db::snapshot::{
-    self, Difference, SchemaSnapshot, Severity, SnapshotError, SnapshotOptions,
-};
+use crate::db::catalog::{self, SnapshotError};
 use crate::db::tracking::RunContext;
 use crate::db::{ConnectError, Db, Target};
 use crate::engine::{self, RunOptions};
 use crate::ephemeral::{Cluster, ClusterOptions, EphemeralError};
 use crate::migration::MigrationSet;
 use crate::report::{Event, Level, Reporter, Silent};
-
-/// The shape of [`DriftReport`] as JSON.
-pub const DRIFT_FORMAT_VERSION: u32 = 1;
+use crate::schema::{self, SchemaSnapshot, Severity, SnapshotOptions};
 
 /// How to compare.
 #[derive(Debug, Clone)]
@@ -61,46 +55,7 @@ pub enum DriftError {
     Expected(String),
 }
 
-/// One side of a comparison, as shown to people.
-#[derive(Debug, Clone, Serialize)]
-pub struct Side {
-    /// Environment name, `migrations`, or the redacted URL.
-    pub label: String,
-    /// Where it was read: a redacted URL, or how the expected schema was built.
-    pub location: String,
-    pub server_version: String,
-}
-
-/// The result of a comparison: documented in docs/drift-and-reports.md.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftReport {
-    pub format_version: u32,
-    pub source: Side,
-    pub target: Side,
-    pub critical: usize,
-    pub warning: usize,
-    pub info: usize,
-    pub differences: Vec<Difference>,
-}
-
-impl DriftReport {
-    pub fn new(source: Side, target: Side, differences: Vec<Difference>) -> DriftReport {
-        let n = |s: Severity| differences.iter().filter(|d| d.severity == s).count();
-        DriftReport {
-            format_version: DRIFT_FORMAT_VERSION,
-            critical: n(Severity::Critical),
-            warning: n(Severity::Warning),
-            info: n(Severity::Info),
-            source,
-            target,
-            differences,
-        }
-    }
-
-    pub fn has_critical(&self) -> bool {
-        self.critical > 0
-    }
-}
+pub use crate::schema::{DriftReport, Side, DRIFT_FORMAT_VERSION};
 
 /// Connect and read one snapshot.
 pub fn snapshot_of(
@@ -127,7 +82,7 @@ pub fn snapshot_of(
 }
 
 fn read(db: &mut Db, label: &str, opts: &DriftOptions) -> Result<SchemaSnapshot, DriftError> {
-    snapshot::read(db, &opts.snapshot).map_err(|source| DriftError::Snapshot {
+    catalog::read(db, &opts.snapshot).map_err(|source| DriftError::Snapshot {
         side: label.to_string(),
         source,
     })
@@ -143,7 +98,7 @@ pub fn compare(
     let (a_side, a) = snapshot_of(source.1, source.0, opts, reporter)?;
     let (b_side, b) = snapshot_of(target.1, target.0, opts, reporter)?;
     warn_versions(&a_side, &b_side, reporter);
-    Ok(DriftReport::new(a_side, b_side, snapshot::diff(&a, &b)))
+    Ok(DriftReport::new(a_side, b_side, schema::diff(&a, &b)))
 }
 
 /// Compare a database with the schema its migration files build: every file is applied,
@@ -157,7 +112,7 @@ pub fn against_migrations(
     let (a_side, a) = expected_schema(set, opts, reporter)?;
     let (b_side, b) = snapshot_of(target.1, target.0, opts, reporter)?;
     warn_versions(&a_side, &b_side, reporter);
-    Ok(DriftReport::new(a_side, b_side, snapshot::diff(&a, &b)))
+    Ok(DriftReport::new(a_side, b_side, schema::diff(&a, &b)))
 }
 
 /// The schema the migration files build, read from a throwaway server that is deleted
@@ -180,8 +135,14 @@ pub fn expected_schema(
         schema: opts.snapshot.tracking_schema.clone(),
         ..RunOptions::default()
     };
-    engine::apply(&t, set, &run, &RunContext::from_env(None), &mut Silent)
-        .map_err(|f| DriftError::Expected(f.error.to_string()))?;
+    engine::apply(
+        &t,
+        set,
+        &run,
+        &RunContext::scratch("pgrollout drift"),
+        &mut Silent,
+    )
+    .map_err(|f| DriftError::Expected(f.error.to_string()))?;
     let mut db = engine::connect(&t, &run.schema, opts.connect_retry, &mut Silent)?.db;
     let snap = read(&mut db, "migrations", opts)?;
     drop(db);

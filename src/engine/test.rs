@@ -13,8 +13,8 @@
 
 use serde::Serialize;
 
+use crate::db::catalog::{self, SnapshotError};
 use crate::db::conn::error_text;
-use crate::db::snapshot::{diff, SchemaSnapshot, SnapshotError};
 use crate::db::tracking::{RunContext, TrackingError};
 use crate::db::{quote_ident, ConnectError, Db, Target};
 use crate::engine::rollback::{self, DownOrigin, RollbackError, RollbackOptions, RollbackTarget};
@@ -22,6 +22,7 @@ use crate::engine::{self, ApplyError, ApplyFailure, RunOptions};
 use crate::migration::{MigrationSet, Version};
 use crate::plan::{self, PlanOptions};
 use crate::report::{Event, Level, Reporter};
+use crate::schema::{diff, SchemaSnapshot};
 
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -241,7 +242,7 @@ fn refuse_unless_scratch(
             target.redacted,
         )));
     }
-    let start = SchemaSnapshot::read(&mut s.db, schema)?;
+    let start = catalog::read_all(&mut s.db, schema)?;
     if start.has_user_objects() {
         let some: Vec<String> = start
             .tables
@@ -404,7 +405,7 @@ impl Job<'_> {
         reporter: &mut dyn Reporter,
     ) -> Result<SchemaSnapshot, TestError> {
         let mut s = engine::connect(db, self.schema, self.run.connect_retry, reporter)?;
-        Ok(SchemaSnapshot::read(&mut s.db, self.schema)?)
+        Ok(catalog::read_all(&mut s.db, self.schema)?)
     }
 
     /// On `db` (everything before `v` applied): up → down → compare with the schema

@@ -10,7 +10,6 @@
 mod allow;
 mod ast;
 mod context;
-mod output;
 pub mod registry;
 mod rules;
 mod stats;
@@ -24,7 +23,6 @@ use crate::migration::Migration;
 use crate::sql::Item;
 
 pub use context::RuleContext;
-pub use output::{render_json, render_terminal};
 pub use registry::{rule, Category, RuleInfo, RULES};
 pub use stats::{apply_table_stats, tables_of_interest, TableStats};
 
@@ -105,24 +103,10 @@ pub fn suggest_rule(unknown: &str) -> Option<&'static str> {
     let max = (unknown.len() / 3).max(2);
     RULES
         .iter()
-        .map(|r| (edit_distance(unknown, r.id), r.id))
+        .map(|r| (strsim::levenshtein(unknown, r.id), r.id))
         .filter(|(d, _)| *d <= max)
         .min_by_key(|(d, _)| *d)
         .map(|(_, id)| id)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Lint the up section of one migration.

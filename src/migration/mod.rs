@@ -306,11 +306,6 @@ impl Migration {
         Ok(())
     }
 
-    /// The up section's text as written in the file.
-    pub fn up_text(&self) -> &str {
-        &self.source[self.up.range.clone()]
-    }
-
     /// The down SQL as it would be stored at apply time (the section text), if any.
     pub fn down_text(&self) -> Option<&str> {
         self.down

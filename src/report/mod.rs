@@ -1,18 +1,45 @@
-//! What the core tells the world: typed events, and the reporters that format them.
-//! The core never prints; a new observable fact is a new [`Event`] variant.
+//! The seam between the core and its outputs: typed events, the [`Reporter`] that
+//! receives them, and the data they carry. Definitions only — the renderers live in
+//! `render/`. The core never prints; a new observable fact is a new [`Event`] variant.
 
-pub mod compare;
-pub mod github;
-pub mod html;
-pub mod markdown;
-pub mod run;
-pub mod terminal;
-pub mod text;
+pub mod environments;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::db::lock::LockHolder;
+/// The session holding the migration lock, as `pg_locks` and `pg_stat_activity` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub application_name: String,
+    pub user: String,
+    pub client: String,
+    /// When the holding session connected (RFC 3339).
+    pub since: String,
+    pub held_for_secs: i64,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} (application_name '{}', user {}, from {}, connected since {}, {}s ago)",
+            self.pid, self.application_name, self.user, self.client, self.since, self.held_for_secs
+        )
+    }
+}
+
+/// Redact secrets from any text about to leave the process.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 2 {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
 
 /// A place in a file, for messages and annotations.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +63,24 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.path.display(), self.line, self.col)
     }
+}
+
+/// The state of one version, files and database together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Applied, but the file's checksum differs from the recorded one.
+    Modified,
+    /// Applied, but no file on disk has this version.
+    MissingFile,
+    Failed,
+    /// A transaction:false migration recorded as running: another runner is applying it,
+    /// or a runner died while it ran.
+    Running,
+    /// Covered by a baseline: never applied by this tool.
+    Baseline,
 }
 
 /// How a migration runs.
@@ -204,7 +249,7 @@ pub enum Event<'a> {
     /// A pipeline step ended.
     StepFinished {
         step: &'a str,
-        status: run::StepStatus,
+        status: summary::StepStatus,
         duration: Duration,
         detail: &'a str,
     },
@@ -214,7 +259,7 @@ pub enum Event<'a> {
     },
     /// The pipeline's result: the job summary and step outputs are built from it.
     PipelineFinished {
-        summary: &'a run::RunSummary,
+        summary: &'a summary::RunSummary,
     },
     /// `pgrollout test`: the verdict on one migration — `reversible`, `irreversible`,
     /// `broken` or `untested` — with one line per difference or error.
@@ -237,22 +282,6 @@ pub trait Reporter {
     fn event(&mut self, event: &Event<'_>);
     /// The command is over: flush what was held back (annotations, job summary, outputs).
     fn finish(&mut self) {}
-}
-
-/// A reporter that forwards to several.
-pub struct Tee<'r>(pub Vec<&'r mut dyn Reporter>);
-
-impl Reporter for Tee<'_> {
-    fn event(&mut self, event: &Event<'_>) {
-        for r in self.0.iter_mut() {
-            r.event(event);
-        }
-    }
-    fn finish(&mut self) {
-        for r in self.0.iter_mut() {
-            r.finish();
-        }
-    }
 }
 
 /// Collects nothing: for library callers that do not care.

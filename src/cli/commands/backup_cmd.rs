@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Context, Outcome};
-use crate::db::tracking::RunContext;
-use crate::report::run::BackupInfo;
+use crate::report::summary::BackupInfo;
 
 pub(super) fn backup(
     ctx: &mut Context,
@@ -15,15 +14,13 @@ pub(super) fn backup(
 ) -> Result<Outcome, CliError> {
     let target = ctx.need_target("backup")?;
     let opts = ctx.run_options(None, false)?;
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     let dump = if dump {
         // On a runner, RUNNER_TEMP survives until the job ends (and can be uploaded);
         // elsewhere the operator expects the file where they are.
-        let dir = output_dir.map(Path::to_path_buf).unwrap_or_else(|| {
-            std::env::var_os("RUNNER_TEMP")
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| PathBuf::from("."), PathBuf::from)
-        });
+        let dir = output_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ctx.ci.dump_dir(|| PathBuf::from(".")));
         if !dir.is_dir() {
             return Err(CliError::Usage(format!(
                 "--output-dir {}: not a directory",

@@ -1,7 +1,6 @@
 //! `rollback` and `test`.
 
 use super::{exit, parse_version, CliError, Context, Outcome};
-use crate::db::tracking::RunContext;
 use crate::engine::rollback::{
     self, DownOrigin, RollbackError, RollbackFailure, RollbackOptions, RollbackReport,
     RollbackTarget,
@@ -60,7 +59,7 @@ pub(super) fn rollback(
         allow_generated,
         use_file_down,
     };
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     match rollback::rollback(&db, &set, &opts, &run, ctx.reporter) {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
             rollback_json(&report, None)
@@ -203,7 +202,7 @@ pub(super) fn test(
         allow_generated,
         force,
     };
-    let run = RunContext::from_env(None);
+    let run = ctx.ci.run_context(None);
     let report = test::test(&db, &set, &opts, &run, ctx.reporter).map_err(|e| match e {
         TestError::Refused(m) => CliError::Refused(m),
         other => CliError::Failed(other.to_string()),

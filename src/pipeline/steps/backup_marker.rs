@@ -1,0 +1,51 @@
+//! The `backup-marker` step: the WAL position (and optionally a pg_dump) recorded right before migrating, or a check that a recent one exists.
+
+use super::super::{Runner, StepResult};
+use crate::config::BackupOptions;
+use crate::db::health;
+
+impl Runner<'_, '_> {
+    pub(in crate::pipeline) fn backup_marker(&mut self, b: &BackupOptions) -> StepResult {
+        let schema = self.setup.opts.schema.clone();
+        if let Some(max_age) = b.max_age {
+            let mut s = self.connect()?;
+            return match health::recent_backup_marker(&mut s.db, &schema, max_age)? {
+                Some(m) => {
+                    let d = format!("backup marker #{} from {} (younger than {})", m.id, m.created_at, crate::report::human_duration(max_age));
+                    self.summary.backup = Some(m);
+                    Ok(d)
+                }
+                None => Err(format!(
+                    "no backup marker younger than {}: take a backup and record it (`backup-marker` step, or `pgrollout backup`) first",
+                    crate::report::human_duration(max_age)
+                ).into()),
+            };
+        }
+        let dump = if b.dump {
+            Some(crate::engine::backup::dump(
+                &self.target,
+                &self.url,
+                &self.setup.dump_dir,
+                self.env_name,
+                self.reporter,
+            )?)
+        } else {
+            None
+        };
+        let label = b
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("pipeline {}", self.env_name));
+        let m = crate::engine::backup::record(
+            &self.target,
+            &self.setup.opts,
+            &self.ctx,
+            &label,
+            dump.as_ref(),
+            self.reporter,
+        )?;
+        let d = crate::engine::backup::describe(&m);
+        self.summary.backup = Some(m);
+        Ok(d)
+    }
+}

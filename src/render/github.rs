@@ -1,0 +1,877 @@
+//! GitHub Actions: workflow commands, the job summary and step outputs — the one place
+//! that formats for GitHub (active when `GITHUB_ACTIONS=true`).
+//!
+//! Rules it keeps (see docs/github.md and the runner's parser):
+//! - commands are escaped exactly like `@actions/core`: data `%` first, then CR, LF;
+//!   properties also `:` and `,`;
+//! - every other line is untrusted text (file names, SQL errors, server notices): it is
+//!   split on CR and LF like the runner does, and a line that would start a command
+//!   (`::cmd`) or contain a legacy `##[cmd` is neutralised with a zero-width space;
+//! - `::add-mask::` for every secret before anything else is printed;
+//! - at most 10 annotations per kind (GitHub drops the rest silently), most severe
+//!   first, then one notice pointing to the job summary; messages capped below 4096;
+//! - the job summary is kept under 1 MiB by our own truncation (GitHub drops an
+//!   oversized summary whole); outputs use the `name<<delimiter` form, LF only.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::terminal::Terminal;
+use crate::report::summary::{self, MigrationRow, RunStatus, RunSummary};
+use crate::report::{human_duration, Direction, Event, Level, Location, Mode, Reporter};
+
+/// GitHub shows this many annotations of each kind per step.
+pub const MAX_ANNOTATIONS_PER_KIND: usize = 10;
+/// Annotation messages are cut here (GitHub truncates at 4096 UTF-16 units).
+pub const MAX_MESSAGE_UTF16: usize = 4000;
+/// Our budget for the job summary: GitHub drops a step summary over 1 MiB entirely.
+pub const SUMMARY_BUDGET: usize = 1_000_000;
+
+/// Escape the data part of a workflow command (`escapeData` of `@actions/core`).
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escape a property value (`escapeProperty` of `@actions/core`). The runner trims
+/// trailing whitespace and drops a leading `=`, so those are removed here rather than
+/// silently lost.
+pub fn escape_property(s: &str) -> String {
+    let s = s.trim_end().trim_start_matches('=');
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `::name k=v,k=v::data`, properties with empty values dropped (as core does).
+pub fn command(name: &str, props: &[(&str, String)], data: &str) -> String {
+    let props: Vec<String> = props
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", escape_property(v)))
+        .filter(|p| !p.ends_with('='))
+        .collect();
+    if props.is_empty() {
+        format!("::{name}::{}", escape_data(data))
+    } else {
+        format!("::{name} {}::{}", props.join(","), escape_data(data))
+    }
+}
+
+/// Make one line of untrusted text unable to start a workflow command: the runner acts
+/// on a line whose first non-blank characters are `::`, and on `##[` anywhere.
+pub fn neutralise(line: &str) -> String {
+    let mut s = line.replace("##[", "##\u{200B}[");
+    let lead = s.len() - s.trim_start().len();
+    if s[lead..].starts_with("::") {
+        s.insert(lead + 1, '\u{200B}');
+    }
+    s
+}
+
+/// Split untrusted text into lines the way the runner does (CR, LF, CRLF) and
+/// neutralise each.
+pub fn safe_lines(text: &str) -> Vec<String> {
+    text.split("\r\n")
+        .flat_map(|p| p.split(['\r', '\n']))
+        .map(neutralise)
+        .collect()
+}
+
+/// Cut `s` to at most `max` UTF-16 code units, on a char boundary, marking the cut.
+pub fn cap_utf16(s: &str, max: usize) -> String {
+    if s.encode_utf16().count() <= max {
+        return s.to_string();
+    }
+    let mut units = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        units += c.len_utf16();
+        if units > max.saturating_sub(1) {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Escape untrusted text for a Markdown table cell or list item.
+pub fn md(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace("\r\n", " ")
+        .replace(['\r', '\n'], " ")
+}
+
+/// Keep `text` under `budget` bytes, cutting at a line boundary with a visible note.
+pub fn bounded(text: String, budget: usize) -> String {
+    if text.len() <= budget {
+        return text;
+    }
+    let note_room = 400;
+    let limit = budget.saturating_sub(note_room);
+    let mut cut = limit;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let cut = text[..cut].rfind('\n').map_or(0, |p| p + 1);
+    let dropped = text[cut..].lines().count();
+    let mut out = text[..cut].to_string();
+    out.push_str(&format!(
+        "\n> **Summary truncated:** {dropped} more line(s) not shown, to stay under GitHub's 1 MiB job-summary limit. The step log has every line.\n"
+    ));
+    out
+}
+
+/// A random `ghadelimiter_<uuid v4>`, as `@actions/core` writes.
+pub fn delimiter() -> String {
+    use rand::Rng;
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "ghadelimiter_{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// One `name<<delimiter` entry of `$GITHUB_OUTPUT`, LF only.
+pub fn output_entry(name: &str, value: &str) -> String {
+    let value = value.replace("\r\n", "\n").replace('\r', "\n");
+    let mut d = delimiter();
+    while value.lines().any(|l| l == d) || name.contains(&d) {
+        d = delimiter();
+    }
+    format!("{name}<<{d}\n{value}\n{d}\n")
+}
+
+/// The output names the action declares; `action.yml` is checked against this list.
+pub const OUTPUTS: &[&str] = &[
+    "environment",
+    "status",
+    "applied-count",
+    "applied",
+    "pending-count",
+    "backup-marker",
+    "rolled-back-count",
+    "rolled-back",
+    "summary-file",
+];
+
+/// The runner's files for this step.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    pub output: Option<PathBuf>,
+    pub step_summary: Option<PathBuf>,
+    /// Where the copy of the summary goes (`$RUNNER_TEMP`).
+    pub runner_temp: Option<PathBuf>,
+    /// `$GITHUB_WORKSPACE`: absolute paths under it are shown relative.
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Annotation {
+    level: Level,
+    title: String,
+    location: Option<Location>,
+    message: String,
+    /// A lint finding: listed in the findings table of the summary, not under Problems.
+    lint: bool,
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The GitHub Actions reporter.
+pub struct GitHub {
+    out: Box<dyn Write>,
+    /// Log lines are formatted by the terminal reporter into this buffer, then
+    /// neutralised line by line on their way to `out`.
+    log: Terminal,
+    buf: Buffer,
+    secrets: Vec<String>,
+    files: Files,
+    annotations: Vec<Annotation>,
+    group_open: bool,
+    in_step: bool,
+    /// Migrations seen in events, for a plain `apply` (no pipeline summary).
+    migrations: Vec<MigrationRow>,
+    summary: Option<RunSummary>,
+    /// Lint findings seen, for the summary of a `lint` command (a pipeline's summary
+    /// carries its own).
+    lint_findings: Vec<crate::lint::Finding>,
+    finished: bool,
+}
+
+impl GitHub {
+    /// Writes workflow commands to `out` — stdout, where the runner reads them, or
+    /// stderr for a command whose stdout is a machine-read result (`--format json`;
+    /// the runner parses both streams) — and the job summary and outputs to the
+    /// runner's `files`. Masks `secrets` before anything else.
+    pub fn new(out: Box<dyn Write>, secrets: Vec<String>, files: Files) -> GitHub {
+        let buf = Buffer::default();
+        let mut g = GitHub {
+            out,
+            log: Terminal::to_writer(Box::new(buf.clone()), secrets.clone()),
+            buf,
+            secrets: Vec::new(),
+            files,
+            annotations: Vec::new(),
+            group_open: false,
+            in_step: false,
+            migrations: Vec::new(),
+            summary: None,
+            lint_findings: Vec::new(),
+            finished: false,
+        };
+        for s in secrets {
+            g.mask(&s);
+        }
+        g
+    }
+
+    fn mask(&mut self, secret: &str) {
+        if secret.trim().is_empty() || self.secrets.iter().any(|s| s == secret) {
+            return;
+        }
+        self.secrets.push(secret.to_string());
+        let line = command("add-mask", &[], secret);
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    fn redact(&self, s: &str) -> String {
+        crate::report::redact(s, &self.secrets)
+    }
+
+    /// Write a workflow command (already escaped).
+    fn cmd(&mut self, line: String) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// Move formatted log text to the output, neutralised.
+    fn drain(&mut self) {
+        let bytes = std::mem::take(&mut *self.buf.0.borrow_mut());
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        for l in safe_lines(text) {
+            let _ = writeln!(self.out, "{}", self.redact(&l));
+        }
+        let _ = self.out.flush();
+    }
+
+    fn open_group(&mut self, title: &str) {
+        self.close_group();
+        let t = self.redact(title);
+        self.cmd(command("group", &[], &t));
+        self.group_open = true;
+    }
+
+    fn close_group(&mut self) {
+        if self.group_open {
+            self.cmd("::endgroup::".into());
+            self.group_open = false;
+        }
+    }
+
+    fn annotate(&mut self, level: Level, title: &str, location: Option<&Location>, message: &str) {
+        self.annotations.push(Annotation {
+            level,
+            title: title.to_string(),
+            location: location.cloned(),
+            message: message.to_string(),
+            lint: false,
+        });
+    }
+
+    fn file_of(&self, l: &Location) -> String {
+        let p = match &self.files.workspace {
+            Some(w) => l.path.strip_prefix(w).unwrap_or(&l.path),
+            None => &l.path,
+        };
+        let s = p.to_string_lossy().replace('\\', "/");
+        s.strip_prefix("./").map_or(s.clone(), str::to_string)
+    }
+
+    fn annotation_line(&self, a: &Annotation) -> String {
+        let kind = match a.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+        };
+        let mut props: Vec<(&str, String)> =
+            vec![("title", cap_utf16(&self.redact(&a.title), 250))];
+        if let Some(l) = &a.location {
+            props.push(("file", self.file_of(l)));
+            if l.line > 0 {
+                props.push(("line", l.line.to_string()));
+                if l.col > 0 {
+                    props.push(("col", l.col.to_string()));
+                }
+            }
+        }
+        let msg = cap_utf16(&self.redact(&a.message), MAX_MESSAGE_UTF16);
+        command(kind, &props, &msg)
+    }
+
+    /// Most severe first, at most 10 per kind, then one notice for the rest.
+    fn emit_annotations(&mut self) {
+        let mut all = std::mem::take(&mut self.annotations);
+        all.sort_by_key(|a| std::cmp::Reverse(a.level));
+        let mut shown = [0usize; 3];
+        let mut hidden = 0;
+        let total_notices = all.iter().filter(|a| a.level == Level::Notice).count();
+        let overflow = all
+            .iter()
+            .map(|a| a.level)
+            .any(|l| all.iter().filter(|a| a.level == l).count() > MAX_ANNOTATIONS_PER_KIND);
+        let notice_cap = if overflow || total_notices > MAX_ANNOTATIONS_PER_KIND {
+            MAX_ANNOTATIONS_PER_KIND - 1
+        } else {
+            MAX_ANNOTATIONS_PER_KIND
+        };
+        let mut lines = Vec::new();
+        for a in &all {
+            let i = a.level as usize;
+            let cap = if a.level == Level::Notice {
+                notice_cap
+            } else {
+                MAX_ANNOTATIONS_PER_KIND
+            };
+            if shown[i] < cap {
+                shown[i] += 1;
+                lines.push(self.annotation_line(a));
+            } else {
+                hidden += 1;
+            }
+        }
+        if hidden > 0 {
+            lines.push(command(
+                "notice",
+                &[("title", "more problems in the job summary".to_string())],
+                &format!(
+                    "{hidden} more problem(s) not annotated here: GitHub shows {MAX_ANNOTATIONS_PER_KIND} annotations of each kind per step. The job summary lists all of them."
+                ),
+            ));
+        }
+        for l in lines {
+            self.cmd(l);
+        }
+        self.annotations = all;
+    }
+
+    fn summary_markdown(&self) -> Option<String> {
+        let mut s = String::new();
+        match &self.summary {
+            Some(r) => pipeline_markdown(r, &mut s),
+            None if self.migrations.is_empty() && !self.lint_findings.is_empty() => {
+                lint_markdown(&self.lint_findings, &|l| self.file_of(l), &mut s)
+            }
+            None if !self.migrations.is_empty() || !self.annotations.is_empty() => {
+                let failed = self.migrations.iter().any(|m| m.status == "failed")
+                    || self.annotations.iter().any(|a| a.level == Level::Error);
+                s.push_str(&format!(
+                    "## pgrollout {}\n\n",
+                    if failed { "❌ failed" } else { "✅ success" }
+                ));
+                migrations_table(&self.migrations, &mut s);
+            }
+            None => return None,
+        }
+        if self.annotations.iter().any(|a| !a.lint) {
+            s.push_str("\n### Problems\n\n");
+            for a in self.annotations.iter().filter(|a| !a.lint) {
+                let at = a
+                    .location
+                    .as_ref()
+                    .map(|l| format!("`{}:{}:{}` ", md(&self.file_of(l)), l.line, l.col))
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "- **{}** {at}{}\n",
+                    level_word(a.level),
+                    md(&cap_utf16(&a.message, MAX_MESSAGE_UTF16))
+                ));
+            }
+        }
+        Some(self.redact(&s))
+    }
+
+    fn write_summary(&mut self) -> Option<PathBuf> {
+        let md_text = self.summary_markdown()?;
+        let copy = self
+            .files
+            .runner_temp
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("pgrollout-summary-{}.md", std::process::id()));
+        let _ = std::fs::write(&copy, &md_text);
+        if let Some(path) = self.files.step_summary.clone() {
+            let existing = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+            let text = bounded(md_text, SUMMARY_BUDGET.saturating_sub(existing));
+            let r = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()));
+            if let Err(e) = r {
+                self.cmd(command(
+                    "warning",
+                    &[],
+                    &format!("writing the job summary to {}: {e}", path.display()),
+                ));
+            }
+        }
+        Some(copy)
+    }
+
+    fn outputs(&self, summary_file: Option<&Path>) -> Vec<(&'static str, String)> {
+        let file = summary_file.map_or(String::new(), |p| p.display().to_string());
+        match &self.summary {
+            Some(r) => vec![
+                ("environment", r.environment.clone().unwrap_or_default()),
+                ("status", r.status.as_str().to_string()),
+                ("applied-count", r.applied.len().to_string()),
+                ("applied", r.applied.join("\n")),
+                ("pending-count", r.pending.len().to_string()),
+                (
+                    "backup-marker",
+                    r.backup
+                        .as_ref()
+                        .map_or(String::new(), |b| b.id.to_string()),
+                ),
+                (
+                    "rolled-back-count",
+                    r.rolled_back_versions().len().to_string(),
+                ),
+                ("rolled-back", r.rolled_back_versions().join("\n")),
+                ("summary-file", file),
+            ],
+            None => {
+                let applied: Vec<&str> = self
+                    .migrations
+                    .iter()
+                    .filter(|m| m.status == "applied")
+                    .map(|m| m.version.as_str())
+                    .collect();
+                let failed = self.migrations.iter().any(|m| m.status == "failed")
+                    || self.annotations.iter().any(|a| a.level == Level::Error);
+                vec![
+                    (
+                        "status",
+                        if failed { "failed" } else { "success" }.to_string(),
+                    ),
+                    ("applied-count", applied.len().to_string()),
+                    ("applied", applied.join("\n")),
+                    ("summary-file", file),
+                ]
+            }
+        }
+    }
+
+    fn write_outputs(&mut self, summary_file: Option<&Path>) {
+        if self.summary.is_none() && self.migrations.is_empty() {
+            return;
+        }
+        let entries = self.outputs(summary_file);
+        match self.files.output.clone() {
+            Some(path) => {
+                let text: String = entries
+                    .iter()
+                    .map(|(n, v)| output_entry(n, &self.redact(v)))
+                    .collect();
+                let r = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(text.as_bytes()));
+                if let Err(e) = r {
+                    self.cmd(command(
+                        "warning",
+                        &[],
+                        &format!("writing step outputs to {}: {e}", path.display()),
+                    ));
+                }
+            }
+            None => {
+                // Running locally: show them rather than emit the deprecated set-output.
+                for (n, v) in entries {
+                    eprintln!("output {n}={}", self.redact(&v).replace('\n', ","));
+                }
+            }
+        }
+    }
+
+    fn track(&mut self, e: &Event<'_>) {
+        match e {
+            Event::SectionFinished {
+                direction: Direction::Up,
+                version,
+                name,
+                mode,
+                duration,
+            } => self.migrations.push(MigrationRow {
+                version: version.to_string(),
+                name: name.to_string(),
+                status: if *mode == Mode::Rehearsal {
+                    "rehearsed"
+                } else {
+                    "applied"
+                }
+                .into(),
+                duration_ms: Some(duration.as_millis() as u64),
+                checksum: String::new(),
+            }),
+            Event::SectionFailed {
+                direction: Direction::Up,
+                version,
+                name,
+                ..
+            } => self.migrations.push(MigrationRow {
+                version: version.to_string(),
+                name: name.to_string(),
+                status: "failed".into(),
+                duration_ms: None,
+                checksum: String::new(),
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn level_word(l: Level) -> &'static str {
+    match l {
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Notice => "notice",
+    }
+}
+
+fn status_badge(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Success => "✅ success",
+        RunStatus::DryRun => "🧪 dry run (nothing written)",
+        RunStatus::Failed => "❌ failed",
+        RunStatus::Refused => "⛔ refused",
+        RunStatus::Skipped => "⏭️ skipped",
+        RunStatus::Cancelled => "🛑 cancelled",
+    }
+}
+
+fn ms_text(ms: Option<u64>) -> String {
+    ms.map_or("—".into(), |m| {
+        human_duration(std::time::Duration::from_millis(m))
+    })
+}
+
+fn migrations_table(rows: &[MigrationRow], s: &mut String) {
+    if rows.is_empty() {
+        return;
+    }
+    s.push_str("\n### Migrations\n\n| Version | Name | Status | Duration | Checksum |\n|---|---|---|---|---|\n");
+    for m in rows {
+        let sum = if m.checksum.is_empty() {
+            "—".to_string()
+        } else {
+            format!("`{}`", &m.checksum[..12.min(m.checksum.len())])
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {sum} |\n",
+            md(&m.version),
+            md(&m.name),
+            md(&m.status),
+            ms_text(m.duration_ms)
+        ));
+    }
+}
+
+/// The job summary of a `lint` command: counts, then one row per finding.
+fn lint_markdown(
+    findings: &[crate::lint::Finding],
+    file_of: &dyn Fn(&Location) -> String,
+    s: &mut String,
+) {
+    let c = crate::lint::Counts::of(findings);
+    s.push_str(&format!(
+        "## pgrollout lint — {} error(s), {} warning(s), {} info\n\n",
+        c.error, c.warning, c.info
+    ));
+    s.push_str("| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
+    for f in findings {
+        let l = Location::new(&f.path, f.line, f.col);
+        s.push_str(&format!(
+            "| {} | `{}` | `{}:{}:{}` | {} | {} |\n",
+            f.severity,
+            md(f.rule),
+            md(&file_of(&l)),
+            f.line,
+            f.col,
+            md(&cap_utf16(&f.message, 1000)),
+            md(&cap_utf16(&f.fix, 1000))
+        ));
+    }
+}
+
+/// The job summary of a pipeline run. Rollback instructions come before the long
+/// tables, so truncation never removes them.
+fn pipeline_markdown(r: &RunSummary, s: &mut String) {
+    s.push_str(&format!(
+        "## pgrollout{} — {}\n\n",
+        r.environment
+            .as_deref()
+            .map(|e| format!(" · {}", md(e)))
+            .unwrap_or_default(),
+        status_badge(r.status)
+    ));
+    s.push_str(&format!(
+        "**Trigger:** {} · **Dry run:** {} · **Applied:** {} · **Pending:** {}\n\n",
+        md(&r.trigger),
+        if r.dry_run { "yes" } else { "no" },
+        r.applied.len(),
+        r.pending.len()
+    ));
+    if !r.message.is_empty() {
+        s.push_str(&format!("> {}\n", md(&r.message)));
+    }
+    if let Some(b) = &r.backup {
+        s.push_str(&format!(
+            "\n**Backup marker:** #{} at {} · WAL LSN `{}` · txid {}{}\n",
+            b.id,
+            md(&b.created_at),
+            b.wal_lsn.as_deref().map_or("—".to_string(), md),
+            b.txid,
+            b.dump
+                .as_ref()
+                .map(|d| format!(
+                    " · dump `{}` ({} bytes, sha256 `{}`)",
+                    md(&d.path),
+                    d.size_bytes,
+                    &d.sha256[..16.min(d.sha256.len())]
+                ))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(rb) = &r.rollback {
+        s.push_str("\n### Rollback instructions\n\n");
+        for l in super::summary::rollback_lines(rb) {
+            s.push_str(&format!("- {}\n", l.replace(['\r', '\n'], " ")));
+        }
+        generated_markdown(&rb.generated, s);
+    }
+    rolled_back_markdown(&r.rolled_back, s);
+    for d in &r.drift {
+        s.push('\n');
+        s.push_str(&super::markdown::drift_summary(d));
+    }
+    if !r.steps.is_empty() {
+        s.push_str("\n### Steps\n\n| Step | Status | Duration | Detail |\n|---|---|---|---|\n");
+        for st in &r.steps {
+            let status = match st.status {
+                summary::StepStatus::Passed => "✅ passed",
+                summary::StepStatus::Failed => "❌ failed",
+                summary::StepStatus::Skipped => "⏭️ skipped",
+            };
+            s.push_str(&format!(
+                "| {} | {status} | {} | {} |\n",
+                md(&st.name),
+                if st.status == summary::StepStatus::Skipped {
+                    "—".into()
+                } else {
+                    ms_text(Some(st.duration_ms))
+                },
+                md(&st.detail)
+            ));
+        }
+    }
+    migrations_table(&r.migrations, s);
+    if !r.findings.is_empty() {
+        s.push_str(
+            "\n### Lint findings\n\n| Severity | Rule | Location | Message |\n|---|---|---|---|\n",
+        );
+        for f in &r.findings {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                level_word(f.level),
+                f.rule.as_deref().map_or("—".into(), md),
+                f.location
+                    .as_ref()
+                    .map_or("—".into(), |l| format!("`{}`", md(&l.to_string()))),
+                md(&f.message)
+            ));
+        }
+    }
+}
+
+/// Generated rollbacks, marked as such, in fenced blocks (a fence longer than any
+/// backtick run in the SQL, so the SQL cannot close it).
+fn generated_markdown(generated: &[summary::GeneratedDown], s: &mut String) {
+    for g in generated {
+        let longest = g.sql.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        s.push_str(&format!(
+            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{fence}sql\n{}\n{fence}\n",
+            md(&g.version),
+            g.sql.trim_end()
+        ));
+    }
+}
+
+/// What `rollback` steps rolled back (or rehearsed) and where each down SQL came from.
+fn rolled_back_markdown(rows: &[summary::RolledBackRow], s: &mut String) {
+    if rows.is_empty() {
+        return;
+    }
+    s.push_str("\n### Rolled back\n\n| Version | Name | Down SQL | Status |\n|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            md(&r.version),
+            md(&r.name),
+            md(&r.origin),
+            md(&r.status)
+        ));
+    }
+}
+
+impl Reporter for GitHub {
+    fn event(&mut self, e: &Event<'_>) {
+        self.track(e);
+        match e {
+            Event::Secret { value } => {
+                self.mask(value);
+                self.log.event(e);
+            }
+            Event::StepStarted { step, index, total } => {
+                self.open_group(&format!("pgrollout {}/{total}: {step}", index + 1));
+                self.in_step = true;
+                self.log.event(e);
+            }
+            Event::StepFinished { .. } => {
+                self.log.event(e);
+                self.drain();
+                self.close_group();
+                self.in_step = false;
+            }
+            Event::SectionStarted {
+                direction,
+                version,
+                name,
+                mode,
+                ..
+            } if !self.in_step => {
+                let verb = match (direction, *mode == Mode::Rehearsal) {
+                    (Direction::Up, true) => "rehearse",
+                    (Direction::Up, false) => "apply",
+                    (Direction::Down, true) => "rehearse rolling back",
+                    (Direction::Down, false) => "roll back",
+                };
+                self.open_group(&format!("{verb} {version} {name}"));
+                self.log.event(e);
+            }
+            Event::SectionFinished { .. } | Event::SectionNotRehearsed { .. } if !self.in_step => {
+                self.log.event(e);
+                self.drain();
+                self.close_group();
+            }
+            Event::SectionFailed {
+                direction,
+                version,
+                name,
+                location,
+                message,
+            } => {
+                self.log.event(e);
+                self.drain();
+                if !self.in_step {
+                    self.close_group();
+                }
+                let title = match direction {
+                    Direction::Up => format!("migration {version} {name} failed"),
+                    Direction::Down => format!("rollback of {version} {name} failed"),
+                };
+                self.annotate(Level::Error, &title, *location, message);
+            }
+            Event::Diagnostic {
+                level,
+                location,
+                message,
+            } => {
+                self.log.event(e);
+                let title = match level {
+                    Level::Error => "pgrollout error",
+                    Level::Warning => "pgrollout warning",
+                    Level::Notice => "pgrollout",
+                };
+                self.annotate(*level, title, *location, message);
+            }
+            Event::LintFinding { finding: f } => {
+                self.log.event(e);
+                let level = match f.severity {
+                    crate::lint::Severity::Error => Level::Error,
+                    crate::lint::Severity::Warning => Level::Warning,
+                    crate::lint::Severity::Info => Level::Notice,
+                };
+                let location = Location::new(&f.path, f.line, f.col);
+                self.annotations.push(Annotation {
+                    level,
+                    title: format!("lint: {}", f.rule),
+                    location: Some(location),
+                    message: if f.fix.is_empty() {
+                        f.message.clone()
+                    } else {
+                        format!("{}\nFix: {}", f.message, f.fix)
+                    },
+                    lint: true,
+                });
+                self.lint_findings.push((*f).clone());
+            }
+            Event::PipelineFinished { summary } => {
+                self.close_group();
+                self.log.event(e);
+                self.summary = Some((*summary).clone());
+            }
+            _ => self.log.event(e),
+        }
+        self.drain();
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.drain();
+        self.close_group();
+        self.emit_annotations();
+        let file = self.write_summary();
+        self.write_outputs(file.as_deref());
+        let _ = self.out.flush();
+    }
+}
+
+impl Drop for GitHub {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! The integration tests: one crate, so one PostgreSQL cluster serves every test of a run
+//! (see [`common`]), with a module per area.
+
+mod common;
+
+mod connection;
+mod drift;
+mod engine;
+mod ephemeral;
+mod github;
+mod lint;
+mod report;
+mod rollback;
+mod shipping;
+mod steps;
