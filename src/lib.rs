@@ -9,7 +9,6 @@ pub mod engine;
 pub(crate) mod environments;
 pub mod ephemeral;
 pub mod lint;
-pub(crate) mod lint_run;
 pub mod migration;
 pub(crate) mod pipeline;
 pub(crate) mod plan;

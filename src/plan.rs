@@ -251,28 +251,7 @@ fn statement_line(m: &Migration, index: usize) -> Option<u32> {
         .nth(index)
 }
 
-/// The file's own `BEGIN; … COMMIT;` around every other statement, if it has one.
-pub fn wrapper(
-    section: &crate::migration::Section,
-) -> Option<(&crate::sql::Statement, &crate::sql::Statement)> {
-    let stmts: Vec<&crate::sql::Statement> = section
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Statement(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let (first, last) = (stmts.first()?, stmts.last()?);
-    if stmts.len() >= 2
-        && first.tx_control == Some(TxControl::Begin)
-        && last.tx_control == Some(TxControl::Commit)
-    {
-        Some((first, last))
-    } else {
-        None
-    }
-}
+pub use crate::migration::wrapper;
 
 /// Options that change what a run may do.
 #[derive(Debug, Clone, Default)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::cli::commands::{CliError, Context, Outcome};
 use crate::cli::{exit, LintArgs};
 use crate::config::Settings;
+use crate::engine::lint::{self as engine_lint, LintSettings};
 use crate::lint::{Counts, Finding};
-use crate::lint_run::{self, LintSettings};
 use crate::migration::{Migration, MigrationSet};
 
 /// Version of the `--format json` document; bumped on any incompatible change.
@@ -46,7 +46,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
             ctx.reporter,
         )?;
         let state = s.tracking.read(&mut s.db)?;
-        pending = lint_run::pending(&set, &state.rows);
+        pending = engine_lint::pending(&set, &state.rows);
         session = Some(s);
     }
     let (selected, what): (Vec<&Migration>, &str) = if !args.files.is_empty() {
@@ -57,9 +57,9 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
         (pending.clone(), " pending")
     };
 
-    let mut linted = lint_run::lint(&selected, &lint.options);
+    let mut linted = engine_lint::lint(&selected, &lint.options);
     if let Some(s) = &mut session {
-        lint_run::live_context(&mut s.db, &mut linted, &pending, lint.size_threshold).map_err(
+        engine_lint::live_context(&mut s.db, &mut linted, &pending, lint.size_threshold).map_err(
             |e| {
                 CliError::Failed(format!(
                     "reading table sizes for live context: {}",
@@ -68,12 +68,12 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
             },
         )?;
     }
-    lint_run::emit(&linted, ctx.reporter);
+    engine_lint::emit(&linted, ctx.reporter);
 
     let findings: Vec<&Finding> = linted.iter().flat_map(|l| l.findings.iter()).collect();
     let counts = Counts::of(findings.iter().copied());
-    let failing = lint_run::failing(findings.iter().copied(), lint.fail_on);
-    let fail_on = lint_run::fail_on_str(lint.fail_on);
+    let failing = engine_lint::failing(findings.iter().copied(), lint.fail_on);
+    let fail_on = engine_lint::fail_on_str(lint.fail_on);
     let stdout = if ctx.json() {
         let doc = JsonReport {
             format_version: JSON_FORMAT_VERSION,

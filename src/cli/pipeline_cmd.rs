@@ -120,7 +120,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         url_var: &url_var,
         request: &request,
         lint_fail_on: merged.lint_fail_on.unwrap_or(FailOn::Error),
-        lint: crate::lint_run::LintSettings::from_settings(&merged),
+        lint: crate::engine::lint::LintSettings::from_settings(&merged),
         long_transaction: merged.long_transaction.unwrap_or(Duration::from_secs(300)),
         run: ctx.ci.run_context(Some(env_name.clone())),
         dump_dir: ctx.ci.dump_dir(std::env::temp_dir),

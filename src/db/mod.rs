@@ -11,7 +11,4 @@ pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
 
-/// Quote an identifier (schema, table) for SQL text: the one place this is done.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use crate::sql::quote_ident;

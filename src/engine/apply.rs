@@ -80,6 +80,9 @@ pub enum ApplyError {
     Tracking(#[from] TrackingError),
     #[error("{0}")]
     Migration(Box<SectionError>),
+    /// Ctrl-C or SIGTERM before the next migration: the ones listed as applied are.
+    #[error("interrupted before the next migration: the migrations before it are applied, the rest still pending")]
+    Cancelled,
     #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
@@ -231,6 +234,13 @@ pub fn apply(
         Err(e) => return Err(ApplyError::from(e).into()),
     };
     for m in to_apply {
+        // Ctrl-C/SIGTERM between migrations: stop here, with what applied reported.
+        if crate::cancelled() {
+            return Err(ApplyFailure {
+                report,
+                error: ApplyError::Cancelled,
+            });
+        }
         let book = Bookkeeping::Up {
             row: AppliedRecord {
                 version: &m.version.text,

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod backup;
 pub mod drift;
 pub mod executor;
+pub mod lint;
 pub mod rollback;
 pub mod session;
 pub mod test;

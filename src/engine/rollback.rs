@@ -346,7 +346,7 @@ fn plan_one(
                     r.version, r.name
                 )));
             }
-            match crate::sql::inverse::generate(m) {
+            match crate::migration::inverse::generate(m) {
                 Ok(g) if opts.allow_generated || opts.dry_run => {
                     let note = (!opts.allow_generated).then(|| {
                         format!(

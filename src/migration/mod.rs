@@ -123,6 +123,7 @@ pub struct Down {
 }
 
 mod error;
+pub mod inverse;
 pub mod parse;
 
 pub use error::FileError;
@@ -502,6 +503,27 @@ pub fn template(name: &str) -> String {
 -- migrate:down\n\
 \n"
     )
+}
+
+/// The file's own `BEGIN; … COMMIT;` around every other statement, if it has one.
+pub fn wrapper(section: &Section) -> Option<(&crate::sql::Statement, &crate::sql::Statement)> {
+    let stmts: Vec<&crate::sql::Statement> = section
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            crate::sql::Item::Statement(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let (first, last) = (stmts.first()?, stmts.last()?);
+    if stmts.len() >= 2
+        && first.tx_control == Some(crate::sql::TxControl::Begin)
+        && last.tx_control == Some(crate::sql::TxControl::Commit)
+    {
+        Some((first, last))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

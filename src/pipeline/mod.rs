@@ -29,7 +29,7 @@ pub struct Setup<'a> {
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
     /// Rule choices and the live-context threshold of the `lint` step.
-    pub lint: crate::lint_run::LintSettings,
+    pub lint: crate::engine::lint::LintSettings,
     pub long_transaction: Duration,
     /// Who and where, for the history rows this run writes.
     pub run: RunContext,

@@ -139,7 +139,7 @@ pub fn plan_text(p: &Plan) -> String {
         &rows,
     ));
     for m in &p.to_apply {
-        if let (None, Ok(g)) = (&m.down, crate::sql::inverse::generate(m)) {
+        if let (None, Ok(g)) = (&m.down, crate::migration::inverse::generate(m)) {
             out.push_str(&format!(
                 "\n{} has no down section; generated rollback (runs only with --allow-generated):\n",
                 m.version
@@ -156,7 +156,7 @@ pub fn plan_text(p: &Plan) -> String {
 fn down_word(m: &crate::migration::Migration) -> &'static str {
     if m.down.is_some() {
         "yes"
-    } else if crate::sql::inverse::generate(m).is_ok() {
+    } else if crate::migration::inverse::generate(m).is_ok() {
         "generated"
     } else {
         "no"
@@ -176,7 +176,7 @@ pub fn plan_json(p: &Plan, problems: &[Problem]) -> String {
                 "statements": m.statements().count(),
                 "checksum": m.checksum,
                 "has_down": m.down.is_some(),
-                "generated_down": m.down.is_none().then(|| crate::sql::inverse::generate(m).ok().map(|g| g.sql)).flatten(),
+                "generated_down": m.down.is_none().then(|| crate::migration::inverse::generate(m).ok().map(|g| g.sql)).flatten(),
             })
         })
         .collect();

@@ -106,7 +106,7 @@ pub enum DownOrigin {
     Stored,
     /// The migration file's down section (nothing was stored, or `use_file_down`).
     File,
-    /// Generated from the up section (see [`crate::sql::inverse`]).
+    /// Generated from the up section (see [`crate::migration::inverse`]).
     Generated,
 }
 

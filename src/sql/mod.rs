@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 mod classify;
-pub mod inverse;
+
 mod parse;
 mod split;
 
@@ -119,3 +119,8 @@ pub struct SplitError {
 
 #[cfg(test)]
 mod tests;
+
+/// Quote an identifier (schema, table) for SQL text: the one place this is done.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

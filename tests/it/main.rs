@@ -3,6 +3,7 @@
 
 mod common;
 
+mod architecture;
 mod connection;
 mod drift;
 mod engine;

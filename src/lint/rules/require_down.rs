@@ -25,7 +25,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
     if has_down {
         return;
     }
-    let fix = match crate::sql::inverse::generate(m) {
+    let fix = match crate::migration::inverse::generate(m) {
         Ok(g) => format!(
             "add a `-- migrate:down` section that undoes it, or review the rollback pgrollout can generate \
              (`pgrollout rollback --dry-run`; it runs with --allow-generated): {}",

@@ -8,21 +8,20 @@ impl Runner<'_, '_> {
     /// The `lint` step: the migrations pending on the target, with live context from
     /// it; findings at or above `lint_fail_on` (default error) fail the step.
     pub(in crate::pipeline) fn lint(&mut self) -> StepResult {
-        use crate::lint_run;
+        use crate::engine::lint as engine_lint;
         let mut s = self.connect()?;
         let state = s.tracking.read(&mut s.db)?;
-        let pending = lint_run::pending(self.setup.set, &state.rows);
+        let pending = engine_lint::pending(self.setup.set, &state.rows);
         let settings = &self.setup.lint;
-        let mut linted = lint_run::lint(&pending, &settings.options);
-        lint_run::live_context(&mut s.db, &mut linted, &pending, settings.size_threshold).map_err(
-            |e| {
+        let mut linted = engine_lint::lint(&pending, &settings.options);
+        engine_lint::live_context(&mut s.db, &mut linted, &pending, settings.size_threshold)
+            .map_err(|e| {
                 format!(
                     "reading table sizes for live context: {}",
                     crate::db::conn::error_text(&e)
                 )
-            },
-        )?;
-        lint_run::emit(&linted, self.reporter);
+            })?;
+        engine_lint::emit(&linted, self.reporter);
         let findings: Vec<&crate::lint::Finding> =
             linted.iter().flat_map(|l| l.findings.iter()).collect();
         for f in &findings {
@@ -38,11 +37,11 @@ impl Runner<'_, '_> {
             });
         }
         let fail_on = self.setup.lint_fail_on;
-        let failing = lint_run::failing(findings.iter().copied(), fail_on);
+        let failing = engine_lint::failing(findings.iter().copied(), fail_on);
         if failing > 0 {
             Err(format!(
                 "{failing} finding(s) at or above lint_fail_on ({})",
-                lint_run::fail_on_str(fail_on)
+                engine_lint::fail_on_str(fail_on)
             )
             .into())
         } else {

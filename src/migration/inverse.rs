@@ -14,8 +14,8 @@ use pg_query::protobuf::{
 };
 use pg_query::{Node, NodeEnum};
 
-use crate::db::quote_ident;
 use crate::migration::Migration;
+use crate::sql::quote_ident;
 use crate::sql::Item;
 
 /// A generated down section.
@@ -46,7 +46,7 @@ impl std::fmt::Display for NotReversible {
 /// there is none.
 pub fn generate(m: &Migration) -> Result<Generated, Vec<NotReversible>> {
     let in_tx = !m.up.no_transaction;
-    let wrapper = crate::plan::wrapper(&m.up);
+    let wrapper = crate::migration::wrapper(&m.up);
     let mut drops: Vec<String> = Vec::new();
     let mut problems = Vec::new();
     let mut any = false;
