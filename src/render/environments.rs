@@ -1,21 +1,10 @@
 //! Terminal and JSON rendering of drift results and of `status --all`.
 
-use crate::plan::State;
 use crate::report::environments::{Overview, Reach};
 use crate::schema::DriftReport;
 use crate::schema::Severity;
 
-fn state_word(s: State) -> &'static str {
-    match s {
-        State::Applied => "applied",
-        State::Pending => "pending",
-        State::Modified => "MODIFIED",
-        State::MissingFile => "MISSING FILE",
-        State::Failed => "FAILED",
-        State::Running => "RUNNING",
-        State::Baseline => "baseline",
-    }
-}
+use super::text::state_word;
 
 /// One line per difference, most severe first, each with what to do.
 pub fn drift_text(r: &DriftReport) -> String {

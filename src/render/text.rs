@@ -3,7 +3,8 @@
 
 use crate::plan::{Entry, Plan, Problem, State};
 
-fn state_word(s: State) -> &'static str {
+/// How a migration's state reads in tables.
+pub(super) fn state_word(s: State) -> &'static str {
     match s {
         State::Applied => "applied",
         State::Pending => "pending",
