@@ -331,69 +331,7 @@ fn plan_one(
                 path.clone().unwrap_or_default()
             )),
         ),
-        (None, None) => {
-            let Some(m) = file else {
-                return Err(no_down(format!(
-                    "migration {} {} has no down SQL (none was stored when it was applied, and its file is gone): \
-                     no rollback available; nothing was rolled back",
-                    r.version, r.name
-                )));
-            };
-            if m.checksum != r.checksum {
-                return Err(no_down(format!(
-                    "migration {} {} has no down section, and its file changed since it was applied, so a rollback \
-                     cannot be generated from it: no rollback available; nothing was rolled back",
-                    r.version, r.name
-                )));
-            }
-            match crate::migration::inverse::generate(m) {
-                Ok(g) if opts.allow_generated || opts.dry_run => {
-                    let note = (!opts.allow_generated).then(|| {
-                        format!(
-                            "{} has no down section; this rollback is generated and runs only with --allow-generated",
-                            r.version
-                        )
-                    });
-                    let n = statements(&g.sql, g.no_transaction)
-                        .map(|s| s.len())
-                        .unwrap_or(0);
-                    return Ok(PlannedDown {
-                        version: r.version.clone(),
-                        name: r.name.clone(),
-                        origin: DownOrigin::Generated,
-                        sql: g.sql,
-                        no_transaction: g.no_transaction,
-                        statements: n,
-                        note,
-                    });
-                }
-                Ok(g) => {
-                    return Err(no_down(format!(
-                        "migration {} {} ({}) has no down section. A rollback can be generated from its up section:\n{}\
-                         Review it, then pass --allow-generated to run it (or add a `-- migrate:down` section). \
-                         Nothing was rolled back.",
-                        r.version,
-                        r.name,
-                        m.path.display(),
-                        indent(&g.sql)
-                    )))
-                }
-                Err(reasons) => {
-                    return Err(no_down(format!(
-                        "migration {} {} ({}) has no down section, and no rollback available: {}. \
-                         Add a `-- migrate:down` section. Nothing was rolled back.",
-                        r.version,
-                        r.name,
-                        m.path.display(),
-                        reasons
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )))
-                }
-            }
-        }
+        (None, None) => return plan_generated(r, file, opts),
     };
     let stmts = statements(sql, no_tx).map_err(|e| {
         no_down(format!(
@@ -412,6 +350,81 @@ fn plan_one(
         statements: stmts.len(),
         note,
     })
+}
+
+/// No down SQL stored and none in the file: a rollback generated from the up section,
+/// run only with --allow-generated (shown in a dry run), or why there is none.
+fn plan_generated(
+    r: &AppliedRow,
+    file: Option<&Migration>,
+    opts: &RollbackOptions,
+) -> Result<PlannedDown, RollbackError> {
+    let no_down = |message: String| RollbackError::NoDown {
+        version: r.version.clone(),
+        name: r.name.clone(),
+        message,
+    };
+    let Some(m) = file else {
+        return Err(no_down(format!(
+            "migration {} {} has no down SQL (none was stored when it was applied, and its file is gone): \
+             no rollback available; nothing was rolled back",
+            r.version, r.name
+        )));
+    };
+    if m.checksum != r.checksum {
+        return Err(no_down(format!(
+            "migration {} {} has no down section, and its file changed since it was applied, so a rollback \
+             cannot be generated from it: no rollback available; nothing was rolled back",
+            r.version, r.name
+        )));
+    }
+    match crate::migration::inverse::generate(m) {
+        Ok(g) if opts.allow_generated || opts.dry_run => {
+            let note = (!opts.allow_generated).then(|| {
+                format!(
+                    "{} has no down section; this rollback is generated and runs only with --allow-generated",
+                    r.version
+                )
+            });
+            let n = statements(&g.sql, g.no_transaction)
+                .map(|s| s.len())
+                .unwrap_or(0);
+            Ok(PlannedDown {
+                version: r.version.clone(),
+                name: r.name.clone(),
+                origin: DownOrigin::Generated,
+                sql: g.sql,
+                no_transaction: g.no_transaction,
+                statements: n,
+                note,
+            })
+        }
+        Ok(g) => {
+            Err(no_down(format!(
+                "migration {} {} ({}) has no down section. A rollback can be generated from its up section:\n{}\
+                 Review it, then pass --allow-generated to run it (or add a `-- migrate:down` section). \
+                 Nothing was rolled back.",
+                r.version,
+                r.name,
+                m.path.display(),
+                indent(&g.sql)
+            )))
+        }
+        Err(reasons) => {
+            Err(no_down(format!(
+                "migration {} {} ({}) has no down section, and no rollback available: {}. \
+                 Add a `-- migrate:down` section. Nothing was rolled back.",
+                r.version,
+                r.name,
+                m.path.display(),
+                reasons
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )))
+        }
+    }
 }
 
 fn indent(sql: &str) -> String {
