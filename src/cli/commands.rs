@@ -646,6 +646,25 @@ fn repair_failed(ctx: &mut Context, force: bool) -> Result<Outcome, CliError> {
             .rows
             .iter()
             .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
+        // Holding the lock is not enough: a runner whose lock session was cut off may
+        // still be running a statement of the migration its row says is running.
+        for r in state.rows.iter().filter(|r| r.status == RowStatus::Running) {
+            let live = crate::db::lock::live_runner(&mut s.db, &r.run_id).map_err(|e| {
+                CliError::Failed(format!(
+                    "checking for the runner of migration {}: {}",
+                    r.version,
+                    crate::db::conn::error_text(&e)
+                ))
+            })?;
+            if let Some(live) = live {
+                return Err(CliError::Refused(format!(
+                    "migration {} {} is still running: its runner (run {}) is connected as {live}. \
+                     Clearing it now would let it run twice. Wait for that runner to stop (or end it \
+                     with SELECT pg_terminate_backend({})), then run `pgrollout repair` again",
+                    r.version, r.name, r.run_id, live.pid
+                )));
+            }
+        }
         if failing && !force {
             let invalid = s.tracking.invalid_indexes(&mut s.db)?;
             if !invalid.is_empty() {

@@ -10,6 +10,7 @@ mod engine;
 mod ephemeral;
 mod github;
 mod lint;
+mod lock;
 mod report;
 mod rollback;
 mod shipping;
