@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cli::ci::Ci;
-use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
+use crate::cli::{exit, settings, Against, Command, EnvUrls, Format, Global, PlanFlags};
 use crate::db::tracking::{RowStatus, TrackingState};
 use crate::db::Target;
 use crate::engine::drift::{self, DriftOptions};
@@ -235,10 +235,12 @@ impl<'r> Context<'r> {
             },
             None => PlanOptions::default(),
         };
+        let (lock_timeout, statement_timeout) =
+            settings::server_timeouts(t).map_err(CliError::Usage)?;
         Ok(RunOptions {
             schema: self.global.schema.clone(),
-            lock_timeout: t.lock_timeout,
-            statement_timeout: (!t.statement_timeout.is_zero()).then_some(t.statement_timeout),
+            lock_timeout,
+            statement_timeout,
             lock_retries: t.lock_retries,
             lock_wait: t.lock_wait,
             connect_retry: t.connect_timeout,

@@ -243,3 +243,71 @@ fn in_transaction_lock_check_fails_without_the_lock_or_beside_another_transactio
     let gone = fails_with(&mut second).expect("fails once the lock session ended");
     assert!(gone.contains("is gone"), "{gone}");
 }
+
+/// A lock_timeout PostgreSQL would read as "no limit" (0, or under 1 ms), or one over its
+/// maximum, is a configuration error (exit 2) found before connecting — from a flag, the
+/// environment or the pipeline file alike.
+#[test]
+fn lock_timeouts_the_server_would_misread_or_refuse_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "1_a.sql", "CREATE TABLE a (n int);\n");
+    // Nothing listens on port 1: a run that got as far as connecting would exit 1.
+    let nowhere = "postgres://u@127.0.0.1:1/x?connect_timeout=1";
+    // Flags, environment, and what the message must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (
+            &["--lock-timeout", "0"],
+            &[],
+            "lock_timeout 0ns is under 1ms",
+        ),
+        (&["--lock-timeout", "0.5ms"], &[], "reads as no limit"),
+        (
+            &[],
+            &[("PGROLLOUT_LOCK_TIMEOUT", "0s")],
+            "lock_timeout 0ns is under 1ms",
+        ),
+        (
+            &["--lock-timeout", "600h"],
+            &[],
+            "over PostgreSQL's maximum of 2147483647ms",
+        ),
+        (
+            &["--statement-timeout", "0.2ms"],
+            &[],
+            "statement_timeout 200µs is under 1ms",
+        ),
+        (
+            &["--statement-timeout", "99999999999999999999999999999h"],
+            &[],
+            "not a valid duration",
+        ),
+    ];
+    for (args, env, needed) in cases {
+        let r = cmd(dir.path(), nowhere)
+            .args(args.iter().copied())
+            .envs(env)
+            .arg("apply")
+            .run();
+        assert_eq!(r.code, 2, "{args:?} {env:?}:\n{r}");
+        assert!(r.all().contains(needed), "{needed:?} missing:\n{r}");
+        assert!(!r.all().contains("panicked"), "{r}");
+    }
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("pgrollout.yml"),
+        "settings: { lock_timeout: 0s }\nenvironments:\n  staging:\n    database_url_env: STAGING_DATABASE_URL\n    steps: [apply]\n",
+    )
+    .unwrap();
+    let r = Pgrollout::new()
+        .cwd(project.path())
+        .migrations(dir.path())
+        .database_url(nowhere)
+        .arg("apply")
+        .run();
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.all().contains("`lock_timeout:` in the pipeline file"),
+        "{r}"
+    );
+}
