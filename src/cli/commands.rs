@@ -371,25 +371,35 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
 }
 
 fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliError> {
+    Ok(read_session(ctx, target)?.1)
+}
+
+/// A session on `target` and the tracking state it read (no lock).
+fn read_session(
+    ctx: &mut Context,
+    target: &Target,
+) -> Result<(engine::Session, TrackingState), CliError> {
     let mut s = engine::connect(
         target,
         &ctx.global.schema,
         ctx.global.timing.connect_timeout,
         ctx.reporter,
     )?;
-    s.tracking.read(&mut s.db).map_err(CliError::from)
+    let state = s.tracking.read(&mut s.db)?;
+    Ok((s, state))
 }
 
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     let target = ctx.need_target("status")?;
     let set = ctx.load()?;
-    let state = read_state(ctx, &target)?;
+    let (mut s, state) = read_session(ctx, &target)?;
+    let running = s.running_rows(&state)?;
     let entries = plan::status(&set, &state.rows);
     let problems = plan::plan(&set, &state.rows, &PlanOptions::default()).problems;
     let out = if ctx.json() {
         text::status_json(&entries, state.version.is_some())
     } else {
-        text::status_table(&entries, state.version.is_none())
+        text::status_table(&entries, state.version.is_none()) + &text::running_notes(&running)
     };
     let bad = problems.iter().any(|p| p.level == Level::Error);
     Ok(Outcome {
@@ -650,15 +660,8 @@ fn repair_failed(ctx: &mut Context, force: bool) -> Result<Outcome, CliError> {
             .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
         // Holding the lock is not enough: a runner whose lock session was cut off may
         // still be running a statement of the migration its row says is running.
-        for r in state.rows.iter().filter(|r| r.status == RowStatus::Running) {
-            let live = crate::db::lock::live_runner(&mut s.db, &r.run_id).map_err(|e| {
-                CliError::Failed(format!(
-                    "checking for the runner of migration {}: {}",
-                    r.version,
-                    crate::db::conn::error_text(&e)
-                ))
-            })?;
-            if let Some(live) = live {
+        for r in s.running_rows(state)? {
+            if let Some(live) = r.runner {
                 return Err(CliError::Refused(format!(
                     "migration {} {} is still running: its runner (run {}) is connected as {live}. \
                      Clearing it now would let it run twice. Wait for that runner to stop (or end it \

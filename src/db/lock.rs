@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::conn::{error_text, ConnectError, Db, Target};
 
 /// Who holds the lock: the data type lives in the report seam, which carries it.
-pub use crate::report::LockHolder;
+pub use crate::report::{LiveRunner, LockHolder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -132,25 +132,6 @@ impl HeldLock {
 /// means the runner is still at it (whether or not it still holds the lock).
 pub fn runner_name(run_id: &str) -> String {
     format!("pgrollout {} run {run_id}", env!("CARGO_PKG_VERSION"))
-}
-
-/// A live session of run `run_id` (other than the caller's), as `pg_stat_activity` shows it.
-#[derive(Debug, Clone)]
-pub struct LiveRunner {
-    pub pid: i32,
-    pub state: String,
-    pub query: String,
-    pub for_secs: i64,
-}
-
-impl std::fmt::Display for LiveRunner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "server process {} ({} for {}s: {})",
-            self.pid, self.state, self.for_secs, self.query
-        )
-    }
 }
 
 /// The live session of run `run_id`, if there is one (see [`runner_name`]).

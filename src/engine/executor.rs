@@ -105,6 +105,10 @@ pub struct SectionError {
     pub attempts: u32,
     /// For a failed transaction:false section: indexes left INVALID.
     pub invalid_indexes: Vec<String>,
+    /// A transaction:false section whose failure could not be recorded (the connection
+    /// was lost): its row still says `running` at this statement.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unrecorded: bool,
 }
 
 impl SectionError {
@@ -162,6 +166,23 @@ impl std::fmt::Display for SectionError {
         }
         if self.attempts > 1 {
             write!(f, "\n  gave up after {} attempts", self.attempts)?;
+        }
+        if self.non_transactional && self.unrecorded {
+            let what = match self.direction {
+                Direction::Up => "the migration",
+                Direction::Down => "the rollback",
+            };
+            let at = self
+                .statement_index
+                .map_or(String::new(), |i| format!(" at statement {}", i + 1));
+            return write!(
+                f,
+                "\n  the connection was lost, so {what} ran outside a transaction and is still recorded as \
+                 running{at}: the statements before it are in effect, and whether that one took effect is \
+                 not known. When the server is back, run `pgrollout status` (it says whether a runner is \
+                 still at it), check the statement's effect, then run `pgrollout repair` and the command \
+                 again (it reruns from its first statement)."
+            );
         }
         match (self.direction, self.non_transactional) {
             (Direction::Up, true) => {
@@ -571,12 +592,11 @@ fn stepwise(
             let mut se = section_error(sec, Some(i), &e, true, 1);
             se.invalid_indexes = s.tracking.invalid_indexes(&mut s.db).unwrap_or_default();
             let _ = s.db.batch(&reset());
-            let (ctx, checksum) = match book {
-                Bookkeeping::Up { row, .. } => (row.ctx, Some(row.checksum)),
-                Bookkeeping::Down { row, .. } => (row.ctx, None),
-                Bookkeeping::Rehearse => unreachable!(),
+            let checksum = match book {
+                Bookkeeping::Up { row, .. } => Some(row.checksum),
+                _ => None,
             };
-            s.tracking.fail_non_transactional(
+            let recorded = s.tracking.fail_non_transactional(
                 &mut s.db,
                 ctx,
                 v,
@@ -585,7 +605,14 @@ fn stepwise(
                 i as i32,
                 &se.server.to_string(),
                 started.elapsed().as_millis() as i64,
-            )?;
+            );
+            match recorded {
+                Ok(()) => {}
+                // The connection is gone (a server crash, a restart): the error that
+                // matters is the statement's, with the state it left.
+                Err(_) if s.db.is_closed() => se.unrecorded = true,
+                Err(e) => return Err(e.into()),
+            }
             return Err(ExecError::Section(Box::new(se)));
         }
     }
@@ -693,6 +720,7 @@ fn section_error(
         non_transactional: non_tx,
         attempts,
         invalid_indexes: Vec::new(),
+        unrecorded: false,
     }
 }
 

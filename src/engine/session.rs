@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::db::lock::{self, HeldLock, LockError, LockGuard, LockHolder, LockWaitObserver};
-use crate::db::tracking::{Tracking, TrackingState, TRACKING_VERSION};
+use crate::db::tracking::{RowStatus, Tracking, TrackingError, TrackingState, TRACKING_VERSION};
 use crate::db::{ConnectError, Db, Target};
 use crate::engine::apply::{ApplyError, RunOptions};
-use crate::report::{Event, Reporter};
+use crate::report::{Event, Reporter, RunningRow};
 
 /// A connected work session with its tracking schema.
 pub struct Session {
@@ -107,6 +107,32 @@ impl Session {
             Some(held) => held.check(&mut self.db),
             None => Ok(()),
         }
+    }
+
+    /// The migrations recorded as running, each with its run's live session (if still
+    /// connected) and the lock's holder: a live runner and an interrupted one look the
+    /// same in the tracking table.
+    pub fn running_rows(
+        &mut self,
+        state: &TrackingState,
+    ) -> Result<Vec<RunningRow>, TrackingError> {
+        let read = |source| TrackingError::Read {
+            schema: self.tracking.schema.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for r in state.rows.iter().filter(|r| r.status == RowStatus::Running) {
+            out.push(RunningRow {
+                version: r.version.clone(),
+                name: r.name.clone(),
+                statement_index: r.statement_index,
+                since: r.applied_at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                run_id: r.run_id.clone(),
+                runner: lock::live_runner(&mut self.db, &r.run_id).map_err(read)?,
+                lock_holder: lock::holder(&mut self.db, self.tracking.lock_key()).map_err(read)?,
+            });
+        }
+        Ok(out)
     }
 
     pub(crate) fn notices(&mut self, version: Option<&str>, reporter: &mut dyn Reporter) {

@@ -108,6 +108,17 @@ fn runner_that_lost_its_lock_stops_before_the_next_statement_and_repair_waits_fo
         Duration::from_secs(60),
         || runs(&db.url, "SELECT pg_sleep(3)"),
     );
+    let status = cmd(dir.path(), &db.url).arg("status").run();
+    assert!(
+        status
+            .stdout
+            .contains("migration 2 slow is recorded as running at statement 2")
+            && status
+                .stdout
+                .contains("it is running now: its runner is connected as server process")
+            && status.stdout.contains("SELECT pg_sleep(3)"),
+        "status tells a live runner:\n{status}"
+    );
     assert_eq!(terminate_lock_session(&db.url), "1");
     let repair = cmd(dir.path(), &db.url)
         .args(["--lock-wait", "30s", "repair"])
@@ -145,6 +156,12 @@ fn runner_that_lost_its_lock_stops_before_the_next_statement_and_repair_waits_fo
             "SELECT status || ' ' || statement_index FROM pgrollout.schema_migrations WHERE version = 2"
         ),
         "running 1"
+    );
+    let status = cmd(dir.path(), &db.url).arg("status").run();
+    assert!(
+        status.stdout.contains("it was interrupted: no session of that run is connected, and no runner holds the migration lock")
+            && status.stdout.contains("`pgrollout repair`"),
+        "status tells an interrupted runner, and what to do:\n{status}"
     );
     cmd(dir.path(), &db.url).arg("repair").run().ok();
 }
