@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::conn::{error_text, ConnectError, Db, Target};
 
 /// Who holds the lock: the data type lives in the report seam, which carries it.
-pub use crate::report::{LiveRunner, LockHolder};
+pub use crate::report::{Blocker, LiveRunner, LockHolder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -149,6 +149,31 @@ pub fn live_runner(db: &mut Db, run_id: &str) -> Result<Option<LiveRunner>, toki
         query: r.get(2),
         for_secs: r.get(3),
     }))
+}
+
+/// The sessions `pid` waits for right now (`pg_blocking_pids`), with what they run.
+pub fn blockers(db: &mut Db, pid: i32) -> Result<Vec<Blocker>, tokio_postgres::Error> {
+    let rows = db.query(
+        "SELECT b.pid, coalesce(b.application_name, ''), coalesce(b.state, ''), \
+           left(coalesce(b.query, ''), 200), \
+           extract(epoch FROM now() - coalesce(b.xact_start, b.query_start, b.backend_start))::bigint, \
+           coalesce((SELECT string_agg(DISTINCT l.relation::regclass::text, ', ') FROM pg_locks AS l \
+                     WHERE l.pid = b.pid AND l.granted AND l.relation IS NOT NULL \
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), '') \
+         FROM pg_stat_activity AS b WHERE b.pid = ANY (pg_blocking_pids($1)) ORDER BY b.pid",
+        &[&pid],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Blocker {
+            pid: r.get(0),
+            application_name: r.get(1),
+            state: r.get(2),
+            query: r.get(3),
+            for_secs: r.get(4),
+            relations: r.get(5),
+        })
+        .collect())
 }
 
 /// The SQLSTATE of [`HeldLock::check_in_transaction`]'s failure.

@@ -32,8 +32,8 @@ use crate::db::lock::{self, LockError, LOCK_LOST_SQLSTATE, NO_IDLE_TIMEOUT};
 use crate::db::tracking::{AppliedRecord, RollbackRecord, TrackingError};
 use crate::db::Db;
 use crate::engine::apply::RunOptions;
-use crate::engine::session::Session;
-use crate::report::{Direction, DownOrigin, Event, Location, Mode, Reporter};
+use crate::engine::session::{BlockerWatch, Session};
+use crate::report::{Blocker, Direction, DownOrigin, Event, Location, Mode, Reporter};
 use crate::sql::{self, LineIndex, Statement};
 
 /// The file a section's text was taken from: `text` holds it at byte `start`.
@@ -105,6 +105,9 @@ pub struct SectionError {
     pub attempts: u32,
     /// For a failed transaction:false section: indexes left INVALID.
     pub invalid_indexes: Vec<String>,
+    /// Gave up on lock_timeout: the sessions last seen holding the locks it waited for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
     /// A transaction:false section whose failure could not be recorded (the connection
     /// was lost): its row still says `running` at this statement.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -166,6 +169,9 @@ impl std::fmt::Display for SectionError {
         }
         if self.attempts > 1 {
             write!(f, "\n  gave up after {} attempts", self.attempts)?;
+        }
+        for b in &self.blockers {
+            write!(f, "\n  it waited for {b}")?;
         }
         if self.non_transactional && self.unrecorded {
             let what = match self.direction {
@@ -416,6 +422,9 @@ fn transactional(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // The last attempt is watched, so that giving up can say who it waited for.
+        let watch =
+            (attempt > opts.lock_retries).then(|| BlockerWatch::start(&s.target, s.db.backend_pid));
         let outcome: Result<u64, Failure> = if has_copy(&sec.statements) {
             s.db.batch(&begin)
                 .map_err(|e| (None, e))
@@ -447,6 +456,7 @@ fn transactional(
                 Some((i, e)) => Err(((1..=sec.statements.len()).contains(&i).then(|| i - 1), e)),
             }
         };
+        let blockers = watch.map(BlockerWatch::finish).unwrap_or_default();
         s.notices(Some(sec.version), reporter);
         let (idx, e) = match outcome {
             Ok(0) if sec.direction == Direction::Down => {
@@ -486,7 +496,10 @@ fn transactional(
             std::thread::sleep(wait);
             continue;
         }
-        let se = section_error(sec, idx, &e, false, attempt);
+        let mut se = section_error(sec, idx, &e, false, attempt);
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            se.blockers = blockers;
+        }
         failed_history(s, book, &se, started.elapsed());
         return Err(ExecError::Section(Box::new(se)));
     }
@@ -720,6 +733,7 @@ fn section_error(
         non_transactional: non_tx,
         attempts,
         invalid_indexes: Vec::new(),
+        blockers: Vec::new(),
         unrecorded: false,
     }
 }

@@ -145,3 +145,45 @@ impl Session {
         }
     }
 }
+
+/// Watches, from a session of its own, which sessions the work session waits for while
+/// a migration's last attempt runs: once lock_timeout cancels the wait, the blockers can
+/// no longer be asked for, and "gave up after N attempts" alone leaves the user guessing
+/// who to talk to. Polling is how it observes (the wait itself sends nothing); it keeps
+/// the last non-empty answer.
+pub(crate) struct BlockerWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<crate::report::Blocker>>,
+}
+
+impl BlockerWatch {
+    pub(crate) fn start(target: &Target, pid: i32) -> BlockerWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (target, flag) = (target.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let app = format!("pgrollout {} watch", env!("CARGO_PKG_VERSION"));
+            let Ok(mut db) = Db::connect(&target, &app, Duration::from_secs(5), &mut |_, _, _| {})
+            else {
+                return Vec::new();
+            };
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match lock::blockers(&mut db, pid) {
+                    Ok(b) if !b.is_empty() => seen = b,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen
+        });
+        BlockerWatch { stop, thread }
+    }
+
+    /// Stop watching; the sessions last seen blocking the work session.
+    pub(crate) fn finish(self) -> Vec<crate::report::Blocker> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}

@@ -39,6 +39,33 @@ impl std::fmt::Display for LiveRunner {
     }
 }
 
+/// A session that held a lock a migration waited for, as seen while it waited.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Blocker {
+    pub pid: i32,
+    pub application_name: String,
+    pub state: String,
+    pub query: String,
+    /// How long its transaction (or, outside one, its last query) had been running.
+    pub for_secs: i64,
+    /// The relations it held locks on.
+    pub relations: String,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} (application_name '{}', {} for {}s",
+            self.pid, self.application_name, self.state, self.for_secs
+        )?;
+        if !self.relations.is_empty() {
+            write!(f, ", holding locks on {}", self.relations)?;
+        }
+        write!(f, "): {}", self.query)
+    }
+}
+
 /// A migration recorded as running, and whether its runner is still at it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunningRow {

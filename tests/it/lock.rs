@@ -328,3 +328,44 @@ fn lock_timeouts_the_server_would_misread_or_refuse_are_configuration_errors() {
         "{r}"
     );
 }
+
+/// A migration that gives up on lock_timeout names who held the lock it waited for, and
+/// a retry prints no spurious "there is no transaction in progress" warning.
+#[test]
+fn lock_timeout_give_up_names_the_blocking_session() {
+    let db = fresh_db();
+    exec(&db.url, "CREATE TABLE busy (n int)");
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "1_alter.sql",
+        "ALTER TABLE busy ADD COLUMN m int;\n",
+    );
+    let mut blocker = crate::common::connect(&db.url).unwrap();
+    blocker
+        .batch_execute("SET application_name = 'blocker-app'")
+        .unwrap();
+    let pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE")
+        .unwrap();
+    let r = cmd(dir.path(), &db.url)
+        .args(["--lock-timeout", "200ms", "--lock-retries", "1", "apply"])
+        .run();
+    blocker.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(r.code, 1, "{r}");
+    let text = r.all();
+    for needed in [
+        "gave up after 2 attempts".to_string(),
+        format!(
+            "it waited for pid {pid} (application_name 'blocker-app', idle in transaction for "
+        ),
+        "holding locks on busy): BEGIN; LOCK TABLE busy IN ACCESS SHARE MODE".to_string(),
+    ] {
+        assert!(text.contains(&needed), "{needed:?} missing:\n{r}");
+    }
+    assert!(!text.contains("no transaction in progress"), "{r}");
+}
