@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             reporter.event(&Event::Diagnostic {
                 level: Level::Error,
                 location: location.as_ref(),
-                message: &e.to_string(),
+                message: &e.body(),
             });
             Err((CliError::Config(e), true))
         }
@@ -107,7 +107,9 @@ fn main() -> ExitCode {
             }
             outcome.code
         }
-        Err((e, _)) => {
+        // Already reported as a diagnostic (at its position): not again.
+        Err((e, true)) => e.code(),
+        Err((e, false)) => {
             eprint!("{}", lines(&format!("error: {}\n", redact(&e.to_string()))));
             e.code()
         }

@@ -40,6 +40,19 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The message without its `file:line:col: ` prefix, for reporters that show the
+    /// position apart (terminal lines, GitHub annotations).
+    pub fn body(&self) -> String {
+        let full = self.to_string();
+        match self.position() {
+            Some((path, line, col)) => full
+                .strip_prefix(&format!("{}:{line}:{col}: ", path.display()))
+                .unwrap_or(&full)
+                .to_string(),
+            None => full,
+        }
+    }
+
     /// File, line and column, when the error has them (for annotations).
     pub fn position(&self) -> Option<(&Path, usize, usize)> {
         match self {
@@ -111,4 +124,22 @@ fn unknown_name(message: &str) -> Option<(String, Vec<String>)> {
         .map(str::to_string)
         .collect();
     Some((word, expected))
+}
+
+/// A pipeline file that is not UTF-8, positioned at its first bad byte (line and column
+/// counted in the characters before it).
+pub(super) fn not_utf8(path: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> ConfigError {
+    let good = &bytes[..e.valid_up_to()];
+    let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        col,
+        message: format!(
+            "the pipeline file is not valid UTF-8 (byte 0x{:02x}); save it as UTF-8",
+            bytes[e.valid_up_to()]
+        ),
+    }
 }

@@ -459,10 +459,12 @@ fn ordered_map<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Environme
 impl PipelineFile {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<PipelineFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| error::not_utf8(path, e.as_bytes(), &e.utf8_error()))?;
         PipelineFile::parse(path, &text)
     }
 

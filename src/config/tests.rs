@@ -241,3 +241,26 @@ fn malformed_yaml_is_positioned() {
         "{s}"
     );
 }
+
+#[test]
+fn body_is_the_message_without_its_position() {
+    let text = "environments:\n  staging:\n    database_url_env: X\n    stpes: [apply]\n";
+    let e = parse(text).unwrap_err();
+    assert!(e.to_string().starts_with("pgrollout.yml:4:5: "), "{e}");
+    assert!(
+        e.body()
+            .starts_with("environments.staging: unknown field `stpes`"),
+        "{}",
+        e.body()
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_positioned_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgrollout.yml");
+    std::fs::write(&path, b"environments:\n  \xc3\xa9t\xffa:\n").unwrap();
+    let e = PipelineFile::load(&path).unwrap_err();
+    assert_eq!(e.position().map(|(_, l, c)| (l, c)), Some((2, 5)), "{e}");
+    assert!(e.body().contains("not valid UTF-8 (byte 0xff)"), "{e}");
+}
