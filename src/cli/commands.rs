@@ -69,6 +69,8 @@ pub struct Context<'r> {
     pub ephemeral_url: Option<String>,
     /// The CI context, read once by `main`.
     pub ci: Ci,
+    /// How to read the migrations directory (`--layout`, `--version-separator`).
+    pub layout: migration::LayoutOptions,
 }
 
 impl<'r> Context<'r> {
@@ -82,7 +84,14 @@ impl<'r> Context<'r> {
             .migrations
             .clone()
             .unwrap_or_else(|| PathBuf::from("migrations"));
+        let layout = migration::LayoutOptions {
+            layout: global.layout,
+            separator: global.version_separator,
+        };
         let mut cluster = None;
+        if global.ephemeral {
+            preflight(&migrations_dir, &layout, reporter)?;
+        }
         let target = if global.ephemeral {
             reporter.event(&Event::Info {
                 message: "starting a throwaway PostgreSQL (--ephemeral)…",
@@ -119,6 +128,7 @@ impl<'r> Context<'r> {
             ephemeral_url: cluster.as_ref().map(|c| c.url("postgres")),
             _cluster: cluster,
             ci,
+            layout,
         })
     }
 
@@ -131,37 +141,11 @@ impl<'r> Context<'r> {
     }
 
     pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
-        self.load_set(MigrationSet::load)
+        load_set(&self.migrations_dir, &self.layout, true, self.reporter)
     }
 
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
-        self.load_set(MigrationSet::load_lazy)
-    }
-
-    fn load_set(
-        &mut self,
-        load: fn(&std::path::Path) -> Result<MigrationSet, Vec<migration::FileError>>,
-    ) -> Result<MigrationSet, CliError> {
-        load(&self.migrations_dir).map_err(|errors| {
-            for e in &errors {
-                self.reporter.event(&Event::Diagnostic {
-                    level: Level::Error,
-                    location: None,
-                    message: &e.to_string(),
-                });
-            }
-            let dir_missing = errors
-                .iter()
-                .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
-            let msg = format!("{} problem(s) reading the migration files in {}", errors.len(), self.migrations_dir.display());
-            if dir_missing {
-                CliError::Usage(format!(
-                    "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
-                ))
-            } else {
-                CliError::Failed(msg)
-            }
-        })
+        load_set(&self.migrations_dir, &self.layout, false, self.reporter)
     }
 
     fn run_options(
@@ -194,6 +178,53 @@ impl<'r> Context<'r> {
     pub(crate) fn json(&self) -> bool {
         self.global.format == Format::Json
     }
+}
+
+/// Read the migrations directory, reporting every file problem.
+fn load_set(
+    dir: &std::path::Path,
+    layout: &migration::LayoutOptions,
+    split: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<MigrationSet, CliError> {
+    MigrationSet::load_in(dir, layout, split).map_err(|errors| {
+        for e in &errors {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: None,
+                message: &e.to_string(),
+            });
+        }
+        let dir_missing = errors
+            .iter()
+            .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
+        let msg = format!(
+            "{} problem(s) reading the migration files in {}",
+            errors.len(),
+            dir.display()
+        );
+        if dir_missing {
+            CliError::Usage(format!(
+                "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
+            ))
+        } else {
+            CliError::Failed(msg)
+        }
+    })
+}
+
+/// Files are read and their names checked before `--ephemeral` starts a server: a
+/// directory pgrollout cannot read must not cost an initdb first. A missing default
+/// directory is left to the command (`drift --source`, `report` need none).
+fn preflight(
+    dir: &std::path::Path,
+    layout: &migration::LayoutOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<(), CliError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    load_set(dir, layout, false, reporter).map(|_| ())
 }
 
 fn parse_version(s: &str) -> Result<Version, CliError> {

@@ -80,6 +80,24 @@ pub struct Global {
     )]
     pub migrations: Option<PathBuf>,
 
+    /// The file layout of the migrations directory (detected from the files when not given).
+    ///
+    /// dbmate (also supabase, pgrollout): <version>_<name>.sql with -- migrate:up/down
+    /// sections; golang-migrate (also sqlx): <version>_<name>.up.sql + .down.sql; flyway:
+    /// V<1.2>__<desc>.sql and U… undo files; refinery: V<n>__/U<n>__<name>.sql; diesel:
+    /// <version>_<name>/up.sql + down.sql directories; sqitch: sqitch.plan with deploy/ and
+    /// revert/. Detection refuses a directory mixing two layouts. Also `layout:` in
+    /// pgrollout.yml. Example: --layout flyway
+    #[arg(long, global = true, env = "PGROLLOUT_LAYOUT", value_name = "NAME", value_parser = parse_layout)]
+    pub layout: Option<crate::migration::Layout>,
+
+    /// The character between version and name in dbmate-layout file names (default `_`).
+    ///
+    /// `-` reads `<digits>-<name>.sql` files, as docker-entrypoint init scripts are often
+    /// named. Also `version_separator:` in pgrollout.yml. Example: --version-separator -
+    #[arg(long, global = true, value_name = "CHAR", allow_hyphen_values = true)]
+    pub version_separator: Option<char>,
+
     /// Start a throwaway local PostgreSQL, use it, and delete it on exit.
     ///
     /// Needs the PostgreSQL server binaries (initdb, pg_ctl: Debian package `postgresql`),
@@ -566,6 +584,20 @@ pub struct PlanFlags {
 }
 
 pub use crate::config::parse_duration;
+
+/// `--layout NAME`: one of the names in [`crate::migration::layout::NAMES`].
+pub fn parse_layout(s: &str) -> Result<crate::migration::Layout, String> {
+    crate::migration::Layout::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown layout `{s}`: use one of {}",
+            crate::migration::layout::NAMES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
 
 #[cfg(test)]
 mod tests {

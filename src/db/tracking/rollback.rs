@@ -48,7 +48,7 @@ impl Tracking {
     ) -> Result<u64, TrackingError> {
         let sql = self.sql(
             "WITH d AS (\
-               DELETE FROM {s}.schema_migrations WHERE version = $1::text::numeric AND status = 'completed' \
+               DELETE FROM {s}.schema_migrations WHERE version = {s}.version_key($1) AND status = 'completed' \
                RETURNING version, version_text, name, checksum) \
              INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
