@@ -144,6 +144,23 @@ impl<'r> Context<'r> {
         load_set(&self.migrations_dir, &self.layout, true, self.reporter)
     }
 
+    /// Say which layout the directory was read in (`status`, `plan`).
+    fn report_layout(&mut self, set: &MigrationSet) {
+        let how = if self.layout.layout.is_some() {
+            "declared"
+        } else {
+            "detected"
+        };
+        self.reporter.event(&Event::Info {
+            message: &format!(
+                "{}: {} migration(s) in the {} layout ({how})",
+                self.migrations_dir.display(),
+                set.migrations.len(),
+                set.layout
+            ),
+        });
+    }
+
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
         load_set(&self.migrations_dir, &self.layout, false, self.reporter)
     }
@@ -360,6 +377,7 @@ fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliEr
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     let target = ctx.need_target("status")?;
     let set = ctx.load()?;
+    ctx.report_layout(&set);
     let state = read_state(ctx, &target)?;
     let entries = plan::status(&set, &state.rows);
     let problems = plan::plan(&set, &state.rows, &PlanOptions::default()).problems;
@@ -432,6 +450,7 @@ fn validate(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
 fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
     let target = ctx.need_target("plan")?;
     let set = ctx.load()?;
+    ctx.report_layout(&set);
     let opts = ctx.run_options(Some(flags), false)?;
     let state = read_state(ctx, &target)?;
     let mut problems = plan::check_files(&set);

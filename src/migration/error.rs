@@ -60,6 +60,16 @@ pub enum FileError {
         layout: crate::migration::layout::Layout,
     },
     #[error(
+        "{path}: not a migration name: it has `{found}` between version and name where `{expected}` \
+         is expected; declare the separator with --version-separator {found} \
+         (or `version_separator: \"{found}\"` in pgrollout.yml), or rename the file"
+    )]
+    Separator {
+        path: PathBuf,
+        found: char,
+        expected: char,
+    },
+    #[error(
         "{dir}: files of more than one layout: {found}; declare the one to read with \
          --layout NAME (or `layout:` in pgrollout.yml) and move the others out"
     )]

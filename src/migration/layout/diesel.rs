@@ -4,11 +4,10 @@
 //! `metadata.toml` with `run_in_transaction = false` runs the migration outside a
 //! transaction.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{digits, file_name, read_dir, Entry, Layout, Listing};
-use crate::migration::{FileError, Version};
+use super::{file_name, read_dir, Entry, Found, Layout, Listing};
+use crate::migration::FileError;
 
 /// `2019-01-01-000000_create_t` → ("20190101000000", "create_t").
 pub fn parse(dir_name: &str) -> Option<(String, String)> {
@@ -36,7 +35,7 @@ fn run_in_transaction_false(dir: &Path) -> Result<bool, FileError> {
 
 pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut out = Listing::default();
-    let mut found: BTreeMap<Version, (PathBuf, String)> = BTreeMap::new();
+    let mut found = Found::default();
     for path in read_dir(dir)? {
         let n = file_name(&path);
         if !path.is_dir() {
@@ -61,29 +60,15 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
             }
             continue;
         }
-        let Some((v, name)) = parse(&n) else {
-            out.errors.push(FileError::LayoutName {
+        match parse(&n) {
+            Some((v, name)) => found.insert_digits(&mut out, path, &v, name),
+            None => out.errors.push(FileError::LayoutName {
                 path,
                 layout: Layout::Diesel,
-            });
-            continue;
-        };
-        let v = match digits(&path, &v) {
-            Ok(v) => v,
-            Err(e) => {
-                out.errors.push(e);
-                continue;
-            }
-        };
-        if let Some((first, _)) = found.insert(v.clone(), (path.clone(), name)) {
-            out.errors.push(FileError::DuplicateVersion {
-                version: v.text,
-                first,
-                second: path,
-            });
+            }),
         }
     }
-    for (version, (dir, name)) in found {
+    for (version, (dir, name)) in found.0 {
         let no_transaction = match run_in_transaction_false(&dir) {
             Ok(b) => b,
             Err(e) => {

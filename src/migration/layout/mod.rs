@@ -268,6 +268,28 @@ pub fn hint(dir: &Path, files: &[PathBuf]) -> String {
     }
 }
 
+/// Migrations found so far by version (path and name), for layouts with one file or
+/// directory per version.
+#[derive(Default)]
+struct Found(std::collections::BTreeMap<Version, (PathBuf, String)>);
+
+impl Found {
+    /// Record `path` under the version `digits`; a bad or duplicate version is an error.
+    fn insert_digits(&mut self, out: &mut Listing, path: PathBuf, text: &str, name: String) {
+        let v = match digits(&path, text) {
+            Ok(v) => v,
+            Err(e) => return out.errors.push(e),
+        };
+        if let Some((first, _)) = self.0.insert(v.clone(), (path.clone(), name)) {
+            out.errors.push(FileError::DuplicateVersion {
+                version: v.text,
+                first,
+                second: path,
+            });
+        }
+    }
+}
+
 /// A version from digits, or an error naming the file.
 fn digits(path: &Path, text: &str) -> Result<Version, FileError> {
     Version::parse(text).ok_or_else(|| FileError::VersionTooLong {

@@ -42,7 +42,16 @@ pub fn list(dir: &Path, sep: char) -> Result<Listing, FileError> {
             continue;
         }
         let Some(parsed) = parse(&name, sep) else {
-            out.errors.push(FileError::BadName { path });
+            let other = if sep == '_' { '-' } else { '_' };
+            out.errors.push(if parse(&name, other).is_some() {
+                FileError::Separator {
+                    path,
+                    found: other,
+                    expected: sep,
+                }
+            } else {
+                FileError::BadName { path }
+            });
             continue;
         };
         let version = match digits(&path, &parsed.version) {

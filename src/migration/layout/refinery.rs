@@ -2,11 +2,10 @@
 //! both ordered by their integer), no downs. A file containing the line
 //! `-- +refinery NO TRANSACTION` runs outside a transaction, as refinery does.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{digits, file_name, read_dir, Entry, Layout, Listing};
-use crate::migration::{FileError, Version};
+use super::{file_name, read_dir, Entry, Found, Layout, Listing};
+use crate::migration::FileError;
 
 fn parse(file_name: &str) -> Option<(String, String)> {
     let stem = file_name.strip_suffix(".sql")?;
@@ -18,35 +17,21 @@ fn parse(file_name: &str) -> Option<(String, String)> {
 
 pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut out = Listing::default();
-    let mut found: BTreeMap<Version, (PathBuf, String)> = BTreeMap::new();
+    let mut found = Found::default();
     for path in read_dir(dir)? {
         let n = file_name(&path);
         if !n.ends_with(".sql") || path.is_dir() {
             continue;
         }
-        let Some((v, name)) = parse(&n) else {
-            out.errors.push(FileError::LayoutName {
+        match parse(&n) {
+            Some((v, name)) => found.insert_digits(&mut out, path, &v, name),
+            None => out.errors.push(FileError::LayoutName {
                 path,
                 layout: Layout::Refinery,
-            });
-            continue;
-        };
-        let v = match digits(&path, &v) {
-            Ok(v) => v,
-            Err(e) => {
-                out.errors.push(e);
-                continue;
-            }
-        };
-        if let Some((first, _)) = found.insert(v.clone(), (path.clone(), name)) {
-            out.errors.push(FileError::DuplicateVersion {
-                version: v.text,
-                first,
-                second: path,
-            });
+            }),
         }
     }
-    for (version, (up, name)) in found {
+    for (version, (up, name)) in found.0 {
         let no_transaction = match std::fs::read_to_string(&up) {
             Ok(text) => text
                 .lines()
