@@ -3,6 +3,7 @@
 //! Dependencies flow one way: `cli` → `pipeline` → `execute`/`plan`/`lint`/`migration`/`config` → `db`,
 //! and everything may use `report` (event definitions only).
 
+pub mod adopt;
 pub mod backup;
 pub mod config;
 pub mod db;

@@ -348,3 +348,327 @@ fn a_broken_down_section_does_not_block_the_up() {
         "nothing rolled back"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// adopt: each tool's history table as that tool creates and fills it.
+
+const FLYWAY_DDL: &str = r#"
+CREATE TABLE "flyway_schema_history" (
+    "installed_rank" INT NOT NULL,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INTEGER,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
+    "execution_time" INTEGER NOT NULL,
+    "success" BOOLEAN NOT NULL
+);
+ALTER TABLE "flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" PRIMARY KEY ("installed_rank");
+CREATE INDEX "flyway_schema_history_s_idx" ON "flyway_schema_history" ("success");
+INSERT INTO flyway_schema_history VALUES
+  (1, '1', 'create users', 'SQL', 'V1__create_users.sql', 1034512, 'ci', now(), 7, true),
+  (2, '1.2', 'add email', 'SQL', 'V1_2__add_email.sql', -88123, 'ci', now(), 4, true),
+  (3, '1.10', 'index email', 'SQL', 'V1_10__index_email.sql', 55, 'ci', now(), 9, true),
+  (4, '2', 'add orders', 'SQL', 'V2__add_orders.sql', 77, 'ci', now(), 3, true);
+"#;
+
+const GOLANG_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, dirty boolean not null);\n\
+    INSERT INTO schema_migrations (version, dirty) VALUES (10, false);";
+
+const DBMATE_DDL: &str = "create table if not exists schema_migrations (version varchar(128) primary key);\n\
+    insert into schema_migrations (version) values ('20240101000000'), ('20240102000000'), ('20240103000000');";
+
+const SQLX_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    success BOOLEAN NOT NULL,
+    checksum BYTEA NOT NULL,
+    execution_time BIGINT NOT NULL
+);
+INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES
+  (1, 'create users', true, '\x0123', 1200000),
+  (2, 'add email', true, '\x4567', 900000),
+  (10, 'index email', true, '\x89ab', 3100000);
+"#;
+
+const DIESEL_DDL: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\
+       version VARCHAR(50) PRIMARY KEY NOT NULL, run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);\n\
+    INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000'), ('20240102000000'), ('20240103000000');";
+
+const REFINERY_DDL: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history(\
+       version int4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));\n\
+    INSERT INTO refinery_schema_history VALUES \
+       (1, 'create_users', '2024-01-01T00:00:00Z', '1234'), (2, 'add_email', '2024-01-02T00:00:00Z', '5678'), \
+       (10, 'index_email', '2024-01-03T00:00:00Z', '9012');";
+
+const SQITCH_DDL: &str = r#"
+CREATE SCHEMA sqitch;
+CREATE TABLE sqitch.projects (
+    project         TEXT        PRIMARY KEY,
+    uri             TEXT            NULL UNIQUE,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    creator_name    TEXT        NOT NULL,
+    creator_email   TEXT        NOT NULL
+);
+CREATE TABLE sqitch.changes (
+    change_id       TEXT        PRIMARY KEY,
+    script_hash     TEXT            NULL,
+    change          TEXT        NOT NULL,
+    project         TEXT        NOT NULL REFERENCES sqitch.projects(project) ON UPDATE CASCADE,
+    note            TEXT        NOT NULL DEFAULT '',
+    committed_at    TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+    committer_name  TEXT        NOT NULL,
+    committer_email TEXT        NOT NULL,
+    planned_at      TIMESTAMPTZ NOT NULL,
+    planner_name    TEXT        NOT NULL,
+    planner_email   TEXT        NOT NULL,
+    UNIQUE(project, script_hash)
+);
+INSERT INTO sqitch.projects (project, creator_name, creator_email) VALUES ('shop', 'Ann', 'ann@example.com');
+INSERT INTO sqitch.changes (change_id, script_hash, change, project, committed_at, committer_name, committer_email, planned_at, planner_name, planner_email) VALUES
+  ('c1', 'h1', 'create_users', 'shop', '2024-02-01T00:00:01Z', 'Ann', 'ann@example.com', '2024-01-01', 'Ann', 'ann@example.com'),
+  ('c2', 'h2', 'add_email', 'shop', '2024-02-01T00:00:02Z', 'Ann', 'ann@example.com', '2024-01-02', 'Ann', 'ann@example.com'),
+  ('c3', 'h3', 'index_email', 'shop', '2024-02-01T00:00:03Z', 'Ann', 'ann@example.com', '2024-01-04', 'Ann', 'ann@example.com'),
+  ('c4', 'h4', 'add_email', 'shop', '2024-02-01T00:00:04Z', 'Ann', 'ann@example.com', '2024-01-05', 'Ann', 'ann@example.com');
+"#;
+
+/// The old tool "migrated" the database (its files' SQL run in its order, and its
+/// history table filled); `adopt` takes over; `status` has nothing pending and `apply`
+/// is a no-op; the old table is untouched.
+fn adopt_case(fixture_name: &str, tool: &str, ddl: &str, ups: &[&str], versions: &[&str]) {
+    let dir = fixture(fixture_name);
+    let db = fresh_db();
+    for up in ups {
+        let sql = std::fs::read_to_string(dir.join(up)).unwrap();
+        common::exec(&db.url, &sql);
+    }
+    common::exec(&db.url, ddl);
+    let table = match tool {
+        "flyway" => "flyway_schema_history",
+        "golang-migrate" | "dbmate" => "schema_migrations",
+        "sqlx" => "_sqlx_migrations",
+        "diesel" => "__diesel_schema_migrations",
+        "refinery" => "refinery_schema_history",
+        _ => "sqitch.changes",
+    };
+    let before = query_strings(&db.url, &format!("SELECT * FROM {table} ORDER BY 1"));
+
+    let dry = ok(pgrollout(
+        &db.url,
+        &dir,
+        &["adopt", "--from", tool, "--dry-run"],
+    ));
+    assert!(
+        dry.stdout
+            .contains(&format!("would adopt {} migration(s)", versions.len())),
+        "{dry:?}"
+    );
+    assert!(
+        !schema_exists(&db.url, "pgrollout"),
+        "dry run writes nothing"
+    );
+
+    let a = ok(pgrollout(&db.url, &dir, &["adopt", "--from", tool]));
+    assert!(
+        a.stdout.contains(&format!(
+            "adopted {} migration(s) from {tool}",
+            versions.len()
+        )),
+        "{a:?}"
+    );
+    assert_eq!(applied_versions(&db.url), versions);
+    let history = query_strings(
+        &db.url,
+        "SELECT version_text, reason FROM pgrollout.migration_history WHERE action = 'adopt' ORDER BY id",
+    );
+    assert_eq!(history.len(), versions.len());
+    assert!(history[0][1].as_deref().unwrap().contains(tool));
+    assert_eq!(
+        query_strings(&db.url, &format!("SELECT * FROM {table} ORDER BY 1")),
+        before,
+        "the old table is left untouched"
+    );
+
+    let s = ok(pgrollout(&db.url, &dir, &["status", "--format", "json"]));
+    assert!(!s.stdout.contains("\"pending\""), "{s:?}");
+    let applied = ok(pgrollout(&db.url, &dir, &["apply"]));
+    assert_eq!(applied_versions(&db.url), versions, "{applied:?}");
+
+    // A second adopt finds pgrollout's tracking populated.
+    let again = pgrollout(&db.url, &dir, &["adopt", "--from", tool]);
+    assert_ne!(again.code, 0, "{again:?}");
+    assert!(
+        again.stderr.contains("tracking already has migrations"),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn adopt_from_flyway() {
+    adopt_case(
+        "flyway",
+        "flyway",
+        FLYWAY_DDL,
+        &[
+            "V1__create_users.sql",
+            "V1_2__add_email.sql",
+            "V1_10__index_email.sql",
+            "V2__add_orders.sql",
+        ],
+        &["1.0", "1.2", "1.10", "2.0"],
+    );
+}
+
+#[test]
+fn adopt_from_golang_migrate() {
+    adopt_case(
+        "golang-migrate",
+        "golang-migrate",
+        GOLANG_DDL,
+        &[
+            "1_create_users.up.sql",
+            "2_add_email.up.sql",
+            "10_index_email.up.sql",
+        ],
+        &["1", "2", "10"],
+    );
+}
+
+#[test]
+fn adopt_from_sqlx() {
+    adopt_case(
+        "golang-migrate",
+        "sqlx",
+        SQLX_DDL,
+        &[
+            "1_create_users.up.sql",
+            "2_add_email.up.sql",
+            "10_index_email.up.sql",
+        ],
+        &["1", "2", "10"],
+    );
+}
+
+#[test]
+fn adopt_from_dbmate() {
+    adopt_case(
+        "dbmate",
+        "dbmate",
+        DBMATE_DDL,
+        &[],
+        &["20240101000000", "20240102000000", "20240103000000"],
+    );
+}
+
+#[test]
+fn adopt_from_diesel() {
+    adopt_case(
+        "diesel",
+        "diesel",
+        DIESEL_DDL,
+        &[
+            "2024-01-01-000000_create_users/up.sql",
+            "2024-01-02-000000_add_email/up.sql",
+            "2024-01-03-000000_index_email/up.sql",
+        ],
+        &["20240101000000", "20240102000000", "20240103000000"],
+    );
+}
+
+#[test]
+fn adopt_from_refinery() {
+    adopt_case(
+        "refinery",
+        "refinery",
+        REFINERY_DDL,
+        &[
+            "V1__create_users.sql",
+            "V2__add_email.sql",
+            "U10__index_email.sql",
+        ],
+        &["1", "2", "10"],
+    );
+}
+
+#[test]
+fn adopt_from_sqitch() {
+    adopt_case(
+        "sqitch",
+        "sqitch",
+        SQITCH_DDL,
+        &[
+            "deploy/create_users.sql",
+            "deploy/add_email@v1.0.sql",
+            "deploy/index_email.sql",
+            "deploy/add_email.sql",
+        ],
+        &["1", "2", "3", "4"],
+    );
+}
+
+#[test]
+fn adopt_refuses_dirty_failed_or_fileless_history() {
+    let gm = fixture("golang-migrate");
+    let db = fresh_db();
+    common::exec(
+        &db.url,
+        "CREATE TABLE schema_migrations (version bigint not null primary key, dirty boolean not null);\n\
+         INSERT INTO schema_migrations VALUES (2, true);",
+    );
+    let r = pgrollout(&db.url, &gm, &["adopt", "--from", "golang-migrate"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("is dirty at version 2"), "{r:?}");
+    assert!(applied_versions_or_none(&db.url).is_empty());
+
+    let db = fresh_db();
+    common::exec(
+        &db.url,
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+           installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \
+           execution_time BIGINT NOT NULL);\n\
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES \
+           (1, 'create users', true, '\\x01', 1), (2, 'add email', false, '\\x02', 1);",
+    );
+    let r = pgrollout(&db.url, &gm, &["adopt", "--from", "sqlx"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("records version 2 as failed"), "{r:?}");
+    assert!(applied_versions_or_none(&db.url).is_empty());
+
+    let db = fresh_db();
+    common::exec(&db.url, FLYWAY_DDL);
+    common::exec(
+        &db.url,
+        "INSERT INTO flyway_schema_history VALUES (5, '3', 'gone', 'SQL', 'V3__gone.sql', 1, 'ci', now(), 1, true)",
+    );
+    let r = pgrollout(&db.url, &fixture("flyway"), &["adopt", "--from", "flyway"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("records version 3 as applied, but no file"),
+        "{r:?}"
+    );
+    assert!(
+        applied_versions_or_none(&db.url).is_empty(),
+        "all or nothing"
+    );
+
+    let db = fresh_db();
+    let r = pgrollout(&db.url, &fixture("dbmate"), &["adopt", "--from", "dbmate"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("there is no schema_migrations table"),
+        "{r:?}"
+    );
+}
+
+fn applied_versions_or_none(url: &str) -> Vec<String> {
+    if schema_exists(url, "pgrollout") {
+        applied_versions(url)
+    } else {
+        Vec::new()
+    }
+}

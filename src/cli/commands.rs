@@ -17,6 +17,7 @@ use crate::overview::{
 use crate::plan::{self, PlanOptions, Problem};
 use crate::report::{compare, html, markdown, text, Event, Level, Reporter};
 
+mod adopt_cmd;
 mod backup_cmd;
 mod rollback_cmd;
 
@@ -318,6 +319,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
         Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
+        Command::Adopt { from, dry_run } => adopt_cmd::adopt(ctx, from, dry_run),
         Command::Backup {
             dump,
             label,
@@ -525,7 +527,7 @@ fn failure(
     Ok(Outcome { code, stdout })
 }
 
-fn with_lock<T>(
+pub(crate) fn with_lock<T>(
     ctx: &mut Context,
     command: &str,
     f: impl FnOnce(&mut execute::Session, &TrackingState, &mut dyn Reporter) -> Result<T, CliError>,

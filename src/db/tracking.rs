@@ -128,6 +128,11 @@ BEGIN
     RETURN rpad(packed, 38, '0')::numeric;
 END
 $fn$;
+
+-- `adopt`: history taken over from another migration tool.
+ALTER TABLE {s}.migration_history DROP CONSTRAINT migration_history_action_check;
+ALTER TABLE {s}.migration_history ADD CONSTRAINT migration_history_action_check
+    CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'accept', 'adopt'));
 "#,
 ];
 
@@ -677,6 +682,51 @@ impl Tracking {
                 action: "baseline",
                 status: "completed",
                 duration_ms: Some(0),
+                ..History::apply(version, name, checksum, "completed", None, None)
+            },
+        )
+    }
+
+    /// Record a migration another tool applied (`adopt`): a completed row with the
+    /// file's checksum and down SQL as they are now, and its `adopt` history row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_adopted(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+        no_transaction: bool,
+        down: Option<(&str, bool)>,
+        reason: &str,
+    ) -> Result<(), TrackingError> {
+        let down_sql = down.map(|d| d.0);
+        let down_no_tx = down.is_some_and(|d| d.1);
+        self.change_with_history(
+            db,
+            ctx,
+            Some((
+                "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, \
+                   applied_by, execution_time_ms, no_transaction, down_sql, down_no_transaction, run_id, environment) \
+                 VALUES ({s}.version_key($16), $16, $17, $18, 'completed', $19, 0, $20, $21, $22, $23, $24)",
+                &[
+                    &version,
+                    &name,
+                    &checksum,
+                    &ctx.actor,
+                    &no_transaction,
+                    &down_sql,
+                    &down_no_tx,
+                    &ctx.run_id,
+                    &ctx.environment,
+                ],
+            )),
+            &History {
+                action: "adopt",
+                status: "completed",
+                duration_ms: Some(0),
+                reason: Some(reason),
                 ..History::apply(version, name, checksum, "completed", None, None)
             },
         )

@@ -9,6 +9,7 @@ use super::{FileError, Version};
 
 mod diesel;
 mod flyway;
+pub use flyway::version as flyway_version;
 pub(crate) mod native;
 mod refinery;
 mod sqitch;
