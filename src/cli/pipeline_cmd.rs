@@ -92,7 +92,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         },
         dry_run,
     };
-    let set = MigrationSet::load(&ctx.migrations_dir).map_err(|errors| {
+    let set = MigrationSet::load_in(&ctx.migrations_dir, &ctx.layout, true).map_err(|errors| {
         for e in &errors {
             ctx.reporter.event(&Event::Diagnostic {
                 level: Level::Error,

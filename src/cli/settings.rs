@@ -61,6 +61,16 @@ pub fn load_pipeline(global: &mut Global) -> Result<(), ConfigError> {
     if global.migrations.is_none() {
         global.migrations = file.migrations_dir(&global.config);
     }
+    if global.layout.is_none() {
+        // Checked when the file was parsed, with its position.
+        global.layout = file
+            .layout
+            .as_deref()
+            .and_then(crate::migration::Layout::from_name);
+    }
+    if global.version_separator.is_none() {
+        global.version_separator = file.version_separator;
+    }
     let settings = file.settings.clone();
     apply_settings(global, &settings);
     global.pipeline = Some(Loaded {
