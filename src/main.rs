@@ -34,8 +34,8 @@ fn main() -> ExitCode {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     settings::record_defaults(&mut cli.global, &matches);
     let loaded = settings::load_pipeline(&mut cli.global);
-    let secrets = secrets(&cli);
     let ci = Ci::from_env();
+    let secrets = secrets(&cli, &ci);
     let github = ci.github_actions;
     // Machine-read results keep stdout to themselves.
     let machine_output = !matches!(cli.global.format, pgrollout::cli::Format::Text);
@@ -152,18 +152,14 @@ fn install_signal_handler() {
 /// Passwords known before anything runs, so no output can ever carry them — even the
 /// error saying the URL does not parse: the --database-url / DATABASE_URL one, those
 /// of every pipeline environment, and the URLs given to drift, status and report.
-fn secrets(cli: &Cli) -> Vec<String> {
-    let mut out: Vec<String> = cli
-        .global
-        .database_url
-        .as_deref()
-        .map(|u| {
-            pgrollout::db::Target::parse(u)
-                .map(|t| t.secrets)
-                .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(u))
-        })
-        .unwrap_or_default();
-    out.extend(settings::pipeline_secrets(&cli.global));
+fn secrets(cli: &Cli, ci: &Ci) -> Vec<String> {
+    // With libpq's defaults: PGPASSWORD and a password-file entry are secrets too.
+    let url = cli.global.database_url.as_deref().unwrap_or("");
+    let mut out: Vec<String> = pgrollout::db::Target::parse_with(url, &ci.libpq)
+        .map(|t| t.secrets)
+        .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(url));
+    out.extend(ci.libpq.vars.get("PGPASSWORD").cloned());
+    out.extend(settings::pipeline_secrets(&cli.global, &ci.libpq));
     // URLs given to the multi-environment commands.
     use pgrollout::cli::Command;
     let urls: Vec<&str> = match &cli.command {

@@ -374,6 +374,8 @@ pub struct Setup<'a> {
     /// The URL that wins over the environment's variable: `--ephemeral`'s throwaway server.
     pub forced_url: Option<String>,
     pub url_var: &'a dyn Fn(&str) -> Option<String>,
+    /// libpq's defaults (`PG*` variables, password file) under the environment's URL.
+    pub libpq: &'a crate::db::LibpqEnv,
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
     /// Rule choices and the live-context threshold of the `lint` step.
@@ -420,7 +422,11 @@ pub fn run(
         reporter.event(&Event::PipelineFinished { summary: &summary });
         return summary;
     };
-    let target = match Target::parse(&url) {
+    let parsed = match &setup.forced_url {
+        Some(_) => Target::parse(&url),
+        None => Target::parse_with(&url, setup.libpq),
+    };
+    let target = match parsed {
         Ok(t) => t,
         Err(e) => {
             summary.status = RunStatus::Failed;
@@ -904,7 +910,6 @@ impl Runner<'_, '_> {
         let dump = if b.dump {
             Some(crate::backup::dump(
                 &self.target,
-                &self.url,
                 &self.setup.dump_dir,
                 self.env_name,
                 self.reporter,
@@ -1170,9 +1175,6 @@ fn run_command(command: &str, timeout: Duration, url: &str) -> Result<(), String
         }
     }
 }
-
-#[cfg(test)]
-use crate::backup::split_password;
 
 mod emergency;
 

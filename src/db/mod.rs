@@ -5,11 +5,13 @@ pub mod catalog;
 pub mod conn;
 pub mod health;
 pub mod history;
+pub mod libpq;
 pub mod lock;
 pub mod stats;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
+pub use libpq::LibpqEnv;
 
 /// Quote an identifier (schema, table) for SQL text: the one place this is done.
 pub fn quote_ident(name: &str) -> String {
