@@ -16,8 +16,12 @@ fn main() -> ExitCode {
     install_signal_handler();
     let mut argv: Vec<String> = std::env::args().collect();
     // Action mode (the container's entrypoint): the action's inputs become the command line.
-    if argv.get(1).map(String::as_str) == Some("action") {
-        let plan = action::plan(&argv[0], |k| std::env::var(k).ok());
+    let action_mode = argv.get(1).map(String::as_str) == Some("action");
+    if action_mode {
+        let plan = match action::plan(&argv[0], |k| std::env::var(k).ok()) {
+            Ok(p) => p,
+            Err(e) => return usage_annotation(&e, &[]),
+        };
         if let Some(dir) = &plan.working_directory {
             if let Err(e) = std::env::set_current_dir(dir) {
                 eprintln!("error: working-directory {}: {e}", dir.display());
@@ -30,7 +34,27 @@ fn main() -> ExitCode {
         }
         argv = plan.argv;
     }
-    let matches = Cli::command().get_matches_from(argv);
+    let matches = if action_mode {
+        // A usage error would otherwise only be text in the log: annotate it.
+        match Cli::command().try_get_matches_from(&argv) {
+            Ok(m) => m,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let _ = e.print();
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let secrets: Vec<String> = argv
+                    .iter()
+                    .chain(std::env::var("DATABASE_URL").ok().as_ref())
+                    .flat_map(|w| pgrollout::db::conn::secrets_in(w))
+                    .collect();
+                return usage_annotation(message, &secrets);
+            }
+        }
+    } else {
+        Cli::command().get_matches_from(argv)
+    };
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     settings::record_defaults(&mut cli.global, &matches);
     let loaded = settings::load_pipeline(&mut cli.global);
@@ -147,6 +171,26 @@ fn install_signal_handler() {
     if let Err(e) = installed {
         let _ = writeln!(std::io::stderr(), "warning: no Ctrl-C handler: {e}");
     }
+}
+
+/// Action mode's usage errors: an `::error::` annotation on stdout, where the runner reads
+/// workflow commands, and exit 2.
+fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
+    let message = pgrollout::db::conn::redact(message, secrets);
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        pgrollout::report::github::command(
+            "error",
+            &[(
+                "title",
+                "pgrollout: usage error in the action's inputs".to_string()
+            )],
+            &message
+        )
+    );
+    ExitCode::from(exit::USAGE)
 }
 
 /// Passwords known before anything runs, so no output can ever carry them — even the

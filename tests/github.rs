@@ -282,6 +282,54 @@ fn action_inputs_drive_a_dispatch() {
 }
 
 #[test]
+fn the_args_input_is_split_like_a_shell_command_line() {
+    // A quoted reason with spaces is one argument: the repair is recorded with it.
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(&["apply"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    ws.add("0001_users.sql", &format!("{USERS}-- an edited comment\n"));
+    let r = ws.run(
+        &["action"],
+        &[
+            (
+                "INPUT_ARGS",
+                "repair --accept 0001 --reason \"fixed a typo\"",
+            ),
+            ("INPUT_DATABASE-URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let reasons = common::query_strings(
+        &db.url,
+        "SELECT reason FROM pgrollout.migration_history WHERE action = 'accept'",
+    );
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    let reason = reasons[0][0].as_deref().unwrap_or_default();
+    assert!(reason.starts_with("fixed a typo ("), "{reason}");
+}
+
+#[test]
+fn a_usage_error_in_action_mode_is_annotated() {
+    let ws = Workspace::new(PIPELINE, &[]);
+    for (args, says) in [
+        ("status --no-such-flag", "--no-such-flag"),
+        ("repair --reason \"unclosed", "quote is not closed"),
+    ] {
+        let r = ws.run(&["action"], &[("INPUT_ARGS", args)]);
+        assert_eq!(r.code, 2, "{args}: {}", r.debug());
+        let errors = r.annotations("error");
+        assert_eq!(errors.len(), 1, "{args}: {}", r.debug());
+        assert!(
+            errors[0]
+                .starts_with("::error title=pgrollout%3A usage error in the action's inputs::"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains(says), "{errors:?}");
+    }
+}
+
+#[test]
 fn pipeline_file_error_is_annotated_at_line_and_column() {
     let ws = Workspace::new(
         "environments:\n  staging:\n    database_url_env: X\n    stpes: [apply]\n",

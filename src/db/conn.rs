@@ -117,9 +117,7 @@ impl Target {
     pub fn parse_with(input: &str, env: &LibpqEnv) -> Result<Target, ConnectError> {
         let input = input.trim();
         let mut secrets = secrets_in(input);
-        for var in ["PGPASSWORD"] {
-            secrets.extend(env.vars.get(var).cloned());
-        }
+        secrets.extend(env.vars.get("PGPASSWORD").cloned());
         let is_uri = input.starts_with("postgres://") || input.starts_with("postgresql://");
         let mut pairs = if is_uri {
             libpq::parse_uri(input).map_err(|e| {
