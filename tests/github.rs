@@ -474,6 +474,39 @@ fn hostile_file_name_and_multiline_error_stay_escaped() {
 }
 
 #[test]
+fn database_and_file_name_text_is_inert_in_the_job_summary() {
+    let db = common::fresh_db();
+    let name = "0001_a<b>`c.sql";
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            name,
+            "CREATE TABLE t (id int);\nDO $$ BEGIN RAISE EXCEPTION '[click here](https://evil.example/x) ![p](https://evil.example/p.png) www.evil.example **bold**'; END $$;\n",
+        )],
+    );
+    let r = ws.run(&["apply"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    // No link, image, autolink or emphasis can form: every metacharacter is escaped.
+    for live in ["[click here](", "![p](", "https://", "www.evil", "**bold**"] {
+        assert!(!r.summary.contains(live), "{live} is live:\n{}", r.summary);
+    }
+    assert!(
+        r.summary
+            .contains("\\[click here\\](https\\://evil.example/x) \\!\\[p\\]"),
+        "{}",
+        r.summary
+    );
+    // The location is a code span the backtick in the name cannot close, showing `<`
+    // as itself.
+    assert!(
+        r.summary.contains("``migrations/0001_a<b>`c.sql:2:1``"),
+        "{}",
+        r.summary
+    );
+    assert!(!r.summary.contains("&lt;b&gt;`c.sql:"), "{}", r.summary);
+}
+
+#[test]
 fn more_than_ten_errors_are_capped_with_a_notice() {
     let db = common::fresh_db();
     let files: Vec<(String, String)> = (1..=13)

@@ -202,23 +202,13 @@ pub fn parse_uri(input: &str) -> Result<Pairs, String> {
     Ok(pairs)
 }
 
-/// Percent-decoding as libpq does it: `%00` and a broken escape are errors; `+` stays.
+/// Percent-decoding: `%00` is an error (libpq's rule: it would cut the value short); a `%`
+/// not followed by two hex digits is kept as it is (libpq refuses it, but earlier
+/// pgrollout versions accepted such passwords, and keeping them literal is unambiguous).
+/// `+` stays `+`.
 fn decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        if *b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).unwrap_or_default();
-            if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
-                return Err(
-                    "invalid percent-encoded token in the URI (percent-encode @ : / ? # % \
-                     in the user name and password)"
-                        .to_string(),
-                );
-            }
-            if hex == b"00" {
-                return Err("forbidden value %00 in the URI".to_string());
-            }
-        }
+    if s.contains("%00") {
+        return Err("forbidden value %00 in the URI".to_string());
     }
     Ok(percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -484,7 +474,11 @@ mod tests {
         let p = parse_uri("postgres://u@/db?host=/cloudsql/proj:region:inst").unwrap();
         assert_eq!(get(&p, "host"), Some("/cloudsql/proj:region:inst"));
         assert_eq!(get(&p, "dbname"), Some("db"));
-        assert!(parse_uri("postgres://u@h/db?x=%zz").is_err());
+        assert!(parse_uri("postgres://u@h/db?x=%00").is_err());
+        assert_eq!(
+            get(&parse_uri("postgres://u:a%zz@h/db").unwrap(), "password"),
+            Some("a%zz")
+        );
     }
 
     #[test]
