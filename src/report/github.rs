@@ -327,8 +327,13 @@ impl GitHub {
                 }
             }
         }
-        let msg = cap_utf16(&self.redact(&a.message), MAX_MESSAGE_UTF16);
-        command(kind, &props, &msg)
+        // The runner shows a CR in an annotation as U+FFFD in the log: a database message's
+        // CR or CRLF becomes a plain line break.
+        let msg = self
+            .redact(&a.message)
+            .replace("\r\n", "\n")
+            .replace('\r', "\n");
+        command(kind, &props, &cap_utf16(&msg, MAX_MESSAGE_UTF16))
     }
 
     /// Most severe first, at most 10 per kind, then one notice for the rest.
