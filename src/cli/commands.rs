@@ -168,15 +168,27 @@ impl<'r> Context<'r> {
             cluster = Some(c);
             Some(t)
         } else {
-            match global
+            // As psql: a URL with PG* defaults under it, or PGHOST/PGDATABASE/PGSERVICE…
+            // alone when no URL is given.
+            let url = global
                 .database_url
                 .as_deref()
-                .filter(|u| !u.trim().is_empty())
-            {
-                Some(u) => Some(Target::parse(u)?),
+                .filter(|u| !u.trim().is_empty());
+            match url {
+                Some(u) => Some(u),
+                None if ci.libpq.names_a_database() => Some(""),
                 None => None,
             }
+            .map(|u| Target::parse_with(u, &ci.libpq).map_err(|e| CliError::Usage(e.to_string())))
+            .transpose()?
         };
+        for w in target.iter().flat_map(|t| &t.warnings) {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: w,
+            });
+        }
         Ok(Context {
             global,
             migrations_dir,
@@ -789,7 +801,7 @@ fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, C
             let var = &env.database_url_env;
             let (target, skipped) = match std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
                 None => (None, Some(format!("{var} is not set"))),
-                Some(url) => match Target::parse(&url) {
+                Some(url) => match Target::parse_with(&url, &ctx.ci.libpq) {
                     Ok(t) => (Some(t), None),
                     Err(e) => (None, Some(format!("{var}: {e}"))),
                 },

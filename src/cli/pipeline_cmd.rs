@@ -118,6 +118,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
             .clone()
             .filter(|u| !u.trim().is_empty()),
         url_var: &url_var,
+        libpq: &ctx.ci.libpq,
         request: &request,
         lint_fail_on: merged.lint_fail_on.unwrap_or(FailOn::Error),
         lint: crate::engine::lint::LintSettings::from_settings(&merged),

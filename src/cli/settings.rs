@@ -121,7 +121,7 @@ pub fn apply_settings(global: &mut Global, s: &Settings) {
 }
 
 /// Passwords of every environment's database URL, known before anything is printed.
-pub fn pipeline_secrets(global: &Global) -> Vec<String> {
+pub fn pipeline_secrets(global: &Global, libpq: &crate::db::LibpqEnv) -> Vec<String> {
     let Some(l) = &global.pipeline else {
         return Vec::new();
     };
@@ -131,7 +131,7 @@ pub fn pipeline_secrets(global: &Global) -> Vec<String> {
             .ok()
             .filter(|u| !u.trim().is_empty())
         {
-            match crate::db::Target::parse(&url) {
+            match crate::db::Target::parse_with(&url, libpq) {
                 Ok(t) => out.extend(t.secrets),
                 // Unparseable: the password cannot be found in it, so hide all of it.
                 Err(_) => out.push(url),

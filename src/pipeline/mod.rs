@@ -26,6 +26,8 @@ pub struct Setup<'a> {
     /// The URL that wins over the environment's variable: `--ephemeral`'s throwaway server.
     pub forced_url: Option<String>,
     pub url_var: &'a dyn Fn(&str) -> Option<String>,
+    /// libpq's defaults (`PG*` variables, password file) under the environment's URL.
+    pub libpq: &'a crate::db::LibpqEnv,
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
     /// Rule choices and the live-context threshold of the `lint` step.
@@ -72,7 +74,11 @@ pub fn run(
         reporter.event(&Event::PipelineFinished { summary: &summary });
         return summary;
     };
-    let target = match Target::parse(&url) {
+    let parsed = match &setup.forced_url {
+        Some(_) => Target::parse(&url),
+        None => Target::parse_with(&url, setup.libpq),
+    };
+    let target = match parsed {
         Ok(t) => t,
         Err(e) => {
             summary.status = RunStatus::Failed;
@@ -303,9 +309,6 @@ impl Runner<'_, '_> {
         });
     }
 }
-
-#[cfg(test)]
-use crate::engine::backup::split_password;
 
 mod steps;
 mod summary;

@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::markdown;
 use super::terminal::Terminal;
 use crate::report::summary::{self, MigrationRow, RunStatus, RunSummary};
 use crate::report::{human_duration, Direction, Event, Level, Location, Mode, Reporter};
@@ -96,14 +97,10 @@ pub fn cap_utf16(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Escape untrusted text for a Markdown table cell or list item.
+/// Untrusted text for a Markdown table cell or list item, made inert (see
+/// [`markdown::cell`]).
 pub fn md(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace("\r\n", " ")
-        .replace(['\r', '\n'], " ")
+    markdown::cell(s)
 }
 
 /// Keep `text` under `budget` bytes, cutting at a line boundary with a visible note.
@@ -330,8 +327,13 @@ impl GitHub {
                 }
             }
         }
-        let msg = cap_utf16(&self.redact(&a.message), MAX_MESSAGE_UTF16);
-        command(kind, &props, &msg)
+        // The runner shows a CR in an annotation as U+FFFD in the log: a database message's
+        // CR or CRLF becomes a plain line break.
+        let msg = self
+            .redact(&a.message)
+            .replace("\r\n", "\n")
+            .replace('\r', "\n");
+        command(kind, &props, &cap_utf16(&msg, MAX_MESSAGE_UTF16))
     }
 
     /// Most severe first, at most 10 per kind, then one notice for the rest.
@@ -404,7 +406,12 @@ impl GitHub {
                 let at = a
                     .location
                     .as_ref()
-                    .map(|l| format!("`{}:{}:{}` ", md(&self.file_of(l)), l.line, l.col))
+                    .map(|l| {
+                        format!(
+                            "{} ",
+                            markdown::code(&format!("{}:{}:{}", self.file_of(l), l.line, l.col))
+                        )
+                    })
                     .unwrap_or_default();
                 s.push_str(&format!(
                     "- **{}** {at}{}\n",
@@ -618,12 +625,10 @@ fn lint_markdown(
     for f in findings {
         let l = Location::new(&f.path, f.line, f.col);
         s.push_str(&format!(
-            "| {} | `{}` | `{}:{}:{}` | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             f.severity,
-            md(f.rule),
-            md(&file_of(&l)),
-            f.line,
-            f.col,
+            markdown::code(f.rule),
+            markdown::code(&format!("{}:{}:{}", file_of(&l), f.line, f.col)),
             md(&cap_utf16(&f.message, 1000)),
             md(&cap_utf16(&f.fix, 1000))
         ));
@@ -653,16 +658,16 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
     }
     if let Some(b) = &r.backup {
         s.push_str(&format!(
-            "\n**Backup marker:** #{} at {} · WAL LSN `{}` · txid {}{}\n",
+            "\n**Backup marker:** #{} at {} · WAL LSN {} · txid {}{}\n",
             b.id,
             md(&b.created_at),
-            b.wal_lsn.as_deref().map_or("—".to_string(), md),
+            b.wal_lsn.as_deref().map_or("—".to_string(), markdown::code),
             b.txid,
             b.dump
                 .as_ref()
                 .map(|d| format!(
-                    " · dump `{}` ({} bytes, sha256 `{}`)",
-                    md(&d.path),
+                    " · dump {} ({} bytes, sha256 `{}`)",
+                    markdown::code(&d.path),
                     d.size_bytes,
                     &d.sha256[..16.min(d.sha256.len())]
                 ))
@@ -713,7 +718,7 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
                 f.rule.as_deref().map_or("—".into(), md),
                 f.location
                     .as_ref()
-                    .map_or("—".into(), |l| format!("`{}`", md(&l.to_string()))),
+                    .map_or("—".into(), |l| markdown::code(&l.to_string())),
                 md(&f.message)
             ));
         }
