@@ -157,9 +157,24 @@ enum StepError {
     /// The step ran and found a problem: a failed check, a gate, a missing setting.
     #[error("{0}")]
     Check(String),
+    /// A migration failed; the executor already reported it at its file and line.
+    #[error("{0}")]
+    Migration(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.
     #[error("cancelled during the review delay: nothing was applied")]
     Cancelled,
+}
+
+impl StepError {
+    /// Whether the failure was already reported as an event of its own (a migration's
+    /// `SectionFailed`, with its file and line).
+    fn reported(&self) -> bool {
+        match self {
+            StepError::Migration(_) => true,
+            StepError::Apply(e) => matches!(**e, ApplyError::Migration(_)),
+            _ => false,
+        }
+    }
 }
 
 impl From<String> for StepError {
@@ -221,11 +236,15 @@ impl Runner<'_, '_> {
                 None => match self.step(step) {
                     Ok(d) => (StepStatus::Passed, d),
                     Err(e) => {
-                        self.reporter.event(&Event::Diagnostic {
-                            level: Level::Error,
-                            location: None,
-                            message: &format!("step {key} failed: {e}"),
-                        });
+                        // A failed migration was already reported, at its line, by the
+                        // executor: saying it again would be a second annotation.
+                        if !e.reported() {
+                            self.reporter.event(&Event::Diagnostic {
+                                level: Level::Error,
+                                location: None,
+                                message: &format!("step {key} failed: {e}"),
+                            });
+                        }
                         stopped = true;
                         (StepStatus::Failed, e.to_string())
                     }

@@ -627,3 +627,76 @@ fn sigterm_during_review_delay_applies_nothing() {
     assert_eq!(applied(&db.url), Vec::<String>::new());
     assert_eq!(r.outputs["status"], "cancelled", "{r}");
 }
+
+/// One failure, one annotation: the migration's error at its line — not again from the
+/// step that ran it or from the command's closing error. A 10 000-character server
+/// message appears in the job summary once, cut to a bounded length.
+#[test]
+fn a_failure_is_annotated_once_and_its_long_message_shown_once_bounded() {
+    let db = common::fresh_db();
+    let long = "x".repeat(10_000);
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            "0001_boom.sql",
+            &format!("CREATE TABLE t (id int);\nDO $$ BEGIN RAISE EXCEPTION '{long}'; END $$;\n"),
+        )],
+    );
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    let errors = r.annotations("error");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("file=migrations/0001_boom.sql,line=2"),
+        "{}",
+        errors[0]
+    );
+    let run_of_x = "x".repeat(2_500);
+    assert!(
+        !r.summary.contains(&run_of_x),
+        "the summary shows the message unbounded"
+    );
+    assert_eq!(
+        r.summary.matches(&"x".repeat(1_000)).count(),
+        1,
+        "{}",
+        r.summary
+    );
+}
+
+/// Over GitHub's 1 MiB the summary loses table rows, never the failure: with 3 001
+/// pending migrations and a failing first one, the status, the failure with its
+/// location and the problems stay; the migrations table ends with "… and N more".
+#[test]
+fn a_summary_over_the_limit_keeps_the_failure_and_summarises_the_tables() {
+    let db = common::fresh_db();
+    let pad = "p".repeat(200);
+    let mut files: Vec<(String, String)> = vec![(
+        "0001_boom.sql".to_string(),
+        "DO $$ BEGIN RAISE EXCEPTION 'the first one fails'; END $$;\n".to_string(),
+    )];
+    for i in 2..=3001 {
+        files.push((format!("{i:04}_{pad}_{i}.sql"), "SELECT 1;\n".to_string()));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let ws = Workspace::new(PIPELINE, &refs);
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    assert!(r.summary.len() < 1_000_000, "{} bytes", r.summary.len());
+    assert!(r.summary.contains("❌ failed"), "{}", &r.summary[..2000]);
+    assert!(
+        r.summary.contains("the first one fails"),
+        "{}",
+        &r.summary[..2000]
+    );
+    assert!(
+        r.summary.contains("0001_boom.sql:1:"),
+        "{}",
+        &r.summary[..2000]
+    );
+    let tail = &r.summary[r.summary.len().saturating_sub(3000)..];
+    assert!(tail.contains("more (not shown"), "{tail}");
+}
