@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::cli::ci::Ci;
-use crate::cli::{exit, Against, Command, EnvUrls, Format, Global, PlanFlags};
+use crate::cli::{exit, settings, Against, Command, EnvUrls, Format, Global, PlanFlags};
 use crate::db::tracking::{RowStatus, TrackingState};
 use crate::db::Target;
 use crate::engine::drift::{self, DriftOptions};
@@ -249,10 +249,12 @@ impl<'r> Context<'r> {
             },
             None => PlanOptions::default(),
         };
+        let (lock_timeout, statement_timeout) =
+            settings::server_timeouts(t).map_err(CliError::Usage)?;
         Ok(RunOptions {
             schema: self.global.schema.clone(),
-            lock_timeout: t.lock_timeout,
-            statement_timeout: (!t.statement_timeout.is_zero()).then_some(t.statement_timeout),
+            lock_timeout,
+            statement_timeout,
             lock_retries: t.lock_retries,
             lock_wait: t.lock_wait,
             connect_retry: t.connect_timeout,
@@ -431,26 +433,36 @@ fn new(ctx: &mut Context, name: &str) -> Result<Outcome, CliError> {
 }
 
 fn read_state(ctx: &mut Context, target: &Target) -> Result<TrackingState, CliError> {
+    Ok(read_session(ctx, target)?.1)
+}
+
+/// A session on `target` and the tracking state it read (no lock).
+fn read_session(
+    ctx: &mut Context,
+    target: &Target,
+) -> Result<(engine::Session, TrackingState), CliError> {
     let mut s = engine::connect(
         target,
         &ctx.global.schema,
         ctx.global.timing.connect_timeout,
         ctx.reporter,
     )?;
-    s.tracking.read(&mut s.db).map_err(CliError::from)
+    let state = s.tracking.read(&mut s.db)?;
+    Ok((s, state))
 }
 
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     let target = ctx.need_target("status")?;
     let set = ctx.load()?;
     ctx.report_layout(&set);
-    let state = read_state(ctx, &target)?;
+    let (mut s, state) = read_session(ctx, &target)?;
+    let running = s.running_rows(&state)?;
     let entries = plan::status(&set, &state.rows);
     let problems = plan::plan(&set, &state.rows, &PlanOptions::default()).problems;
     let out = if ctx.json() {
         text::status_json(&entries, state.version.is_some())
     } else {
-        text::status_table(&entries, state.version.is_none())
+        text::status_table(&entries, state.version.is_none()) + &text::running_notes(&running)
     };
     let bad = problems.iter().any(|p| p.level == Level::Error);
     Ok(Outcome {
@@ -710,6 +722,18 @@ fn repair_failed(ctx: &mut Context, force: bool) -> Result<Outcome, CliError> {
             .rows
             .iter()
             .any(|r| matches!(r.status, RowStatus::Failed | RowStatus::Running));
+        // Holding the lock is not enough: a runner whose lock session was cut off may
+        // still be running a statement of the migration its row says is running.
+        for r in s.running_rows(state)? {
+            if let Some(live) = r.runner {
+                return Err(CliError::Refused(format!(
+                    "migration {} {} is still running: its runner (run {}) is connected as {live}. \
+                     Clearing it now would let it run twice. Wait for that runner to stop (or end it \
+                     with SELECT pg_terminate_backend({})), then run `pgrollout repair` again",
+                    r.version, r.name, r.run_id, live.pid
+                )));
+            }
+        }
         if failing && !force {
             let invalid = s.tracking.invalid_indexes(&mut s.db)?;
             if !invalid.is_empty() {

@@ -166,7 +166,8 @@ pub struct Global {
 #[derive(Debug, Args, Clone)]
 pub struct Timing {
     /// lock_timeout for each migration: how long one statement may wait for a table lock
-    /// before the migration is rolled back and retried (e.g. 5s, 500ms).
+    /// before the migration is rolled back and retried (e.g. 5s, 500ms). At least 1ms
+    /// (PostgreSQL reads less as no limit) and at most 2147483647ms.
     #[arg(long, global = true, env = "PGROLLOUT_LOCK_TIMEOUT", hide_env_values = true, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub lock_timeout: Duration,
 

@@ -79,10 +79,12 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
     let merged = loaded.file.settings.merged(&env.settings);
     settings::apply_settings(&mut ctx.global, &merged);
     let t = &ctx.global.timing;
+    let (lock_timeout, statement_timeout) =
+        settings::server_timeouts(t).map_err(CliError::Usage)?;
     let opts = RunOptions {
         schema: ctx.global.schema.clone(),
-        lock_timeout: t.lock_timeout,
-        statement_timeout: (!t.statement_timeout.is_zero()).then_some(t.statement_timeout),
+        lock_timeout,
+        statement_timeout,
         lock_retries: t.lock_retries,
         lock_wait: t.lock_wait,
         connect_retry: t.connect_timeout,

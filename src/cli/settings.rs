@@ -2,11 +2,12 @@
 //! command, below flags and environment variables (flags > env > YAML > defaults).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
-use crate::cli::Global;
+use crate::cli::{Global, Timing};
 use crate::config::{ConfigError, PipelineFile, Settings};
 
 /// Option ids whose value may come from the pipeline file.
@@ -78,6 +79,46 @@ pub fn load_pipeline(global: &mut Global) -> Result<(), ConfigError> {
         file,
     });
     Ok(())
+}
+
+/// The largest timeout PostgreSQL accepts, in milliseconds (`INT_MAX`).
+const PG_MAX_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// `lock_timeout` and `statement_timeout` as the server will read them, or why they
+/// cannot be sent: the server takes whole milliseconds, reads 0 as "no limit" and
+/// refuses more than `INT_MAX` ms. A lock_timeout of no limit is never meant: every
+/// query on a table would queue behind a migration waiting for its lock. A
+/// statement_timeout of exactly 0 is "none", as documented; one that rounds to 0 is not.
+pub fn server_timeouts(t: &Timing) -> Result<(Duration, Option<Duration>), String> {
+    fn check(name: &str, flag: &str, d: Duration) -> Result<(), String> {
+        let how = format!(
+            "(--{flag}, PGROLLOUT_{}, or `{name}:` in the pipeline file)",
+            flag.to_uppercase().replace('-', "_")
+        );
+        if d.as_millis() == 0 {
+            return Err(format!(
+                "{name} {d:?} is under 1ms, which PostgreSQL reads as no limit: a migration would then wait \
+                 for its table locks forever while every query on the table queues behind it. \
+                 Give at least 1ms, e.g. 5s {how}"
+            ));
+        }
+        if d.as_millis() > PG_MAX_TIMEOUT_MS {
+            return Err(format!(
+                "{name} {d:?} is over PostgreSQL's maximum of {PG_MAX_TIMEOUT_MS}ms (about 24.8 days) {how}"
+            ));
+        }
+        Ok(())
+    }
+    check("lock_timeout", "lock-timeout", t.lock_timeout)?;
+    if t.statement_timeout.is_zero() {
+        return Ok((t.lock_timeout, None));
+    }
+    check(
+        "statement_timeout",
+        "statement-timeout",
+        t.statement_timeout,
+    )?;
+    Ok((t.lock_timeout, Some(t.statement_timeout)))
 }
 
 /// Set the options still at their defaults from `s`.

@@ -887,6 +887,16 @@ impl Db {
         if config.get_application_name().is_none() {
             config.application_name(application_name);
         }
+        // TCP keepalives after 60 s of silence, not the OS's 2 h: NAT and load-balancer
+        // idle cut-offs (often 5–15 min) would otherwise drop the lock session, idle for
+        // the whole run, and a work session waiting on a long statement. A URL's own
+        // keepalives_idle is kept.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config
+                .keepalives_idle(Duration::from_secs(60))
+                .keepalives_interval(Duration::from_secs(10))
+                .keepalives_retries(6);
+        }
         config.ssl_mode(match target.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

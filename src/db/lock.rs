@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::conn::{error_text, ConnectError, Db, Target};
 
 /// Who holds the lock: the data type lives in the report seam, which carries it.
-pub use crate::report::LockHolder;
+pub use crate::report::{LiveRunner, LockHolder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -40,13 +40,126 @@ pub enum LockError {
     Pooler { detail: String },
     #[error("interrupted while waiting for the migration lock")]
     Interrupted,
+    #[error(
+        "lost the migration lock: its session (server process {pid}) {}{}",
+        if *.alive { "is alive but no longer holds it" } else { "has ended (terminated by the server or an administrator, or its connection dropped)" },
+        holder.as_ref().map_or(String::new(), |h| format!("; the lock is now held by {h}"))
+    )]
+    Lost {
+        pid: i32,
+        alive: bool,
+        holder: Option<Box<LockHolder>>,
+    },
 }
+
+/// The advisory lock on key `$1` (a parameter or a literal), for a `pg_locks AS l` row.
+/// Advisory locks are per database: another database on the same server with the same
+/// tracking schema name has the same key, and its holder is not ours.
+fn key_match(key: &str) -> String {
+    format!(
+        "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND l.classid::bigint = (({key}::bigint >> 32) & 4294967295) \
+         AND l.objid::bigint = ({key}::bigint & 4294967295)"
+    )
+}
+
+/// The server process's start, in microseconds since the epoch: with the pid it names one
+/// session for good (a pid is reused by a later session, a start time with it is not).
+const BACKEND_START_US: &str = "(extract(epoch FROM a.backend_start) * 1000000)::bigint";
+
+/// Which session holds the migration lock, as the work session checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldLock {
+    pub key: i64,
+    pub pid: i32,
+    pub backend_start_us: i64,
+}
+
+impl HeldLock {
+    /// Check, from any session of the database, that the lock session is still the one
+    /// alive and still holds the lock. A lock session can end while its runner carries on
+    /// (idle cut-offs, `pg_terminate_backend`, a dropped connection the runner has not
+    /// read from), and then another runner may take the lock: the runner must stop.
+    pub fn check(&self, db: &mut Db) -> Result<(), LockError> {
+        let sql = format!(
+            "SELECT a.pid IS NOT NULL, EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = $2 AND {}) \
+             FROM (SELECT 1) AS one LEFT JOIN pg_stat_activity AS a ON a.pid = $2 AND {BACKEND_START_US} = $3",
+            key_match("$1")
+        );
+        let rows = db
+            .query(&sql, &[&self.key, &self.pid, &self.backend_start_us])
+            .map_err(query_error)?;
+        let alive: bool = rows[0].get(0);
+        let held: bool = rows[0].get(1);
+        if alive && held {
+            return Ok(());
+        }
+        Err(LockError::Lost {
+            pid: self.pid,
+            alive,
+            holder: holder(db, self.key).ok().flatten().map(Box::new),
+        })
+    }
+
+    /// The same check as one statement inside a migration's transaction, which also
+    /// takes a transaction-level lock on `commit_key`: two runners' migration
+    /// transactions then never overlap, and one that passed this check was under the
+    /// lock when it started (its tracking row's primary key refuses a second commit of
+    /// the same version). Fails with SQLSTATE [`LOCK_LOST_SQLSTATE`].
+    pub fn check_in_transaction(&self, commit_key: i64) -> String {
+        let HeldLock {
+            key,
+            pid,
+            backend_start_us,
+        } = *self;
+        format!(
+            "DO $pgrollout_lock$ BEGIN \
+             IF NOT pg_try_advisory_xact_lock({commit_key}) THEN \
+               RAISE EXCEPTION USING ERRCODE = '{LOCK_LOST_SQLSTATE}', MESSAGE = 'another runner''s migration transaction is open on this tracking schema'; \
+             END IF; \
+             IF NOT EXISTS (SELECT 1 FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid \
+                            WHERE l.pid = {pid} AND {BACKEND_START_US} = {backend_start_us} AND {}) THEN \
+               RAISE EXCEPTION USING ERRCODE = '{LOCK_LOST_SQLSTATE}', MESSAGE = 'the migration lock of server process {pid} is gone'; \
+             END IF; END $pgrollout_lock$",
+            key_match(&key.to_string())
+        )
+    }
+}
+
+/// The `application_name` a work session takes while a transaction:false section runs:
+/// its tracking row says `running` with this run id, and a live session with this name
+/// means the runner is still at it (whether or not it still holds the lock).
+pub fn runner_name(run_id: &str) -> String {
+    format!("pgrollout {} run {run_id}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The live session of run `run_id`, if there is one (see [`runner_name`]).
+pub fn live_runner(db: &mut Db, run_id: &str) -> Result<Option<LiveRunner>, tokio_postgres::Error> {
+    let rows = db.query(
+        "SELECT pid, coalesce(state, ''), left(coalesce(query, ''), 200), \
+           extract(epoch FROM now() - coalesce(query_start, backend_start))::bigint \
+         FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() \
+           AND application_name LIKE 'pgrollout % run ' || $1 LIMIT 1",
+        &[&run_id],
+    )?;
+    Ok(rows.first().map(|r| LiveRunner {
+        pid: r.get(0),
+        state: r.get(1),
+        query: r.get(2),
+        for_secs: r.get(3),
+    }))
+}
+
+/// The SQLSTATE of [`HeldLock::check_in_transaction`]'s failure.
+pub const LOCK_LOST_SQLSTATE: &str = "PGRL1";
 
 /// Held migration lock. Dropping it unlocks and closes the session (closing alone would
 /// release a session lock too; the explicit unlock makes the release immediate).
 pub struct LockGuard {
     db: Db,
     key: i64,
+    backend_start_us: i64,
     pub waited: Duration,
 }
 
@@ -61,6 +174,14 @@ impl LockGuard {
     pub fn backend_pid(&self) -> i32 {
         self.db.backend_pid
     }
+
+    pub fn held(&self) -> HeldLock {
+        HeldLock {
+            key: self.key,
+            pid: self.db.backend_pid,
+            backend_start_us: self.backend_start_us,
+        }
+    }
 }
 
 /// What the waiting loop reports while it waits.
@@ -72,22 +193,18 @@ pub trait LockWaitObserver {
     }
 }
 
-/// Advisory locks are per database: another database on the same server with the same
-/// tracking schema name has the same key, and its holder is not ours.
-fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgres::Error> {
-    let rows = db.query(
+/// Who holds the lock on `key` in this database, if anyone.
+pub fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgres::Error> {
+    let sql = format!(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
                 coalesce(host(a.client_addr), 'local socket'), \
                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
                 extract(epoch FROM now() - a.backend_start)::bigint \
          FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND l.classid::bigint = (($1::bigint >> 32) & 4294967295) \
-           AND l.objid::bigint = ($1::bigint & 4294967295) \
-         LIMIT 1",
-        &[&key],
-    )?;
+         WHERE {} LIMIT 1",
+        key_match("$1")
+    );
+    let rows = db.query(&sql, &[&key])?;
     Ok(rows.first().map(|r| LockHolder {
         pid: r.get(0),
         application_name: r.get(1),
@@ -110,6 +227,7 @@ pub fn acquire(
 ) -> Result<LockGuard, LockError> {
     let app = format!("pgrollout {} lock", env!("CARGO_PKG_VERSION"));
     let mut db = Db::connect(target, &app, Duration::from_secs(10), &mut |_, _, _| {})?;
+    keep_alive(&mut db)?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(25);
     let mut last_report: Option<Instant> = None;
@@ -122,14 +240,11 @@ pub fn acquire(
         if got {
             verify_session(&mut db, key, pid)?;
             probe(target, &app, pid)?;
-            let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-            // Name the session so a waiter's timeout message says since when it is held.
-            let _ = db.batch(&format!(
-                "SET application_name = 'pgrollout lock since {since}'"
-            ));
+            let backend_start_us = name_holder(&mut db)?;
             return Ok(LockGuard {
                 db,
                 key,
+                backend_start_us,
                 waited: started.elapsed(),
             });
         }
@@ -160,6 +275,44 @@ pub fn acquire(
     }
 }
 
+/// The server settings that keep a session of this tool from being cut off while it
+/// waits: the idle timeouts a database or role may set, off (those this server version
+/// has). `RESET ALL` undoes a `SET`, so the work session runs this again after each one.
+pub const NO_IDLE_TIMEOUT: &str = "SELECT set_config(s.name, '0', false) FROM pg_settings AS s \
+     WHERE s.name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')";
+
+/// The lock session sits idle for the whole run (and while it waits for the lock), and a
+/// session that ends takes its lock with it while the runner carries on. So it must not
+/// idle out: no idle timeouts, no statement timeout, and TCP keepalives from the server
+/// side against NAT and load-balancer idle cut-offs (the client side sets its own in
+/// `Db::connect`).
+fn keep_alive(db: &mut Db) -> Result<(), LockError> {
+    db.batch(&format!(
+        "{NO_IDLE_TIMEOUT}; SET statement_timeout = 0; SET tcp_keepalives_idle = 60; \
+         SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6"
+    ))
+    .map_err(query_error)
+}
+
+/// Name the holder's session, so that a waiter's timeout message says since when it is
+/// held, and return its start time, which identifies it (see [`HeldLock`]).
+fn name_holder(db: &mut Db) -> Result<i64, LockError> {
+    let name = format!(
+        "pgrollout lock since {}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let rows = db
+        .query(
+            &format!(
+                "SELECT set_config('application_name', $1, false), {BACKEND_START_US} \
+                 FROM pg_stat_activity AS a WHERE a.pid = pg_backend_pid()"
+            ),
+            &[&name],
+        )
+        .map_err(query_error)?;
+    Ok(rows.first().map_or(0, |r| r.get(1)))
+}
+
 /// A failed lock query. A prepared statement that vanished between its Parse and its
 /// Execute means the two ran on different server sessions: transaction pooling.
 fn query_error(e: tokio_postgres::Error) -> LockError {
@@ -179,10 +332,10 @@ fn query_error(e: tokio_postgres::Error) -> LockError {
 fn verify_session(db: &mut Db, key: i64, pid: i32) -> Result<(), LockError> {
     let rows = db
         .query(
-            "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-               AND pid = pg_backend_pid() AND objsubid = 1 \
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND classid::bigint = (($1::bigint >> 32) & 4294967295) AND objid::bigint = ($1::bigint & 4294967295))",
+            &format!(
+                "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.pid = pg_backend_pid() AND {})",
+                key_match("$1")
+            ),
             &[&key],
         )
         .map_err(query_error)?;

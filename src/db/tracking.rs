@@ -219,6 +219,9 @@ pub struct AppliedRow {
     /// The running/failed state belongs to the down section: a transaction:false
     /// rollback is running, or stopped at `statement_index` of its down SQL.
     pub rolling_back: bool,
+    /// The run that wrote the row (for a `running` one: whose session may still be at it).
+    #[serde(skip)]
+    pub run_id: String,
 }
 
 /// What the tracking schema holds, read in one round trip.
@@ -336,8 +339,18 @@ impl Tracking {
     /// The key of the session advisory lock that serialises runners on this schema:
     /// the first 8 bytes of SHA-256("pgrollout:" + schema), stable across versions.
     pub fn lock_key(&self) -> i64 {
+        self.key("pgrollout")
+    }
+
+    /// The key of the transaction-level advisory lock each migration transaction takes
+    /// (see `HeldLock::check_in_transaction`): SHA-256("pgrollout-commit:" + schema).
+    pub fn commit_key(&self) -> i64 {
+        self.key("pgrollout-commit")
+    }
+
+    fn key(&self, prefix: &str) -> i64 {
         use sha2::{Digest, Sha256};
-        let d = Sha256::digest(format!("pgrollout:{}", self.schema).as_bytes());
+        let d = Sha256::digest(format!("{prefix}:{}", self.schema).as_bytes());
         i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
     }
 
@@ -350,7 +363,7 @@ impl Tracking {
             "SELECT (SELECT version FROM {s}.tracking_version), m.version_text, m.version::text, m.name, \
              m.checksum, m.status, (extract(epoch FROM m.applied_at) * 1000)::bigint, m.applied_by, \
              m.execution_time_ms, m.error_message, m.statement_index, m.no_transaction, m.down_sql IS NOT NULL, \
-             (to_jsonb(m) ->> 'direction') = 'down' \
+             (to_jsonb(m) ->> 'direction') = 'down', m.run_id \
              FROM (SELECT 1) AS one LEFT JOIN {s}.schema_migrations AS m ON true ORDER BY m.version",
         );
         let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
@@ -394,6 +407,7 @@ impl Tracking {
                 no_transaction: r.get(11) == Some("t"),
                 has_down: r.get(12) == Some("t"),
                 rolling_back: r.get(13) == Some("t"),
+                run_id: r.get(14).unwrap_or_default().to_string(),
             });
         }
         Ok(TrackingState { version, rows })

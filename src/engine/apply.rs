@@ -8,7 +8,7 @@ use crate::db::conn::error_text;
 use crate::db::lock::{LockError, LockGuard};
 use crate::db::tracking::{AppliedRecord, RunContext, TrackingError, TrackingState};
 use crate::db::{ConnectError, Target};
-use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, SectionError};
+use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, LockLost, SectionError};
 use crate::engine::session::{connect, Session};
 use crate::migration::{Migration, MigrationSet};
 use crate::plan::{self, PlanOptions, Problem};
@@ -80,6 +80,8 @@ pub enum ApplyError {
     Tracking(#[from] TrackingError),
     #[error("{0}")]
     Migration(Box<SectionError>),
+    #[error("{0}")]
+    LockLost(Box<LockLost>),
     /// Ctrl-C or SIGTERM before the next migration: the ones listed as applied are.
     #[error("interrupted before the next migration: the migrations before it are applied, the rest still pending")]
     Cancelled,
@@ -113,6 +115,7 @@ impl From<ExecError> for ApplyError {
     fn from(e: ExecError) -> Self {
         match e {
             ExecError::Section(s) => ApplyError::Migration(s),
+            ExecError::LockLost(l) => ApplyError::LockLost(l),
             ExecError::Tracking(t) => ApplyError::Tracking(t),
             ExecError::Query { what, source } => ApplyError::Query { what, source },
             ExecError::NotApplied(v) => unreachable!("an up section removes no row ({v})"),

@@ -28,6 +28,7 @@ use serde::Serialize;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::conn::{error_text, ServerError};
+use crate::db::lock::{self, LockError, LOCK_LOST_SQLSTATE, NO_IDLE_TIMEOUT};
 use crate::db::tracking::{AppliedRecord, RollbackRecord, TrackingError};
 use crate::db::Db;
 use crate::engine::apply::RunOptions;
@@ -104,6 +105,10 @@ pub struct SectionError {
     pub attempts: u32,
     /// For a failed transaction:false section: indexes left INVALID.
     pub invalid_indexes: Vec<String>,
+    /// A transaction:false section whose failure could not be recorded (the connection
+    /// was lost): its row still says `running` at this statement.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unrecorded: bool,
 }
 
 impl SectionError {
@@ -162,6 +167,23 @@ impl std::fmt::Display for SectionError {
         if self.attempts > 1 {
             write!(f, "\n  gave up after {} attempts", self.attempts)?;
         }
+        if self.non_transactional && self.unrecorded {
+            let what = match self.direction {
+                Direction::Up => "the migration",
+                Direction::Down => "the rollback",
+            };
+            let at = self
+                .statement_index
+                .map_or(String::new(), |i| format!(" at statement {}", i + 1));
+            return write!(
+                f,
+                "\n  the connection was lost, so {what} ran outside a transaction and is still recorded as \
+                 running{at}: the statements before it are in effect, and whether that one took effect is \
+                 not known. When the server is back, run `pgrollout status` (it says whether a runner is \
+                 still at it), check the statement's effect, then run `pgrollout repair` and the command \
+                 again (it reruns from its first statement)."
+            );
+        }
         match (self.direction, self.non_transactional) {
             (Direction::Up, true) => {
                 write!(
@@ -197,11 +219,68 @@ impl std::fmt::Display for SectionError {
     }
 }
 
+/// The migration lock was found lost: where the run stopped, and what is in effect.
+#[derive(Debug, thiserror::Error)]
+#[error("{lost}\n  {stopped}")]
+pub struct LockLost {
+    pub lost: LockError,
+    /// Where the run stopped and what to do, in words.
+    pub stopped: String,
+}
+
+impl LockLost {
+    fn before_section(sec: &Section<'_>, lost: LockError) -> Box<LockLost> {
+        let what = match sec.direction {
+            Direction::Up => format!("migration {} {}", sec.version, sec.name),
+            Direction::Down => format!("the rollback of {} {}", sec.version, sec.name),
+        };
+        Box::new(LockLost {
+            lost,
+            stopped: format!(
+                "stopped before {what}: it did not start, and what ran before it is recorded as done. \
+                 Another runner may hold the lock now: see `pgrollout status`, then run the command again."
+            ),
+        })
+    }
+
+    fn in_transaction(sec: &Section<'_>, lost: LockError) -> Box<LockLost> {
+        Box::new(LockLost {
+            lost,
+            stopped: format!(
+                "stopped in migration {} {}: its transaction was rolled back, so nothing of it was applied. \
+                 See `pgrollout status`, then run the command again.",
+                sec.version, sec.name
+            ),
+        })
+    }
+
+    fn before_statement(sec: &Section<'_>, index: usize, lost: LockError) -> Box<LockLost> {
+        let what = match sec.direction {
+            Direction::Up => format!("migration {} {}", sec.version, sec.name),
+            Direction::Down => format!("the down SQL of {} {}", sec.version, sec.name),
+        };
+        Box::new(LockLost {
+            lost,
+            stopped: format!(
+                "stopped before statement {} of {} of {what} (transaction:false): statements 1–{index} are \
+                 in effect and it stays recorded as running. Wait until no runner holds the lock \
+                 (`pgrollout status` says), check the statements can run again from the first, then run \
+                 `pgrollout repair` and the command again.",
+                index + 1,
+                sec.statements.len(),
+            ),
+        })
+    }
+}
+
 /// Why a section did not run to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("{0}")]
     Section(Box<SectionError>),
+    /// The migration lock is gone: nothing more may run.
+    #[error("{0}")]
+    LockLost(Box<LockLost>),
     #[error(transparent)]
     Tracking(#[from] TrackingError),
     #[error("{what}: {}", error_text(.source))]
@@ -249,6 +328,10 @@ pub(crate) fn run(
         mode,
         statements: sec.statements.len(),
     });
+    if mode != Mode::Rehearsal {
+        s.check_lock()
+            .map_err(|lost| ExecError::LockLost(LockLost::before_section(sec, lost)))?;
+    }
     let started = Instant::now();
     let result = match mode {
         Mode::Rehearsal => rehearse(s, sec, reporter),
@@ -320,7 +403,15 @@ fn transactional(
     opts: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<(), ExecError> {
-    let begin = format!("BEGIN; {}", timeouts(opts, true));
+    // The lock check runs first inside the transaction (see `check_in_transaction`).
+    let begin = match s.held {
+        Some(held) => format!(
+            "BEGIN; {}; {}",
+            timeouts(opts, true),
+            held.check_in_transaction(s.tracking.commit_key())
+        ),
+        None => format!("BEGIN; {}", timeouts(opts, true)),
+    };
     let started = Instant::now();
     let mut attempt = 0;
     loop {
@@ -331,10 +422,12 @@ fn transactional(
                 .and_then(|_| one_by_one(&mut s.db, sec))
                 .and_then(|_| {
                     let n = s.db.run(|c| record(c, book)).map_err(|e| (None, e))?;
-                    s.db.batch("COMMIT; RESET ALL").map_err(|e| (None, e))?;
+                    s.db.batch(&format!("COMMIT; {}", reset()))
+                        .map_err(|e| (None, e))?;
                     Ok(n)
                 })
         } else {
+            let commit = format!("COMMIT; {}", reset());
             let results = s.db.run(|c| {
                 let mut steps: Vec<Step> = Vec::with_capacity(sec.statements.len() + 3);
                 steps.push(Box::pin(batch(c, &begin)));
@@ -343,7 +436,7 @@ fn transactional(
                 }
                 steps.push(Box::pin(record(c, book)));
                 // RESET ALL: a SET in one section must not leak into the next.
-                steps.push(Box::pin(batch(c, "COMMIT; RESET ALL")));
+                steps.push(Box::pin(batch(c, &commit)));
                 pipeline(steps)
             });
             let recorded = results
@@ -363,7 +456,19 @@ fn transactional(
             Err(f) => f,
         };
         // Make sure the session is out of the transaction whatever failed.
-        let _ = s.db.batch("ROLLBACK; RESET ALL");
+        let _ = s.db.batch(&format!("ROLLBACK; {}", reset()));
+        // That ROLLBACK warns "there is no transaction in progress" when the failed
+        // COMMIT already ended the transaction: not news to anyone.
+        let _ = s.db.take_notices();
+        if idx.is_none() && e.code().map(SqlState::code) == Some(LOCK_LOST_SQLSTATE) {
+            let lost = match s.check_lock() {
+                Err(lost) => lost,
+                // The lock session is fine: the check failed on the commit key, held by
+                // a runner that no longer holds the session lock.
+                Ok(()) => LockError::Query(e),
+            };
+            return Err(ExecError::LockLost(LockLost::in_transaction(sec, lost)));
+        }
         if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) && attempt <= opts.lock_retries {
             let wait = backoff(attempt);
             let msg = e
@@ -447,6 +552,19 @@ fn stepwise(
             .start_rollback(&mut s.db, row.ctx, v, sec.name, row.reason)?,
     }
     let started = Instant::now();
+    let ctx = match book {
+        Bookkeeping::Up { row, .. } => row.ctx,
+        Bookkeeping::Down { row, .. } => row.ctx,
+        Bookkeeping::Rehearse => unreachable!(),
+    };
+    // Named for the run while the row says `running`: `repair` and `status` tell a live
+    // runner from an interrupted one by it. `reset()` after the section undoes it.
+    let name = lock::runner_name(&ctx.run_id);
+    s.db.execute("SELECT set_config('application_name', $1, false)", &[&name])
+        .map_err(|source| ExecError::Query {
+            what: "naming the session".into(),
+            source,
+        })?;
     s.db.batch(&timeouts(opts, false))
         .map_err(|source| ExecError::Query {
             what: "setting timeouts".into(),
@@ -455,6 +573,9 @@ fn stepwise(
     let total = sec.statements.len();
     for (i, st) in sec.statements.iter().enumerate() {
         if i > 0 {
+            // Each statement is in effect at once: none may start without the lock.
+            s.check_lock()
+                .map_err(|lost| ExecError::LockLost(LockLost::before_statement(sec, i, lost)))?;
             s.tracking.set_statement_index(&mut s.db, v, i as i32)?;
         }
         let label = st.ast.as_ref().map_or("statement", sql::statement_keyword);
@@ -470,13 +591,12 @@ fn stepwise(
         if let Err(e) = r {
             let mut se = section_error(sec, Some(i), &e, true, 1);
             se.invalid_indexes = s.tracking.invalid_indexes(&mut s.db).unwrap_or_default();
-            let _ = s.db.batch("RESET ALL");
-            let (ctx, checksum) = match book {
-                Bookkeeping::Up { row, .. } => (row.ctx, Some(row.checksum)),
-                Bookkeeping::Down { row, .. } => (row.ctx, None),
-                Bookkeeping::Rehearse => unreachable!(),
+            let _ = s.db.batch(&reset());
+            let checksum = match book {
+                Bookkeeping::Up { row, .. } => Some(row.checksum),
+                _ => None,
             };
-            s.tracking.fail_non_transactional(
+            let recorded = s.tracking.fail_non_transactional(
                 &mut s.db,
                 ctx,
                 v,
@@ -485,11 +605,18 @@ fn stepwise(
                 i as i32,
                 &se.server.to_string(),
                 started.elapsed().as_millis() as i64,
-            )?;
+            );
+            match recorded {
+                Ok(()) => {}
+                // The connection is gone (a server crash, a restart): the error that
+                // matters is the statement's, with the state it left.
+                Err(_) if s.db.is_closed() => se.unrecorded = true,
+                Err(e) => return Err(e.into()),
+            }
             return Err(ExecError::Section(Box::new(se)));
         }
     }
-    let _ = s.db.batch("RESET ALL");
+    let _ = s.db.batch(&reset());
     let ms = started.elapsed().as_millis() as i64;
     match book {
         Bookkeeping::Up { row, .. } => {
@@ -593,6 +720,7 @@ fn section_error(
         non_transactional: non_tx,
         attempts,
         invalid_indexes: Vec::new(),
+        unrecorded: false,
     }
 }
 
@@ -649,6 +777,13 @@ pub(crate) fn run_statement(
             .map(|_| ()),
         None => db.batch(sql),
     }
+}
+
+/// After a section: its `SET`s undone (`RESET ALL`), and the idle timeouts off again,
+/// which `RESET ALL` would restore to the database's setting: the session may wait
+/// between sections (a lock-timeout backoff, the lock of another runner).
+fn reset() -> String {
+    format!("RESET ALL; {NO_IDLE_TIMEOUT}")
 }
 
 /// `SET [LOCAL] lock_timeout …; … statement_timeout …` for a section.

@@ -109,6 +109,8 @@ pub enum RollbackError {
     },
     #[error("{0}")]
     Down(Box<SectionError>),
+    #[error("{0}")]
+    LockLost(Box<crate::engine::executor::LockLost>),
     #[error("{what}: {}", error_text(.source))]
     Query {
         what: String,
@@ -132,6 +134,7 @@ impl From<ExecError> for RollbackError {
     fn from(e: ExecError) -> Self {
         match e {
             ExecError::Section(s) => RollbackError::Down(s),
+            ExecError::LockLost(l) => RollbackError::LockLost(l),
             ExecError::Tracking(t) => RollbackError::Tracking(t),
             ExecError::Query { what, source } => RollbackError::Query { what, source },
             e @ ExecError::NotApplied(_) => RollbackError::Blocked(e.to_string()),

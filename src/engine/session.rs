@@ -3,17 +3,19 @@
 
 use std::time::Duration;
 
-use crate::db::lock::{self, LockGuard, LockHolder, LockWaitObserver};
-use crate::db::tracking::{Tracking, TrackingState, TRACKING_VERSION};
+use crate::db::lock::{self, HeldLock, LockError, LockGuard, LockHolder, LockWaitObserver};
+use crate::db::tracking::{RowStatus, Tracking, TrackingError, TrackingState, TRACKING_VERSION};
 use crate::db::{ConnectError, Db, Target};
 use crate::engine::apply::{ApplyError, RunOptions};
-use crate::report::{Event, Reporter};
+use crate::report::{Event, Reporter, RunningRow};
 
 /// A connected work session with its tracking schema.
 pub struct Session {
     pub db: Db,
     pub tracking: Tracking,
     pub target: Target,
+    /// The migration lock this session works under, once [`Session::lock`] took it.
+    pub held: Option<HeldLock>,
 }
 
 pub fn connect(
@@ -41,6 +43,7 @@ pub fn connect(
         db,
         tracking: Tracking::new(schema),
         target: target.clone(),
+        held: None,
     })
 }
 
@@ -64,6 +67,13 @@ impl Session {
         opts: &RunOptions,
         reporter: &mut dyn Reporter,
     ) -> Result<(LockGuard, TrackingState), ApplyError> {
+        // The work session waits while the lock is taken: it must not idle out meanwhile.
+        self.db
+            .batch(lock::NO_IDLE_TIMEOUT)
+            .map_err(|source| ApplyError::Query {
+                what: "turning the idle timeouts off".into(),
+                source,
+            })?;
         let guard = lock::acquire(
             &self.target,
             &self.tracking.schema,
@@ -75,6 +85,7 @@ impl Session {
             waited: guard.waited,
         });
         lock::verify_from(&mut self.db, &guard)?;
+        self.held = Some(guard.held());
         // Re-read under the lock: another runner may have created or upgraded it meanwhile.
         let state = self.tracking.read(&mut self.db)?;
         if !state.is_current() {
@@ -87,6 +98,41 @@ impl Session {
             return Ok((guard, self.tracking.read(&mut self.db)?));
         }
         Ok((guard, state))
+    }
+
+    /// Stop unless the migration lock taken by [`Session::lock`] is still held by its
+    /// session (no-op for work done without the lock: rehearsals, scratch databases).
+    pub(crate) fn check_lock(&mut self) -> Result<(), LockError> {
+        match self.held {
+            Some(held) => held.check(&mut self.db),
+            None => Ok(()),
+        }
+    }
+
+    /// The migrations recorded as running, each with its run's live session (if still
+    /// connected) and the lock's holder: a live runner and an interrupted one look the
+    /// same in the tracking table.
+    pub fn running_rows(
+        &mut self,
+        state: &TrackingState,
+    ) -> Result<Vec<RunningRow>, TrackingError> {
+        let read = |source| TrackingError::Read {
+            schema: self.tracking.schema.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for r in state.rows.iter().filter(|r| r.status == RowStatus::Running) {
+            out.push(RunningRow {
+                version: r.version.clone(),
+                name: r.name.clone(),
+                statement_index: r.statement_index,
+                since: r.applied_at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                run_id: r.run_id.clone(),
+                runner: lock::live_runner(&mut self.db, &r.run_id).map_err(read)?,
+                lock_holder: lock::holder(&mut self.db, self.tracking.lock_key()).map_err(read)?,
+            });
+        }
+        Ok(out)
     }
 
     pub(crate) fn notices(&mut self, version: Option<&str>, reporter: &mut dyn Reporter) {

@@ -2,6 +2,7 @@
 //! The JSON shapes carry `"format_version": 1`; fields are only ever added.
 
 use crate::plan::{Entry, Plan, Problem, State};
+use crate::report::RunningRow;
 
 /// How a migration's state reads in tables.
 pub(super) fn state_word(s: State) -> &'static str {
@@ -98,6 +99,40 @@ fn nonzero(fmt: &str, n: usize) -> String {
     } else {
         fmt.replace("{}", &n.to_string())
     }
+}
+
+/// What `status` adds under the table for each migration recorded as running: whether
+/// it is running now or was interrupted, and what to do.
+pub fn running_notes(rows: &[RunningRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let at = r
+            .statement_index
+            .map_or(String::new(), |i| format!(" at statement {}", i + 1));
+        out.push_str(&format!(
+            "\nmigration {} {} is recorded as running{at} since {} (run {}):\n",
+            r.version, r.name, r.since, r.run_id
+        ));
+        match (&r.runner, &r.lock_holder) {
+            (Some(live), _) => out.push_str(&format!(
+                "  it is running now: its runner is connected as {live}.\n  Wait for it to finish; do not run `pgrollout repair` meanwhile.\n"
+            )),
+            (None, holder) => {
+                out.push_str("  it was interrupted: no session of that run is connected");
+                match holder {
+                    Some(h) => out.push_str(&format!(
+                        " (the migration lock is held now by {h}, another runner)"
+                    )),
+                    None => out.push_str(", and no runner holds the migration lock"),
+                }
+                out.push_str(
+                    ".\n  The statements before that one are in effect. Check that one's effect, then run \
+                     `pgrollout repair` and `pgrollout apply` (it reruns from its first statement).\n",
+                );
+            }
+        }
+    }
+    out
 }
 
 pub fn status_json(entries: &[Entry], tracking_exists: bool) -> String {

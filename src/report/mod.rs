@@ -20,6 +20,40 @@ pub struct LockHolder {
     pub held_for_secs: i64,
 }
 
+/// A live session of one run (other than the one looking), as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveRunner {
+    pub pid: i32,
+    pub state: String,
+    pub query: String,
+    pub for_secs: i64,
+}
+
+impl std::fmt::Display for LiveRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server process {} ({} for {}s: {})",
+            self.pid, self.state, self.for_secs, self.query
+        )
+    }
+}
+
+/// A migration recorded as running, and whether its runner is still at it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunningRow {
+    pub version: String,
+    pub name: String,
+    /// 0-based index of the statement recorded as running.
+    pub statement_index: Option<i32>,
+    pub since: String,
+    pub run_id: String,
+    /// The session of that run, when it is still connected: the migration is running.
+    pub runner: Option<LiveRunner>,
+    /// Who holds the migration lock now, if anyone.
+    pub lock_holder: Option<LockHolder>,
+}
+
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -218,6 +218,14 @@ fn server_crash_during_non_transactional_migration_then_repair() {
     cluster.kill().expect("kill");
     let r = child.wait();
     assert_eq!(r.code, 1, "the runner must fail when the server dies:\n{r}");
+    // The message names the migration, the statement, the state it left and the step.
+    for needed in [
+        "migration 2 slow failed at statement 2",
+        "still recorded as running at statement 2",
+        "pgrollout repair",
+    ] {
+        assert!(r.all().contains(needed), "{needed:?} missing:\n{r}");
+    }
     cluster.restart().expect("restart");
 
     assert_eq!(scalar(&url, "SELECT status || ':' || statement_index FROM pgrollout.schema_migrations WHERE version = 2"), "running:1");

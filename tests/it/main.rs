@@ -11,6 +11,7 @@ mod ephemeral;
 mod github;
 mod layouts;
 mod lint;
+mod lock;
 mod report;
 mod rollback;
 mod shipping;
