@@ -1,7 +1,11 @@
 //! pgrollout: a PostgreSQL migration runner for CI.
 //!
-//! Dependencies flow one way: `cli` → `pipeline` → `engine` → `plan`/`lint`/`migration`/`sql`/`config` → `db`,
-//! and everything may use `report` (event definitions only).
+//! Dependencies flow one way: `cli` → `pipeline` → `engine` (apply, rehearsal, rollback,
+//! `test`, drift, backup, lint with live context, all on one section executor) →
+//! `plan`/`lint`/`migration`/`sql`/`config`/`schema` → `db`. Everything may use `report`,
+//! the seam of events and the data they carry; `render` turns them into text and imports
+//! nothing above the seam. `tests/it/architecture.rs` checks that no two modules import
+//! each other, directly or through others.
 
 pub(crate) mod config;
 pub mod db;

@@ -16,8 +16,12 @@ fn main() -> ExitCode {
     install_signal_handler();
     let mut argv: Vec<String> = std::env::args().collect();
     // Action mode (the container's entrypoint): the action's inputs become the command line.
-    if argv.get(1).map(String::as_str) == Some("action") {
-        let plan = action::plan(&argv[0], |k| std::env::var(k).ok());
+    let action_mode = argv.get(1).map(String::as_str) == Some("action");
+    if action_mode {
+        let plan = match action::plan(&argv[0], |k| std::env::var(k).ok()) {
+            Ok(p) => p,
+            Err(e) => return usage_annotation(&e, &[]),
+        };
         if let Some(dir) = &plan.working_directory {
             if let Err(e) = std::env::set_current_dir(dir) {
                 eprintln!("error: working-directory {}: {e}", dir.display());
@@ -30,12 +34,32 @@ fn main() -> ExitCode {
         }
         argv = plan.argv;
     }
-    let matches = Cli::command().get_matches_from(argv);
+    let matches = if action_mode {
+        // A usage error would otherwise only be text in the log: annotate it.
+        match Cli::command().try_get_matches_from(&argv) {
+            Ok(m) => m,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let _ = e.print();
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let secrets: Vec<String> = argv
+                    .iter()
+                    .chain(std::env::var("DATABASE_URL").ok().as_ref())
+                    .flat_map(|w| pgrollout::db::conn::secrets_in(w))
+                    .collect();
+                return usage_annotation(message, &secrets);
+            }
+        }
+    } else {
+        Cli::command().get_matches_from(argv)
+    };
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     settings::record_defaults(&mut cli.global, &matches);
     let loaded = settings::load_pipeline(&mut cli.global);
-    let secrets = secrets(&cli);
     let ci = Ci::from_env();
+    let secrets = secrets(&cli, &ci);
     let github = ci.github_actions;
     // Machine-read results keep stdout to themselves.
     let machine_output = !matches!(cli.global.format, pgrollout::cli::Format::Text);
@@ -151,21 +175,37 @@ fn install_signal_handler() {
     }
 }
 
+/// Action mode's usage errors: an `::error::` annotation on stdout, where the runner reads
+/// workflow commands, and exit 2.
+fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
+    let message = pgrollout::db::conn::redact(message, secrets);
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        pgrollout::render::github::command(
+            "error",
+            &[(
+                "title",
+                "pgrollout: usage error in the action's inputs".to_string()
+            )],
+            &message
+        )
+    );
+    ExitCode::from(exit::USAGE)
+}
+
 /// Passwords known before anything runs, so no output can ever carry them — even the
 /// error saying the URL does not parse: the --database-url / DATABASE_URL one, those
 /// of every pipeline environment, and the URLs given to drift, status and report.
-fn secrets(cli: &Cli) -> Vec<String> {
-    let mut out: Vec<String> = cli
-        .global
-        .database_url
-        .as_deref()
-        .map(|u| {
-            pgrollout::db::Target::parse(u)
-                .map(|t| t.secrets)
-                .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(u))
-        })
-        .unwrap_or_default();
-    out.extend(settings::pipeline_secrets(&cli.global));
+fn secrets(cli: &Cli, ci: &Ci) -> Vec<String> {
+    // With libpq's defaults: PGPASSWORD and a password-file entry are secrets too.
+    let url = cli.global.database_url.as_deref().unwrap_or("");
+    let mut out: Vec<String> = pgrollout::db::Target::parse_with(url, &ci.libpq)
+        .map(|t| t.secrets)
+        .unwrap_or_else(|_| pgrollout::db::conn::secrets_in(url));
+    out.extend(ci.libpq.vars.get("PGPASSWORD").cloned());
+    out.extend(settings::pipeline_secrets(&cli.global, &ci.libpq));
     // URLs given to the multi-environment commands.
     use pgrollout::cli::Command;
     let urls: Vec<&str> = match &cli.command {

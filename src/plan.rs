@@ -111,12 +111,66 @@ pub fn status(set: &MigrationSet, rows: &[AppliedRow]) -> Vec<Entry> {
 /// meta-commands, syntax errors, statements that cannot run where the file puts them,
 /// transaction control that would commit half-way.
 pub fn check_files(set: &MigrationSet) -> Vec<Problem> {
+    let mut out = check_ups(set);
+    out.extend(check_downs(set));
+    out
+}
+
+/// The up sections' problems: what blocks `apply`.
+pub fn check_ups(set: &MigrationSet) -> Vec<Problem> {
     let mut out = Vec::new();
     for m in &set.migrations {
         check_section(m, &m.up, &m.source, &m.lines, "up", &mut out);
+    }
+    out
+}
+
+/// The down sections' problems. They do not block applying the up (dbmate never even
+/// parses downs, and real projects carry broken ones): `validate` and `lint` report them
+/// as errors, `apply` warns, `rollback` of that migration refuses.
+pub fn check_downs(set: &MigrationSet) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for m in &set.migrations {
         if let Some(d) = &m.down {
+            if let Some(e) = &d.invalid {
+                out.push(Problem::error(
+                    Some(&m.version),
+                    Some(Location::new(&d.section.path, e.line, e.col)),
+                    format!("in the down section: {}", e.message),
+                ));
+            }
             check_section(m, &d.section, &d.source, &d.lines, "down", &mut out);
         }
+    }
+    out
+}
+
+/// One warning per migration whose down section has errors, for `apply`.
+pub fn down_warnings(set: &MigrationSet) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    for p in check_downs(set)
+        .into_iter()
+        .filter(|p| p.level == Level::Error)
+    {
+        if out.iter().any(|w| w.version == p.version) {
+            continue;
+        }
+        let at = p
+            .location
+            .as_ref()
+            .map(|l| format!("{}:{}: ", l.path.display(), l.line))
+            .unwrap_or_default();
+        out.push(Problem {
+            level: Level::Warning,
+            version: p.version.clone(),
+            location: p.location.clone(),
+            message: format!(
+                "migration {}: {at}{}; the up section is applied, but `rollback` of this migration \
+                 will refuse until the down section is fixed",
+                p.version.as_deref().unwrap_or(""),
+                p.message
+            ),
+        });
     }
     out
 }
@@ -159,7 +213,7 @@ fn check_section(
                     out.push(Problem::error(
                         Some(&m.version),
                         loc(line, col),
-                        format!("syntax error: {}", e.message),
+                        format!("syntax error in the {which} section: {}", e.message),
                     ));
                 }
                 if let Some(label) = s.non_transactional {

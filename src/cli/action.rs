@@ -26,8 +26,11 @@ pub struct ActionPlan {
     pub database_url: Option<String>,
 }
 
-/// Build the command line from `INPUT_*` values read with `var`.
-pub fn plan(program: &str, var: impl Fn(&str) -> Option<String>) -> ActionPlan {
+/// Build the command line from `INPUT_*` values read with `var`. `args` is split with
+/// POSIX shell-word rules (quotes and backslashes, no expansion), so
+/// `repair --reason "fixed a typo"` is three words after `repair`; an unclosed quote is
+/// an error.
+pub fn plan(program: &str, var: impl Fn(&str) -> Option<String>) -> Result<ActionPlan, String> {
     let input = |name: &str| {
         var(&format!("INPUT_{}", name.replace(' ', "_").to_uppercase()))
             .filter(|v| !v.trim().is_empty())
@@ -39,14 +42,19 @@ pub fn plan(program: &str, var: impl Fn(&str) -> Option<String>) -> ActionPlan {
     }
     match input("args") {
         // A whole pgrollout command instead of `pipeline run` (e.g. `status`, `plan`).
-        Some(a) => argv.extend(a.split_whitespace().map(str::to_string)),
+        Some(a) => argv.extend(shlex::split(&a).ok_or_else(|| {
+            "the `args` input is not a valid command line: a quote is not closed, or it ends \
+             in a backslash (it is split like a shell command: quote words with spaces as \
+             \"fixed a typo\")"
+                .to_string()
+        })?),
         None => argv.extend(["pipeline".to_string(), "run".to_string()]),
     }
-    ActionPlan {
+    Ok(ActionPlan {
         argv,
         working_directory: input("working-directory").map(|d| PathBuf::from(d.trim())),
         database_url: input("database-url").map(|u| u.trim().to_string()),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -64,7 +72,7 @@ mod tests {
 
     #[test]
     fn defaults_to_pipeline_run() {
-        let p = plan("pgrollout", vars(&[]));
+        let p = plan("pgrollout", vars(&[])).unwrap();
         assert_eq!(p.argv, ["pgrollout", "pipeline", "run"]);
         assert_eq!(p.working_directory, None);
     }
@@ -79,7 +87,8 @@ mod tests {
                 ("INPUT_DATABASE-URL", "postgres://u:p@h/d\n"),
                 ("INPUT_ARGS", "status --all"),
             ]),
-        );
+        )
+        .unwrap();
         assert_eq!(
             p.argv,
             [
@@ -92,5 +101,34 @@ mod tests {
         );
         assert_eq!(p.working_directory, Some(PathBuf::from("db")));
         assert_eq!(p.database_url.as_deref(), Some("postgres://u:p@h/d"));
+    }
+
+    #[test]
+    fn args_split_like_a_shell_command_line() {
+        let p = plan(
+            "pgrollout",
+            vars(&[(
+                "INPUT_ARGS",
+                "repair --reason \"fixed a typo\" 'it''s' a\\ b",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.argv,
+            [
+                "pgrollout",
+                "repair",
+                "--reason",
+                "fixed a typo",
+                "its",
+                "a b"
+            ]
+        );
+        let e = plan(
+            "pgrollout",
+            vars(&[("INPUT_ARGS", "repair --reason \"oops")]),
+        )
+        .unwrap_err();
+        assert!(e.contains("quote is not closed"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::db::tracking::{new_run_id, RunContext};
+use crate::db::LibpqEnv;
 use crate::pipeline::GitHubEvent;
 use crate::render::github::Files;
 
@@ -29,6 +30,8 @@ pub struct Ci {
     input_environment: Option<String>,
     input_confirm: Option<String>,
     input_dry_run: Option<String>,
+    /// The `PG*` variables and `$HOME`, for libpq's defaults under every database URL.
+    pub libpq: LibpqEnv,
 }
 
 impl Ci {
@@ -72,6 +75,7 @@ impl Ci {
             input_environment: get("INPUT_ENVIRONMENT"),
             input_confirm: get("INPUT_CONFIRM"),
             input_dry_run: get("INPUT_DRY-RUN"),
+            libpq: LibpqEnv::from_lookup(&var),
         }
     }
 

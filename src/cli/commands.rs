@@ -18,6 +18,7 @@ use crate::plan::{self, PlanOptions, Problem};
 use crate::render::{self, html, markdown, text};
 use crate::report::{Event, Level, Reporter};
 
+mod adopt_cmd;
 mod apply_output;
 mod backup_cmd;
 mod rollback_cmd;
@@ -126,6 +127,8 @@ pub struct Context<'r> {
     pub ephemeral_url: Option<String>,
     /// The CI context, read once by `main`.
     pub ci: Ci,
+    /// How to read the migrations directory (`--layout`, `--version-separator`).
+    pub layout: migration::LayoutOptions,
 }
 
 impl<'r> Context<'r> {
@@ -139,7 +142,14 @@ impl<'r> Context<'r> {
             .migrations
             .clone()
             .unwrap_or_else(|| PathBuf::from("migrations"));
+        let layout = migration::LayoutOptions {
+            layout: global.layout,
+            separator: global.version_separator,
+        };
         let mut cluster = None;
+        if global.ephemeral {
+            preflight(&migrations_dir, &layout, reporter)?;
+        }
         let target = if global.ephemeral {
             reporter.event(&Event::Info {
                 message: "starting a throwaway PostgreSQL (--ephemeral)…",
@@ -158,15 +168,27 @@ impl<'r> Context<'r> {
             cluster = Some(c);
             Some(t)
         } else {
-            match global
+            // As psql: a URL with PG* defaults under it, or PGHOST/PGDATABASE/PGSERVICE…
+            // alone when no URL is given.
+            let url = global
                 .database_url
                 .as_deref()
-                .filter(|u| !u.trim().is_empty())
-            {
-                Some(u) => Some(Target::parse(u)?),
+                .filter(|u| !u.trim().is_empty());
+            match url {
+                Some(u) => Some(u),
+                None if ci.libpq.names_a_database() => Some(""),
                 None => None,
             }
+            .map(|u| Target::parse_with(u, &ci.libpq).map_err(|e| CliError::Usage(e.to_string())))
+            .transpose()?
         };
+        for w in target.iter().flat_map(|t| &t.warnings) {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: w,
+            });
+        }
         Ok(Context {
             global,
             migrations_dir,
@@ -175,6 +197,7 @@ impl<'r> Context<'r> {
             ephemeral_url: cluster.as_ref().map(|c| c.url("postgres")),
             _cluster: cluster,
             ci,
+            layout,
         })
     }
 
@@ -187,37 +210,28 @@ impl<'r> Context<'r> {
     }
 
     pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
-        self.load_set(MigrationSet::load)
+        load_set(&self.migrations_dir, &self.layout, true, self.reporter)
+    }
+
+    /// Say which layout the directory was read in (`status`, `plan`).
+    fn report_layout(&mut self, set: &MigrationSet) {
+        let how = if self.layout.layout.is_some() {
+            "declared"
+        } else {
+            "detected"
+        };
+        self.reporter.event(&Event::Info {
+            message: &format!(
+                "{}: {} migration(s) in the {} layout ({how})",
+                self.migrations_dir.display(),
+                set.migrations.len(),
+                set.layout
+            ),
+        });
     }
 
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
-        self.load_set(MigrationSet::load_lazy)
-    }
-
-    fn load_set(
-        &mut self,
-        load: fn(&std::path::Path) -> Result<MigrationSet, Vec<migration::FileError>>,
-    ) -> Result<MigrationSet, CliError> {
-        load(&self.migrations_dir).map_err(|errors| {
-            for e in &errors {
-                self.reporter.event(&Event::Diagnostic {
-                    level: Level::Error,
-                    location: None,
-                    message: &e.to_string(),
-                });
-            }
-            let dir_missing = errors
-                .iter()
-                .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
-            let msg = format!("{} problem(s) reading the migration files in {}", errors.len(), self.migrations_dir.display());
-            if dir_missing {
-                CliError::Usage(format!(
-                    "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
-                ))
-            } else {
-                CliError::Failed(msg)
-            }
-        })
+        load_set(&self.migrations_dir, &self.layout, false, self.reporter)
     }
 
     fn run_options(
@@ -252,6 +266,53 @@ impl<'r> Context<'r> {
     pub(crate) fn json(&self) -> bool {
         self.global.format == Format::Json
     }
+}
+
+/// Read the migrations directory, reporting every file problem.
+fn load_set(
+    dir: &std::path::Path,
+    layout: &migration::LayoutOptions,
+    split: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<MigrationSet, CliError> {
+    MigrationSet::load_in(dir, layout, split).map_err(|errors| {
+        for e in &errors {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Error,
+                location: None,
+                message: &e.to_string(),
+            });
+        }
+        let dir_missing = errors
+            .iter()
+            .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
+        let msg = format!(
+            "{} problem(s) reading the migration files in {}",
+            errors.len(),
+            dir.display()
+        );
+        if dir_missing {
+            CliError::Usage(format!(
+                "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
+            ))
+        } else {
+            CliError::Failed(msg)
+        }
+    })
+}
+
+/// Files are read and their names checked before `--ephemeral` starts a server: a
+/// directory pgrollout cannot read must not cost an initdb first. A missing default
+/// directory is left to the command (`drift --source`, `report` need none).
+fn preflight(
+    dir: &std::path::Path,
+    layout: &migration::LayoutOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<(), CliError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    load_set(dir, layout, false, reporter).map(|_| ())
 }
 
 fn parse_version(s: &str) -> Result<Version, CliError> {
@@ -328,6 +389,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
         Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
+        Command::Adopt { from, dry_run } => adopt_cmd::adopt(ctx, from, dry_run),
         Command::Backup {
             dump,
             label,
@@ -392,6 +454,7 @@ fn read_session(
 fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     let target = ctx.need_target("status")?;
     let set = ctx.load()?;
+    ctx.report_layout(&set);
     let (mut s, state) = read_session(ctx, &target)?;
     let running = s.running_rows(&state)?;
     let entries = plan::status(&set, &state.rows);
@@ -465,6 +528,7 @@ fn validate(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
 fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
     let target = ctx.need_target("plan")?;
     let set = ctx.load()?;
+    ctx.report_layout(&set);
     let opts = ctx.run_options(Some(flags), false)?;
     let state = read_state(ctx, &target)?;
     let mut problems = plan::check_files(&set);
@@ -539,7 +603,7 @@ fn failure(
     Ok(Outcome { code, stdout })
 }
 
-fn with_lock<T>(
+pub(crate) fn with_lock<T>(
     ctx: &mut Context,
     command: &str,
     f: impl FnOnce(&mut engine::Session, &TrackingState, &mut dyn Reporter) -> Result<T, CliError>,
@@ -761,7 +825,7 @@ fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, C
             let var = &env.database_url_env;
             let (target, skipped) = match std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
                 None => (None, Some(format!("{var} is not set"))),
-                Some(url) => match Target::parse(&url) {
+                Some(url) => match Target::parse_with(&url, &ctx.ci.libpq) {
                     Ok(t) => (Some(t), None),
                     Err(e) => (None, Some(format!("{var}: {e}"))),
                 },

@@ -94,6 +94,10 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
 }
 
 fn count_line(c: &Counts, files: usize, what: &str, failing: usize, fail_on: &str) -> String {
+    if files == 0 && what.is_empty() {
+        // `--all` (or no database) on an empty set: there is no file at all.
+        return "✓ nothing to lint: the migrations directory has no migration files\n".into();
+    }
     if files == 0 {
         return format!("✓ nothing to lint: no{what} migrations (pass --all to lint every file)\n");
     }

@@ -80,6 +80,24 @@ pub struct Global {
     )]
     pub migrations: Option<PathBuf>,
 
+    /// The file layout of the migrations directory (detected from the files when not given).
+    ///
+    /// dbmate (also supabase, pgrollout): <version>_<name>.sql with -- migrate:up/down
+    /// sections; golang-migrate (also sqlx): <version>_<name>.up.sql + .down.sql; flyway:
+    /// V<1.2>__<desc>.sql and U… undo files; refinery: V<n>__/U<n>__<name>.sql; diesel:
+    /// <version>_<name>/up.sql + down.sql directories; sqitch: sqitch.plan with deploy/ and
+    /// revert/. Detection refuses a directory mixing two layouts. Also `layout:` in
+    /// pgrollout.yml. Example: --layout flyway
+    #[arg(long, global = true, env = "PGROLLOUT_LAYOUT", value_name = "NAME", value_parser = parse_layout)]
+    pub layout: Option<crate::migration::Layout>,
+
+    /// The character between version and name in dbmate-layout file names (default `_`).
+    ///
+    /// `-` reads `<digits>-<name>.sql` files, as docker-entrypoint init scripts are often
+    /// named. Also `version_separator:` in pgrollout.yml. Example: --version-separator -
+    #[arg(long, global = true, value_name = "CHAR", allow_hyphen_values = true)]
+    pub version_separator: Option<char>,
+
     /// Start a throwaway local PostgreSQL, use it, and delete it on exit.
     ///
     /// Needs the PostgreSQL server binaries (initdb, pg_ctl: Debian package `postgresql`),
@@ -382,6 +400,30 @@ pub enum Command {
         use_file_down: bool,
     },
 
+    /// Take over another tool's migration history: its applied versions become pgrollout's.
+    ///
+    /// Reads the tool's table as the tool writes it (flyway_schema_history,
+    /// schema_migrations of golang-migrate or dbmate, _sqlx_migrations,
+    /// __diesel_schema_migrations, refinery_schema_history, sqitch.changes), matches each
+    /// applied version to a file (read in the tool's layout unless --layout says
+    /// otherwise), and records them — checksums and down SQL of the files as they are now,
+    /// one audited `adopt` history row each — in one transaction under the migration lock.
+    /// Refuses a failed or dirty history, an applied version without a file, and a
+    /// database pgrollout already tracks. The old table is left untouched. See
+    /// docs/adopting.md.
+    #[command(after_help = "Examples:
+  pgrollout adopt --from flyway --dry-run     show what would be recorded
+  pgrollout adopt --from golang-migrate       then `pgrollout apply` runs only what is new")]
+    Adopt {
+        /// The tool whose history to take over: flyway, golang-migrate, dbmate, sqlx,
+        /// diesel, refinery, sqitch.
+        #[arg(long, value_name = "TOOL", value_parser = parse_tool)]
+        from: crate::engine::adopt::Tool,
+        /// Show what would be recorded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Record a backup marker: the WAL position and transaction id now, who and where.
     ///
     /// A row in the tracking schema's backup_markers table, written under the migration
@@ -569,6 +611,34 @@ pub struct PlanFlags {
 }
 
 pub use crate::config::parse_duration;
+
+/// `--from TOOL` of `adopt`.
+pub fn parse_tool(s: &str) -> Result<crate::engine::adopt::Tool, String> {
+    crate::engine::adopt::Tool::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown tool `{s}`: use one of {}",
+            crate::engine::adopt::TOOLS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// `--layout NAME`: one of the names in [`crate::migration::layout::NAMES`].
+pub fn parse_layout(s: &str) -> Result<crate::migration::Layout, String> {
+    crate::migration::Layout::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown layout `{s}`: use one of {}",
+            crate::migration::layout::NAMES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -94,7 +94,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         },
         dry_run,
     };
-    let set = MigrationSet::load(&ctx.migrations_dir).map_err(|errors| {
+    let set = MigrationSet::load_in(&ctx.migrations_dir, &ctx.layout, true).map_err(|errors| {
         for e in &errors {
             ctx.reporter.event(&Event::Diagnostic {
                 level: Level::Error,
@@ -120,6 +120,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
             .clone()
             .filter(|u| !u.trim().is_empty()),
         url_var: &url_var,
+        libpq: &ctx.ci.libpq,
         request: &request,
         lint_fail_on: merged.lint_fail_on.unwrap_or(FailOn::Error),
         lint: crate::engine::lint::LintSettings::from_settings(&merged),

@@ -62,6 +62,16 @@ pub fn load_pipeline(global: &mut Global) -> Result<(), ConfigError> {
     if global.migrations.is_none() {
         global.migrations = file.migrations_dir(&global.config);
     }
+    if global.layout.is_none() {
+        // Checked when the file was parsed, with its position.
+        global.layout = file
+            .layout
+            .as_deref()
+            .and_then(crate::migration::Layout::from_name);
+    }
+    if global.version_separator.is_none() {
+        global.version_separator = file.version_separator;
+    }
     let settings = file.settings.clone();
     apply_settings(global, &settings);
     global.pipeline = Some(Loaded {
@@ -152,7 +162,7 @@ pub fn apply_settings(global: &mut Global, s: &Settings) {
 }
 
 /// Passwords of every environment's database URL, known before anything is printed.
-pub fn pipeline_secrets(global: &Global) -> Vec<String> {
+pub fn pipeline_secrets(global: &Global, libpq: &crate::db::LibpqEnv) -> Vec<String> {
     let Some(l) = &global.pipeline else {
         return Vec::new();
     };
@@ -162,7 +172,7 @@ pub fn pipeline_secrets(global: &Global) -> Vec<String> {
             .ok()
             .filter(|u| !u.trim().is_empty())
         {
-            match crate::db::Target::parse(&url) {
+            match crate::db::Target::parse_with(&url, libpq) {
                 Ok(t) => out.extend(t.secrets),
                 // Unparseable: the password cannot be found in it, so hide all of it.
                 Err(_) => out.push(url),

@@ -22,6 +22,12 @@ pub struct PipelineFile {
     /// Directory of the migration files, relative to the pipeline file.
     #[serde(default)]
     pub migrations: Option<PathBuf>,
+    /// The migration files' layout (`flyway`, `diesel`, …); detected when absent.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// The character between version and name in dbmate-layout file names.
+    #[serde(default)]
+    pub version_separator: Option<char>,
     /// Defaults for every environment and for the other commands.
     #[serde(default)]
     pub settings: Settings,
@@ -494,6 +500,24 @@ impl PipelineFile {
                 message,
             }
         };
+        if let Some(l) = &self.layout {
+            if crate::migration::Layout::from_name(l).is_none() {
+                let known: Vec<&str> = crate::migration::layout::NAMES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                return Err(invalid(
+                    "layout",
+                    format!(
+                        "`layout: {l}` is not a layout: use one of {}{}",
+                        known.join(", "),
+                        did_you_mean(l, &known)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
         check_lint_rules(path, text, "settings", &self.settings)?;
         for (name, env) in &self.environments {
             check_lint_rules(

@@ -13,6 +13,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::{AsyncMessage, Client, Config};
 
+use super::libpq::{self, LibpqEnv};
+
 /// libpq's sslmode values (allow is treated as prefer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -53,6 +55,11 @@ pub struct Target {
     /// Secrets to mask in CI logs: the password as given, percent-decoded, and as the URL
     /// parser re-encodes it (longest first, so no part of one survives another's masking).
     pub secrets: Vec<String>,
+    /// The effective libpq settings after defaults (password included), for child
+    /// processes: see [`Target::child_conninfo`].
+    settings: libpq::Pairs,
+    /// What libpq would warn about while reading the settings (an ignored password file).
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -79,10 +86,14 @@ pub enum ConnectError {
 /// refused by name rather than ignored, so a connection is never less checked than asked.
 const UNSUPPORTED: &[&str] = &["sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir"];
 
-fn unsupported(key: &str) -> ConnectError {
+fn unsupported(key: &str, from_env: bool) -> ConnectError {
+    let remove = match libpq::ENV_KEYWORDS.iter().find(|(_, k)| *k == key) {
+        Some((var, _)) if from_env => format!("unset {var} (or the service file's `{key}`)"),
+        _ => "remove it from the database URL".to_string(),
+    };
     ConnectError::BadUrl(format!(
         "`{key}` is not supported (pgrollout does not present client certificates or check \
-         revocation lists); remove it from the database URL"
+         revocation lists); {remove}"
     ))
 }
 
@@ -96,82 +107,85 @@ impl Target {
     /// Unlike libpq, `~/.postgresql/root.crt` is not looked for: verify-ca and verify-full
     /// need `sslrootcert`, so what is trusted is written in the URL.
     pub fn parse(input: &str) -> Result<Target, ConnectError> {
+        Target::parse_with(input, &LibpqEnv::default())
+    }
+
+    /// [`Target::parse`] with libpq's defaults from `env`: the service file, the `PG*`
+    /// variables for whatever the URL leaves out, and the password file when no password
+    /// is given. An empty `input` means "the environment alone", as `psql` with no
+    /// arguments.
+    pub fn parse_with(input: &str, env: &LibpqEnv) -> Result<Target, ConnectError> {
         let input = input.trim();
+        let mut secrets = secrets_in(input);
+        secrets.extend(env.vars.get("PGPASSWORD").cloned());
+        let is_uri = input.starts_with("postgres://") || input.starts_with("postgresql://");
+        let mut pairs = if is_uri {
+            libpq::parse_uri(input).map_err(|e| {
+                ConnectError::BadUrl(format!(
+                    "{e} (the URL is not shown because it may contain a password)"
+                ))
+            })?
+        } else {
+            conninfo_pairs(input).map_err(ConnectError::BadUrl)?
+        };
+        let given: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        let redacted = if input.is_empty() {
+            String::new()
+        } else if is_uri {
+            redact_uri(input)
+        } else {
+            pairs
+                .iter()
+                .map(|(k, v)| match k.as_str() {
+                    "password" => "password=***".to_string(),
+                    _ => format!("{k}={}", conninfo_quote(v)),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        libpq::add_defaults(&mut pairs, env).map_err(ConnectError::BadUrl)?;
+        let mut warnings = Vec::new();
+        if libpq::get(&pairs, "password").is_none() {
+            let found = libpq::password_from_file(&pairs, env);
+            warnings.extend(found.warning);
+            if let Some(p) = found.password {
+                pairs.push(("password".into(), p));
+            }
+        }
         let mut sslmode = None;
         let mut sslrootcert = None;
-        let mut secrets = secrets_in(input);
-        let (rest, redacted) =
-            if input.starts_with("postgres://") || input.starts_with("postgresql://") {
-                let mut url = url::Url::parse(input).map_err(|e| {
-                    ConnectError::BadUrl(format!(
-                        "{e} (the URL is not shown because it may contain a password; \
-                         percent-encode @ : / ? # % in the user name and password)"
-                    ))
-                })?;
-                if let Some(p) = url.password() {
-                    secrets.push(p.to_string());
-                    secrets.push(percent_decode(p));
+        let mut kept = libpq::Pairs::new();
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "sslmode" => sslmode = Some(v.parse().map_err(ConnectError::BadUrl)?),
+                "sslrootcert" => sslrootcert = Some(v.clone()),
+                // Consumed by `add_defaults` and the password-file lookup.
+                "service" | "passfile" => {}
+                key if UNSUPPORTED.contains(&key) => {
+                    return Err(unsupported(key, !given.iter().any(|g| g == key)))
                 }
-                let mut kept: Vec<(String, String)> = Vec::new();
-                for (k, v) in url.query_pairs() {
-                    match k.as_ref() {
-                        "sslmode" => sslmode = Some(v.parse().map_err(ConnectError::BadUrl)?),
-                        "sslrootcert" => sslrootcert = Some(v.into_owned()),
-                        key if UNSUPPORTED.contains(&key) => return Err(unsupported(key)),
-                        "password" => {
-                            secrets.push(v.to_string());
-                            kept.push((k.into_owned(), v.into_owned()));
-                        }
-                        _ => kept.push((k.into_owned(), v.into_owned())),
-                    }
+                "password" => {
+                    secrets.push(v.clone());
+                    kept.push((k.clone(), v.clone()));
                 }
-                url.set_query(None);
-                if !kept.is_empty() {
-                    url.query_pairs_mut()
-                        .extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                }
-                let rest = url.to_string();
-                let mut shown = url.clone();
-                if shown.password().is_some() {
-                    let _ = shown.set_password(Some("***"));
-                }
-                shown.set_query(None);
-                if !kept.is_empty() {
-                    shown
-                        .query_pairs_mut()
-                        .extend_pairs(kept.iter().map(|(k, v)| {
-                            (k.as_str(), if k == "password" { "***" } else { v.as_str() })
-                        }));
-                }
-                (rest, shown.to_string())
-            } else {
-                let mut kept = Vec::new();
-                let mut shown = Vec::new();
-                for (k, v) in conninfo_pairs(input).map_err(ConnectError::BadUrl)? {
-                    match k.as_str() {
-                        "sslmode" => {
-                            sslmode = Some(v.parse().map_err(ConnectError::BadUrl)?);
-                            shown.push(format!("{k}={}", conninfo_quote(&v)));
-                        }
-                        "sslrootcert" => {
-                            shown.push(format!("{k}={}", conninfo_quote(&v)));
-                            sslrootcert = Some(v);
-                        }
-                        key if UNSUPPORTED.contains(&key) => return Err(unsupported(key)),
-                        "password" => {
-                            kept.push(format!("{k}={}", conninfo_quote(&v)));
-                            shown.push("password=***".to_string());
-                            secrets.push(v);
-                        }
-                        _ => {
-                            let word = format!("{k}={}", conninfo_quote(&v));
-                            kept.push(word.clone());
-                            shown.push(word);
-                        }
-                    }
-                }
-                (kept.join(" "), shown.join(" "))
-            };
+                _ => kept.push((k.clone(), v.clone())),
+            }
+        }
+        let redacted = if redacted.is_empty() {
+            // Nothing was typed: show what the environment chose.
+            kept.iter()
+                .filter(|(k, _)| k != "password")
+                .map(|(k, v)| format!("{k}={}", conninfo_quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            redacted
+        };
+        let rest = kept
+            .iter()
+            .map(|(k, v)| format!("{k}={}", conninfo_quote(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
         let config = Config::from_str(&rest)
             .map_err(|e| ConnectError::BadUrl(redact(&e.to_string(), &secrets)))?;
         let sslmode = match (sslmode, sslrootcert.as_deref()) {
@@ -211,7 +225,25 @@ impl Target {
             sslrootcert,
             redacted,
             secrets,
+            settings: pairs,
+            warnings,
         })
+    }
+
+    /// The settings as a libpq `key=value` string without the password, and the password:
+    /// how a child process (pg_dump) is told where to connect. The password goes in its
+    /// environment (PGPASSWORD), never on its command line, where `ps` shows it.
+    pub fn child_conninfo(&self) -> (String, Option<String>) {
+        let mut password = None;
+        let mut words = Vec::new();
+        for (k, v) in &self.settings {
+            match k.as_str() {
+                "password" => password = Some(v.clone()),
+                "service" | "passfile" => {}
+                _ => words.push(format!("{k}={}", conninfo_quote(v))),
+            }
+        }
+        (words.join(" "), password)
     }
 
     pub fn user(&self) -> Option<&str> {
@@ -389,6 +421,41 @@ pub fn secrets_in(input: &str) -> Vec<String> {
     }
     out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     out.dedup();
+    out
+}
+
+/// A URI as typed with its password (in the user info or a `password=` parameter)
+/// replaced by `***`.
+fn redact_uri(input: &str) -> String {
+    let (head, query) = match input.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (input, None),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = head.split_at(scheme_end);
+    let mut out = scheme.to_string();
+    match rest.find(['@', '/']) {
+        Some(i) if rest.as_bytes()[i] == b'@' => {
+            let userinfo = &rest[..i];
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&rest[i..]);
+        }
+        _ => out.push_str(rest),
+    }
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if percent_decode(k) == "password" => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
     out
 }
 
@@ -816,7 +883,10 @@ impl Db {
             _ => Some(target.tls().map_err(fail)?),
         };
         let mut config = target.config.clone();
-        config.application_name(application_name);
+        // Ours is libpq's fallback_application_name: the URL's or PGAPPNAME wins.
+        if config.get_application_name().is_none() {
+            config.application_name(application_name);
+        }
         // TCP keepalives after 60 s of silence, not the OS's 2 h: NAT and load-balancer
         // idle cut-offs (often 5–15 min) would otherwise drop the lock session, idle for
         // the whole run, and a work session waiting on a long statement. A URL's own

@@ -5,10 +5,12 @@ pub mod catalog;
 pub mod conn;
 pub mod health;
 pub mod history;
+pub mod libpq;
 pub mod lock;
 pub mod stats;
 pub mod tracking;
 
 pub use conn::{ConnectError, Db, SslMode, Target};
+pub use libpq::LibpqEnv;
 
 pub use crate::sql::quote_ident;

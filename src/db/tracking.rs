@@ -98,6 +98,50 @@ CREATE FUNCTION {s}.migration_status() RETURNS SETOF {s}.migration_status
 ALTER TABLE {s}.schema_migrations
     ADD COLUMN direction text NOT NULL DEFAULT 'up' CHECK (direction IN ('up', 'down'));
 "#,
+    r#"
+-- The numeric key of a version. Digits are their own value (every version before this
+-- step); a dotted version (Flyway's `1.2`, `1.10`) is packed so that numeric order is
+-- the order of its integer parts: each part without leading zeros, prefixed by its length
+-- in two digits, then `00`, right-padded to 38 digits. Trailing zero parts are dropped
+-- (Flyway's 1.0 is 1). Mirrors `migration::Version::parse`; never change it.
+CREATE FUNCTION {s}.version_key(v text) RETURNS numeric LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+DECLARE
+    packed text := '';
+    parts text[];
+    p text;
+    n int;
+BEGIN
+    IF position('.' in v) = 0 THEN
+        RETURN v::numeric;
+    END IF;
+    parts := string_to_array(v, '.');
+    n := array_length(parts, 1);
+    WHILE n > 1 AND ltrim(parts[n], '0') = '' LOOP
+        n := n - 1;
+    END LOOP;
+    FOR i IN 1..n LOOP
+        IF parts[i] !~ '^[0-9]+$' THEN
+            RAISE EXCEPTION 'version % is not integers separated by dots', v;
+        END IF;
+        p := ltrim(parts[i], '0');
+        IF p = '' THEN
+            p := '0';
+        END IF;
+        packed := packed || lpad(length(p)::text, 2, '0') || p;
+    END LOOP;
+    packed := packed || '00';
+    IF length(packed) > 38 THEN
+        RAISE EXCEPTION 'version % is too long for a 38-digit tracking key', v;
+    END IF;
+    RETURN rpad(packed, 38, '0')::numeric;
+END
+$fn$;
+
+-- `adopt`: history taken over from another migration tool.
+ALTER TABLE {s}.migration_history DROP CONSTRAINT migration_history_action_check;
+ALTER TABLE {s}.migration_history ADD CONSTRAINT migration_history_action_check
+    CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'accept', 'adopt'));
+"#,
 ];
 
 /// The tracking schema version this build creates and understands.
@@ -418,12 +462,12 @@ impl Tracking {
             "WITH m AS (\
                INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, \
                  applied_by, execution_time_ms, down_sql, down_no_transaction, no_transaction, run_id, environment) \
-               VALUES ($1::text::numeric, $1, $2, $3, 'completed', now(), $6, \
+               VALUES ({s}.version_key($1), $1, $2, $3, 'completed', now(), $6, \
                  (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $4, $5, false, $7, $8) \
                RETURNING execution_time_ms) \
              INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
-             SELECT $7, 'apply', $1::text::numeric, $1, $2, $3, 'completed', now(), clock_timestamp(), \
+             SELECT $7, 'apply', {s}.version_key($1), $1, $2, $3, 'completed', now(), clock_timestamp(), \
                m.execution_time_ms, $6, $8, $9, $10, $11, $12 FROM m",
         )
     }
@@ -473,7 +517,7 @@ impl Tracking {
         sql.push_str(&self.sql(
             "INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, error, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
-             VALUES ($1, $2, $3::text::numeric, $3, $4, $5, $6, \
+             VALUES ($1, $2, {s}.version_key($3), $3, $4, $5, $6, \
                clock_timestamp() - make_interval(secs => coalesce($7::bigint, 0) / 1000.0), \
                CASE WHEN $6 = 'started' THEN NULL ELSE clock_timestamp() END, $7::bigint, $8, $9, $10, $11, $12, $13, $14, $15)",
         ));
@@ -528,7 +572,7 @@ impl Tracking {
             Some((
                 "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, applied_at, \
                    applied_by, statement_index, no_transaction, down_sql, down_no_transaction, run_id, environment) \
-                 VALUES ($16::text::numeric, $16, $17, $18, 'running', now(), $19, 0, true, $20, $21, $22, $23)",
+                 VALUES ({s}.version_key($16), $16, $17, $18, 'running', now(), $19, 0, true, $20, $21, $22, $23)",
                 &[
                     &version,
                     &name,
@@ -550,7 +594,7 @@ impl Tracking {
         version: &str,
         index: i32,
     ) -> Result<(), TrackingError> {
-        let sql = self.sql("UPDATE {s}.schema_migrations SET statement_index = $2 WHERE version = $1::text::numeric");
+        let sql = self.sql("UPDATE {s}.schema_migrations SET statement_index = $2 WHERE version = {s}.version_key($1)");
         db.execute(&sql, &[&version, &index])
             .map(|_| ())
             .map_err(|e| self.write_err(e))
@@ -571,7 +615,7 @@ impl Tracking {
             Some((
                 "UPDATE {s}.schema_migrations SET status = 'completed', statement_index = NULL, \
                    error_message = NULL, execution_time_ms = $17, applied_at = now() \
-                 WHERE version = $16::text::numeric",
+                 WHERE version = {s}.version_key($16)",
                 &[&version, &duration_ms],
             )),
             &History::apply(
@@ -619,7 +663,7 @@ impl Tracking {
             ctx,
             Some((
                 "UPDATE {s}.schema_migrations SET status = 'failed', statement_index = $17, \
-                   error_message = $18, execution_time_ms = $19 WHERE version = $16::text::numeric",
+                   error_message = $18, execution_time_ms = $19 WHERE version = {s}.version_key($16)",
                 &[&version, &index, &error, &duration_ms],
             )),
             &history,
@@ -668,7 +712,7 @@ impl Tracking {
     ) -> Result<Option<String>, TrackingError> {
         let sql = self.sql(
             "UPDATE {s}.schema_migrations AS n SET checksum = $2 \
-             FROM (SELECT version, checksum FROM {s}.schema_migrations WHERE version = $1::text::numeric FOR UPDATE) AS o \
+             FROM (SELECT version, checksum FROM {s}.schema_migrations WHERE version = {s}.version_key($1) FOR UPDATE) AS o \
              WHERE n.version = o.version AND n.status = 'completed' RETURNING o.checksum",
         );
         let rows = db
@@ -691,7 +735,7 @@ impl Tracking {
             Some((
                 "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, \
                    applied_by, run_id, environment) \
-                 VALUES ($16::text::numeric, $16, $17, $18, 'baseline', $19, $20, $21)",
+                 VALUES ({s}.version_key($16), $16, $17, $18, 'baseline', $19, $20, $21)",
                 &[
                     &version,
                     &name,
@@ -705,6 +749,51 @@ impl Tracking {
                 action: "baseline",
                 status: "completed",
                 duration_ms: Some(0),
+                ..History::apply(version, name, checksum, "completed", None, None)
+            },
+        )
+    }
+
+    /// Record a migration another tool applied (`adopt`): a completed row with the
+    /// file's checksum and down SQL as they are now, and its `adopt` history row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_adopted(
+        &self,
+        db: &mut Db,
+        ctx: &RunContext,
+        version: &str,
+        name: &str,
+        checksum: &str,
+        no_transaction: bool,
+        down: Option<(&str, bool)>,
+        reason: &str,
+    ) -> Result<(), TrackingError> {
+        let down_sql = down.map(|d| d.0);
+        let down_no_tx = down.is_some_and(|d| d.1);
+        self.change_with_history(
+            db,
+            ctx,
+            Some((
+                "INSERT INTO {s}.schema_migrations (version, version_text, name, checksum, status, \
+                   applied_by, execution_time_ms, no_transaction, down_sql, down_no_transaction, run_id, environment) \
+                 VALUES ({s}.version_key($16), $16, $17, $18, 'completed', $19, 0, $20, $21, $22, $23, $24)",
+                &[
+                    &version,
+                    &name,
+                    &checksum,
+                    &ctx.actor,
+                    &no_transaction,
+                    &down_sql,
+                    &down_no_tx,
+                    &ctx.run_id,
+                    &ctx.environment,
+                ],
+            )),
+            &History {
+                action: "adopt",
+                status: "completed",
+                duration_ms: Some(0),
+                reason: Some(reason),
                 ..History::apply(version, name, checksum, "completed", None, None)
             },
         )

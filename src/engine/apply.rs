@@ -187,7 +187,9 @@ pub fn apply(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    let file_problems = plan::check_files(set);
+    // Down sections do not block the up: they are checked (and warned about) with the
+    // migrations about to run, in `parse_pending`.
+    let file_problems = plan::check_ups(set);
     if file_problems.iter().any(|p| p.level == Level::Error) {
         problems_event(&file_problems, reporter);
         return Err(ApplyError::Files(file_problems).into());
@@ -342,6 +344,7 @@ fn parse_pending(
     reporter: &mut dyn Reporter,
 ) -> Result<MigrationSet, ApplyError> {
     let mut pending = MigrationSet {
+        layout: set.layout,
         dir: set.dir.clone(),
         migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
     };
@@ -356,7 +359,8 @@ fn parse_pending(
             });
         }
     }
-    errors.extend(plan::check_files(&pending));
+    errors.extend(plan::check_ups(&pending));
+    errors.extend(plan::down_warnings(&pending));
     problems_event(&errors, reporter);
     if errors.iter().any(|p| p.level == Level::Error) {
         Err(ApplyError::Files(errors))

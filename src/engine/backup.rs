@@ -20,7 +20,6 @@ use crate::report::{Event, Reporter};
 /// PGPASSWORD, never the command line (visible in `ps`).
 pub fn dump(
     target: &Target,
-    url: &str,
     dir: &Path,
     name: &str,
     reporter: &mut dyn Reporter,
@@ -32,7 +31,7 @@ pub fn dump(
         "pgrollout-{name}-{}.dump",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
-    let (conninfo, password) = split_password(url);
+    let (conninfo, password) = target.child_conninfo();
     reporter.event(&Event::Info {
         message: &format!("pg_dump → {}", path.display()),
     });
@@ -93,16 +92,22 @@ pub fn describe(m: &BackupInfo) -> String {
     )
 }
 
-/// The URL without its password, and the password (for PGPASSWORD).
-pub fn split_password(url: &str) -> (String, Option<String>) {
-    if let Ok(mut u) = url::Url::parse(url) {
-        if let Some(p) = u.password() {
-            let p = percent_encoding::percent_decode_str(p)
-                .decode_utf8_lossy()
-                .into_owned();
-            let _ = u.set_password(None);
-            return (u.to_string(), Some(p));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_dsn_form_puts_the_password_in_pg_dumps_arguments() {
+        for url in [
+            "postgres://app:s%40cret@db:5432/app?sslmode=require",
+            "postgres://app@db/app?password=s%40cret",
+            "host=db user=app password='s@cret' dbname=app",
+        ] {
+            let t = Target::parse(url).unwrap();
+            let (conninfo, password) = t.child_conninfo();
+            assert_eq!(password.as_deref(), Some("s@cret"), "{url}");
+            assert!(!conninfo.contains("cret"), "{url}: {conninfo}");
+            assert!(conninfo.contains("dbname=app"), "{url}: {conninfo}");
         }
     }
-    (url.to_string(), None)
 }

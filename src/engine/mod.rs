@@ -6,6 +6,7 @@
 //! every command: `apply` and its rehearsal, `rollback` and its rehearsal, `test`, and
 //! drift's "against migrations".
 
+pub mod adopt;
 pub mod apply;
 pub mod backup;
 pub mod drift;

@@ -50,6 +50,7 @@ fn test_down() -> crate::migration::Down {
             items: crate::sql::split(sql, 0..sql.len(), &lines).expect("test SQL splits"),
             parsed: true,
         },
+        invalid: None,
     }
 }
 

@@ -50,6 +50,43 @@ pub enum FileError {
         "{path}: a .down.sql file without its .up.sql file; add {expected} or remove the down file"
     )]
     OrphanDown { path: PathBuf, expected: String },
+    #[error(
+        "{path}: not a migration name in the {layout} layout: expected {}; rename the file, \
+         move it out of the migrations directory, or declare the layout the project uses \
+         (--layout, `layout:` in pgrollout.yml)", .layout.expected()
+    )]
+    LayoutName {
+        path: PathBuf,
+        layout: crate::migration::layout::Layout,
+    },
+    #[error(
+        "{path}: not a migration name: it has `{found}` between version and name where `{expected}` \
+         is expected; declare the separator with --version-separator {found} \
+         (or `version_separator: \"{found}\"` in pgrollout.yml), or rename the file"
+    )]
+    Separator {
+        path: PathBuf,
+        found: char,
+        expected: char,
+    },
+    #[error(
+        "{dir}: files of more than one layout: {found}; declare the one to read with \
+         --layout NAME (or `layout:` in pgrollout.yml) and move the others out"
+    )]
+    AmbiguousLayout { dir: PathBuf, found: String },
+    #[error("{path}: {message}")]
+    Unsupported { path: PathBuf, message: String },
+    #[error(
+        "{dir}: {count} .sql file(s) (e.g. {example}) but none was read as a migration in the \
+         {layout} layout; {hint}"
+    )]
+    NothingRead {
+        dir: PathBuf,
+        count: usize,
+        example: PathBuf,
+        layout: crate::migration::layout::Layout,
+        hint: String,
+    },
     #[error("{path}:{line}:{col}: {message}")]
     Sql {
         path: PathBuf,

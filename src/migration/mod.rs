@@ -120,25 +120,75 @@ pub struct Down {
     pub source: String,
     pub lines: LineIndex,
     pub section: Section,
+    /// The down SQL could not be split (an unterminated quote or comment): the section
+    /// has no statements, and this says where. Not a load error — see
+    /// [`crate::plan::check_downs`].
+    pub invalid: Option<DownInvalid>,
+}
+
+/// Where and why a down section cannot be split into statements.
+#[derive(Debug, Clone)]
+pub struct DownInvalid {
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+/// Split a down section; a lexical error becomes [`Down::invalid`] instead of failing
+/// the whole migration.
+fn down_section(
+    path: &Path,
+    text: &str,
+    lines: &LineIndex,
+    range: Range<usize>,
+    no_transaction: bool,
+    marker_line: Option<u32>,
+    split: bool,
+) -> Result<(Section, Option<DownInvalid>), FileError> {
+    match parse::section(
+        path,
+        text,
+        lines,
+        range.clone(),
+        no_transaction,
+        marker_line,
+        split,
+    ) {
+        Ok(s) => Ok((s, None)),
+        Err(FileError::Sql {
+            line, col, message, ..
+        }) => Ok((
+            Section {
+                path: path.to_path_buf(),
+                range,
+                no_transaction,
+                marker_line,
+                items: Vec::new(),
+                parsed: true,
+            },
+            Some(DownInvalid { line, col, message }),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 mod error;
 pub mod inverse;
+pub mod layout;
 pub mod parse;
 
 pub use error::FileError;
+pub use layout::{Layout, LayoutOptions};
 
-use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Files found for one version: the up (or single) file with its name, the down file.
-type Found = (Option<(PathBuf, String)>, Option<PathBuf>);
 
 /// All migrations of a directory, ordered by version.
 #[derive(Debug, Clone, Default)]
 pub struct MigrationSet {
     pub dir: PathBuf,
     pub migrations: Vec<Migration>,
+    /// The layout the directory was read in (declared or detected).
+    pub layout: Layout,
 }
 
 /// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
@@ -151,28 +201,20 @@ pub struct FileName {
 
 /// Parse a migration file name. `None` when it is not `<digits>_<name>[.up|.down].sql`.
 pub fn parse_file_name(file_name: &str) -> Option<FileName> {
-    let stem = file_name.strip_suffix(".sql")?;
-    let (stem, pair) = if let Some(s) = stem.strip_suffix(".up") {
-        (s, Some(Direction::Up))
-    } else if let Some(s) = stem.strip_suffix(".down") {
-        (s, Some(Direction::Down))
-    } else {
-        (stem, None)
-    };
-    let (version, name) = stem.split_once('_')?;
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || name.trim().is_empty()
-    {
-        return None;
-    }
-    Some(FileName {
-        version: version.to_string(),
-        name: name.to_string(),
-        pair,
-    })
+    layout::native::parse(file_name, '_')
 }
 
 impl Version {
+    /// Digits (`20251105211941`, `0003`), or integers separated by dots (Flyway's `1.2`,
+    /// `1.10`), whose value packs the parts so that `1.2` < `1.10` < `2.0`: see
+    /// [`dotted_key`]. The tracking schema computes the same key (`version_key`).
     pub fn parse(text: &str) -> Option<Version> {
+        if text.contains('.') {
+            return Some(Version {
+                text: text.to_string(),
+                value: dotted_key(text)?,
+            });
+        }
         if text.is_empty() || text.len() > 38 || !text.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -181,6 +223,41 @@ impl Version {
             value: text.parse().ok()?,
         })
     }
+}
+
+/// The order-preserving numeric key of a dotted version: each part without leading
+/// zeros, prefixed by its length in two digits, then `00`, right-padded with zeros to 38
+/// digits. Equal-length digit strings compare as numbers do, and the `00` end mark sorts
+/// before any part, so `1` (= `1.0`) < `1.1` < `1.2` < `1.10` < `2`. Trailing zero parts
+/// are dropped, as Flyway treats `1.0` as `1`. `None` for an empty part, a non-digit, or
+/// a key longer than 38 digits. Stored in every tracking row: never change it.
+pub fn dotted_key(text: &str) -> Option<u128> {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in text.split('.') {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let t = p.trim_start_matches('0');
+        parts.push(if t.is_empty() { "0" } else { t });
+    }
+    while parts.len() > 1 && parts.last() == Some(&"0") {
+        parts.pop();
+    }
+    let mut packed = String::new();
+    for p in parts {
+        if p.len() > 36 {
+            return None;
+        }
+        packed.push_str(&format!("{:02}{p}", p.len()));
+    }
+    packed.push_str("00");
+    if packed.len() > 38 {
+        return None;
+    }
+    while packed.len() < 38 {
+        packed.push('0');
+    }
+    packed.parse().ok()
 }
 
 fn read_text(path: &Path) -> Result<String, FileError> {
@@ -235,29 +312,34 @@ impl Migration {
             // A .down.sql may carry a `-- migrate:up transaction:false` style marker for its
             // own options; without one, the whole file is the down SQL.
             let (r, no_tx, marker) = ds.up;
-            let section = parse::section(down_path, &dsrc, &dlines, r, no_tx, marker, split)?;
+            let (section, invalid) =
+                down_section(down_path, &dsrc, &dlines, r, no_tx, marker, split)?;
             Some(Down {
                 source_kind: DownSource::File,
                 source: dsrc,
                 lines: dlines,
                 section,
+                invalid,
             })
         } else if let Some((r, no_tx, marker)) = sections.down {
-            let section = parse::section(path, &source, &lines, r, no_tx, marker, split)?;
+            let (section, invalid) = down_section(path, &source, &lines, r, no_tx, marker, split)?;
             Some(Down {
                 source_kind: DownSource::Section,
                 source: source.clone(),
                 lines: lines.clone(),
                 section,
+                invalid,
             })
         } else if let Some(rb) = sections.rollback_comments {
             let rlines = LineIndex::new(&rb);
-            let section = parse::section(path, &rb, &rlines, 0..rb.len(), false, None, split)?;
+            let (section, invalid) =
+                down_section(path, &rb, &rlines, 0..rb.len(), false, None, split)?;
             Some(Down {
                 source_kind: DownSource::RollbackComments,
                 source: rb,
                 lines: rlines,
                 section,
+                invalid,
             })
         } else {
             None
@@ -293,7 +375,7 @@ impl Migration {
         if let Some(d) = &mut self.down {
             if !d.section.parsed {
                 let s = &d.section;
-                d.section = parse::section(
+                (d.section, d.invalid) = down_section(
                     &s.path,
                     &d.source,
                     &d.lines,
@@ -328,89 +410,43 @@ impl Migration {
 }
 
 impl MigrationSet {
-    /// Read every `.sql` file of `dir` (not recursive). Files that are not `.sql` are
-    /// ignored; `.sql` files with a name that does not parse, duplicate versions,
-    /// unreadable or non-UTF-8 files are errors — never skipped. Every error is returned.
+    /// Read the migrations of `dir` in its detected layout (see [`MigrationSet::load_in`]).
     pub fn load(dir: &Path) -> Result<MigrationSet, Vec<FileError>> {
-        Self::load_with(dir, true)
+        Self::load_in(dir, &LayoutOptions::default(), true)
     }
 
     /// Like [`MigrationSet::load`] but without splitting statements (names, sections and
     /// checksums only); parse what will run with [`Migration::parse_statements`].
     pub fn load_lazy(dir: &Path) -> Result<MigrationSet, Vec<FileError>> {
-        Self::load_with(dir, false)
+        Self::load_in(dir, &LayoutOptions::default(), false)
     }
 
-    fn load_with(dir: &Path, split: bool) -> Result<MigrationSet, Vec<FileError>> {
-        let entries = std::fs::read_dir(dir).map_err(|source| {
-            vec![FileError::ReadDir {
-                dir: dir.to_path_buf(),
-                source,
-            }]
-        })?;
-        let mut errors = Vec::new();
-        let mut found: BTreeMap<Version, Found> = BTreeMap::new();
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(e) => paths.push(e.path()),
-                Err(source) => errors.push(FileError::ReadDir {
+    /// Read the migrations of `dir` in the declared layout, or the detected one. Files
+    /// that are not `.sql` are ignored; `.sql` files the layout does not read, duplicate
+    /// versions, unreadable or non-UTF-8 files are errors — never skipped — and so is a
+    /// directory holding `.sql` files of which none was read. Every error is returned.
+    /// With `split: false` statements are not parsed (see [`Migration::load_with`]).
+    pub fn load_in(
+        dir: &Path,
+        opts: &LayoutOptions,
+        split: bool,
+    ) -> Result<MigrationSet, Vec<FileError>> {
+        let (layout, listing) = layout::list(dir, opts).map_err(|e| vec![e])?;
+        let mut errors = listing.errors;
+        if listing.entries.is_empty() && errors.is_empty() {
+            let files = layout::sql_files(dir);
+            if let Some(example) = files.first() {
+                errors.push(FileError::NothingRead {
                     dir: dir.to_path_buf(),
-                    source,
-                }),
-            }
-        }
-        paths.sort();
-        for path in paths {
-            let Some(file_name) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            if !file_name.ends_with(".sql") || path.is_dir() {
-                continue;
-            }
-            let Some(parsed) = parse_file_name(&file_name) else {
-                errors.push(FileError::BadName { path });
-                continue;
-            };
-            let Some(version) = Version::parse(&parsed.version) else {
-                errors.push(FileError::VersionTooLong {
-                    path,
-                    version: parsed.version,
-                });
-                continue;
-            };
-            let slot = found.entry(version.clone()).or_default();
-            let existing = match parsed.pair {
-                Some(Direction::Down) => slot.1.replace(path.clone()),
-                _ => slot.0.replace((path.clone(), parsed.name)).map(|(p, _)| p),
-            };
-            if let Some(first) = existing {
-                errors.push(FileError::DuplicateVersion {
-                    version: version.text.clone(),
-                    first,
-                    second: path,
+                    count: files.len(),
+                    example: example.clone(),
+                    layout,
+                    hint: layout::hint(dir, &files),
                 });
             }
         }
-        let mut jobs = Vec::new();
-        for (version, (up, down)) in found {
-            match (up, down) {
-                (Some((path, name)), down) => jobs.push((version, name, path, down)),
-                (None, Some(down)) => {
-                    let expected = down
-                        .file_name()
-                        .map(|f| f.to_string_lossy().replace(".down.sql", ".up.sql"))
-                        .unwrap_or_default();
-                    errors.push(FileError::OrphanDown {
-                        path: down,
-                        expected,
-                    });
-                }
-                (None, None) => {}
-            }
-        }
-        let mut migrations = Vec::with_capacity(jobs.len());
-        for result in load_all(jobs, split) {
+        let mut migrations = Vec::with_capacity(listing.entries.len());
+        for result in load_all(listing.entries, split) {
             match result {
                 Ok(m) => migrations.push(m),
                 Err(e) => errors.push(e),
@@ -420,6 +456,7 @@ impl MigrationSet {
             Ok(MigrationSet {
                 dir: dir.to_path_buf(),
                 migrations,
+                layout,
             })
         } else {
             Err(errors)
@@ -434,13 +471,16 @@ impl MigrationSet {
     }
 }
 
-type Job = (Version, String, PathBuf, Option<PathBuf>);
+type Job = layout::Entry;
 
 /// Read and parse the files on every core, keeping their order. Parsing dominates
 /// (the PostgreSQL parser, once per statement) and libpg_query is thread-safe.
 fn load_all(jobs: Vec<Job>, split: bool) -> Vec<Result<Migration, FileError>> {
-    let load = |(version, name, path, down): Job| {
-        Migration::load_with(version, name, &path, down.as_deref(), split)
+    let load = |e: Job| {
+        let mut m = Migration::load_with(e.version, e.name, &e.up, e.down.as_deref(), split)?;
+        // The layout's own setting (diesel's metadata.toml, …) applies to the up section.
+        m.up.no_transaction |= e.no_transaction;
+        Ok(m)
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Threads only pay off when there is parsing to share.

@@ -26,6 +26,8 @@ pub struct Setup<'a> {
     /// The URL that wins over the environment's variable: `--ephemeral`'s throwaway server.
     pub forced_url: Option<String>,
     pub url_var: &'a dyn Fn(&str) -> Option<String>,
+    /// libpq's defaults (`PG*` variables, password file) under the environment's URL.
+    pub libpq: &'a crate::db::LibpqEnv,
     pub request: &'a Request,
     pub lint_fail_on: FailOn,
     /// Rule choices and the live-context threshold of the `lint` step.
@@ -72,7 +74,11 @@ pub fn run(
         reporter.event(&Event::PipelineFinished { summary: &summary });
         return summary;
     };
-    let target = match Target::parse(&url) {
+    let parsed = match &setup.forced_url {
+        Some(_) => Target::parse(&url),
+        None => Target::parse_with(&url, setup.libpq),
+    };
+    let target = match parsed {
         Ok(t) => t,
         Err(e) => {
             summary.status = RunStatus::Failed;
@@ -151,9 +157,24 @@ enum StepError {
     /// The step ran and found a problem: a failed check, a gate, a missing setting.
     #[error("{0}")]
     Check(String),
+    /// A migration failed; the executor already reported it at its file and line.
+    #[error("{0}")]
+    Migration(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.
     #[error("cancelled during the review delay: nothing was applied")]
     Cancelled,
+}
+
+impl StepError {
+    /// Whether the failure was already reported as an event of its own (a migration's
+    /// `SectionFailed`, with its file and line).
+    fn reported(&self) -> bool {
+        match self {
+            StepError::Migration(_) => true,
+            StepError::Apply(e) => matches!(**e, ApplyError::Migration(_)),
+            _ => false,
+        }
+    }
 }
 
 impl From<String> for StepError {
@@ -215,11 +236,15 @@ impl Runner<'_, '_> {
                 None => match self.step(step) {
                     Ok(d) => (StepStatus::Passed, d),
                     Err(e) => {
-                        self.reporter.event(&Event::Diagnostic {
-                            level: Level::Error,
-                            location: None,
-                            message: &format!("step {key} failed: {e}"),
-                        });
+                        // A failed migration was already reported, at its line, by the
+                        // executor: saying it again would be a second annotation.
+                        if !e.reported() {
+                            self.reporter.event(&Event::Diagnostic {
+                                level: Level::Error,
+                                location: None,
+                                message: &format!("step {key} failed: {e}"),
+                            });
+                        }
                         stopped = true;
                         (StepStatus::Failed, e.to_string())
                     }
@@ -303,9 +328,6 @@ impl Runner<'_, '_> {
         });
     }
 }
-
-#[cfg(test)]
-use crate::engine::backup::split_password;
 
 mod steps;
 mod summary;

@@ -247,11 +247,3 @@ fn deleted_tag_selects_nothing() {
         Decision::Skip { .. }
     ));
 }
-
-#[test]
-fn password_split_for_pg_dump() {
-    let (u, p) = split_password("postgres://app:s%40cret@db:5432/app?sslmode=require");
-    assert_eq!(p.as_deref(), Some("s@cret"));
-    assert!(!u.contains("cret"), "{u}");
-    assert_eq!(split_password("host=x dbname=y").1, None);
-}

@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::markdown;
 use super::terminal::Terminal;
 use crate::report::summary::{self, MigrationRow, RunStatus, RunSummary};
 use crate::report::{human_duration, Direction, Event, Level, Location, Mode, Reporter};
@@ -28,6 +29,10 @@ pub const MAX_ANNOTATIONS_PER_KIND: usize = 10;
 pub const MAX_MESSAGE_UTF16: usize = 4000;
 /// Our budget for the job summary: GitHub drops a step summary over 1 MiB entirely.
 pub const SUMMARY_BUDGET: usize = 1_000_000;
+/// A message shown in the job summary is cut here: the log has all of it.
+pub const MAX_SUMMARY_MESSAGE: usize = 2000;
+/// A problem listed under a run message that already says what failed.
+pub const MAX_PROBLEM_WITH_MESSAGE: usize = 300;
 
 /// Escape the data part of a workflow command (`escapeData` of `@actions/core`).
 pub fn escape_data(s: &str) -> String {
@@ -96,14 +101,10 @@ pub fn cap_utf16(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Escape untrusted text for a Markdown table cell or list item.
+/// Untrusted text for a Markdown table cell or list item, made inert (see
+/// [`markdown::cell`]).
 pub fn md(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace("\r\n", " ")
-        .replace(['\r', '\n'], " ")
+    markdown::cell(s)
 }
 
 /// Keep `text` under `budget` bytes, cutting at a line boundary with a visible note.
@@ -295,6 +296,14 @@ impl GitHub {
     }
 
     fn annotate(&mut self, level: Level, title: &str, location: Option<&Location>, message: &str) {
+        // The same problem said twice (by two layers) is one annotation.
+        if self
+            .annotations
+            .iter()
+            .any(|a| a.level == level && a.message == message && a.location.as_ref() == location)
+        {
+            return;
+        }
         self.annotations.push(Annotation {
             level,
             title: title.to_string(),
@@ -330,8 +339,13 @@ impl GitHub {
                 }
             }
         }
-        let msg = cap_utf16(&self.redact(&a.message), MAX_MESSAGE_UTF16);
-        command(kind, &props, &msg)
+        // The runner shows a CR in an annotation as U+FFFD in the log: a database message's
+        // CR or CRLF becomes a plain line break.
+        let msg = self
+            .redact(&a.message)
+            .replace("\r\n", "\n")
+            .replace('\r', "\n");
+        command(kind, &props, &cap_utf16(&msg, MAX_MESSAGE_UTF16))
     }
 
     /// Most severe first, at most 10 per kind, then one notice for the rest.
@@ -381,12 +395,22 @@ impl GitHub {
     }
 
     fn summary_markdown(&self) -> Option<String> {
+        // Most important first, so that a summary over the size limit loses tables, not
+        // the failure: status and message, backup and rollback instructions, problems,
+        // then the tables, cut to fit with a line saying how many rows are not shown.
         let mut s = String::new();
+        let mut tables = Tables::default();
         match &self.summary {
-            Some(r) => pipeline_markdown(r, &mut s),
-            None if self.migrations.is_empty() && !self.lint_findings.is_empty() => {
-                lint_markdown(&self.lint_findings, &|l| self.file_of(l), &mut s)
+            Some(r) => {
+                pipeline_head(r, &mut s);
+                pipeline_tables(r, &mut tables);
             }
+            None if self.migrations.is_empty() && !self.lint_findings.is_empty() => lint_markdown(
+                &self.lint_findings,
+                &|l| self.file_of(l),
+                &mut s,
+                &mut tables,
+            ),
             None if !self.migrations.is_empty() || !self.annotations.is_empty() => {
                 let failed = self.migrations.iter().any(|m| m.status == "failed")
                     || self.annotations.iter().any(|a| a.level == Level::Error);
@@ -394,26 +418,50 @@ impl GitHub {
                     "## pgrollout {}\n\n",
                     if failed { "❌ failed" } else { "✅ success" }
                 ));
-                migrations_table(&self.migrations, &mut s);
+                migrations_table(&self.migrations, &mut tables);
             }
             None => return None,
         }
-        if self.annotations.iter().any(|a| !a.lint) {
+        let said = self.summary.as_ref().map_or("", |r| r.message.as_str());
+        let problems: Vec<&Annotation> = self
+            .annotations
+            .iter()
+            .filter(|a| !a.lint)
+            // The run's message already says it (once, bounded).
+            .filter(|a| said.is_empty() || !said.contains(a.message.as_str()))
+            .collect();
+        if !problems.is_empty() {
             s.push_str("\n### Problems\n\n");
-            for a in self.annotations.iter().filter(|a| !a.lint) {
+            for a in problems {
                 let at = a
                     .location
                     .as_ref()
-                    .map(|l| format!("`{}:{}:{}` ", md(&self.file_of(l)), l.line, l.col))
+                    .map(|l| {
+                        format!(
+                            "{} ",
+                            markdown::code(&format!("{}:{}:{}", self.file_of(l), l.line, l.col))
+                        )
+                    })
                     .unwrap_or_default();
                 s.push_str(&format!(
                     "- **{}** {at}{}\n",
                     level_word(a.level),
-                    md(&cap_utf16(&a.message, MAX_MESSAGE_UTF16))
+                    // With the run's message above, a problem is a pointer to its line,
+                    // not a second copy of a long server message.
+                    md(&cap_utf16(
+                        &a.message,
+                        if said.is_empty() {
+                            MAX_SUMMARY_MESSAGE
+                        } else {
+                            MAX_PROBLEM_WITH_MESSAGE
+                        }
+                    ))
                 ));
             }
         }
-        Some(self.redact(&s))
+        let s = self.redact(&s);
+        let tables = self.redact(&tables.render(SUMMARY_BUDGET.saturating_sub(s.len() + 1000)));
+        Some(s + &tables)
     }
 
     fn write_summary(&mut self) -> Option<PathBuf> {
@@ -582,25 +630,86 @@ fn ms_text(ms: Option<u64>) -> String {
     })
 }
 
-fn migrations_table(rows: &[MigrationRow], s: &mut String) {
-    if rows.is_empty() {
-        return;
+/// The summary's tables, rendered last and cut to fit: each keeps its heading and as
+/// many rows as the budget allows, then says how many more there are.
+#[derive(Default)]
+struct Tables(Vec<Table>);
+
+struct Table {
+    /// Heading and header rows.
+    head: String,
+    rows: Vec<String>,
+}
+
+impl Tables {
+    fn add(&mut self, head: String, rows: Vec<String>) {
+        if !rows.is_empty() {
+            self.0.push(Table { head, rows });
+        }
     }
-    s.push_str("\n### Migrations\n\n| Version | Name | Status | Duration | Checksum |\n|---|---|---|---|---|\n");
-    for m in rows {
-        let sum = if m.checksum.is_empty() {
-            "—".to_string()
-        } else {
-            format!("`{}`", &m.checksum[..12.min(m.checksum.len())])
-        };
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {sum} |\n",
-            md(&m.version),
-            md(&m.name),
-            md(&m.status),
-            ms_text(m.duration_ms)
-        ));
+
+    fn render(&self, budget: usize) -> String {
+        let mut out = String::new();
+        for t in &self.0 {
+            out.push_str(&t.head);
+            for (i, row) in t.rows.iter().enumerate() {
+                // Leave room for this table's "… and N more" line and the next heading.
+                if out.len() + row.len() + 200 > budget {
+                    let more = t.rows.len() - i;
+                    let cols = t
+                        .head
+                        .lines()
+                        .last()
+                        .map_or(1, |l| l.matches('|').count().saturating_sub(1));
+                    out.push_str(&format!(
+                        "| … and {} more (not shown: the job summary is limited to 1 MiB; the step log lists them all) |{}\n",
+                        group_digits(more),
+                        " |".repeat(cols.saturating_sub(1))
+                    ));
+                    break;
+                }
+                out.push_str(row);
+            }
+        }
+        out
     }
+}
+
+/// `2980` → `2 980`, as the summary writes counts.
+fn group_digits(n: usize) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn migrations_table(rows: &[MigrationRow], tables: &mut Tables) {
+    let lines = rows
+        .iter()
+        .map(|m| {
+            let sum = if m.checksum.is_empty() {
+                "—".to_string()
+            } else {
+                format!("`{}`", &m.checksum[..12.min(m.checksum.len())])
+            };
+            format!(
+                "| {} | {} | {} | {} | {sum} |\n",
+                md(&m.version),
+                md(&m.name),
+                md(&m.status),
+                ms_text(m.duration_ms)
+            )
+        })
+        .collect();
+    tables.add(
+        "\n### Migrations\n\n| Version | Name | Status | Duration | Checksum |\n|---|---|---|---|---|\n".into(),
+        lines,
+    );
 }
 
 /// The job summary of a `lint` command: counts, then one row per finding.
@@ -608,31 +717,36 @@ fn lint_markdown(
     findings: &[crate::lint::Finding],
     file_of: &dyn Fn(&Location) -> String,
     s: &mut String,
+    tables: &mut Tables,
 ) {
     let c = crate::lint::Counts::of(findings);
     s.push_str(&format!(
         "## pgrollout lint — {} error(s), {} warning(s), {} info\n\n",
         c.error, c.warning, c.info
     ));
-    s.push_str("| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n");
-    for f in findings {
-        let l = Location::new(&f.path, f.line, f.col);
-        s.push_str(&format!(
-            "| {} | `{}` | `{}:{}:{}` | {} | {} |\n",
-            f.severity,
-            md(f.rule),
-            md(&file_of(&l)),
-            f.line,
-            f.col,
-            md(&cap_utf16(&f.message, 1000)),
-            md(&cap_utf16(&f.fix, 1000))
-        ));
-    }
+    let rows = findings
+        .iter()
+        .map(|f| {
+            let l = Location::new(&f.path, f.line, f.col);
+            format!(
+                "| {} | {} | {} | {} | {} |\n",
+                f.severity,
+                markdown::code(f.rule),
+                markdown::code(&format!("{}:{}:{}", file_of(&l), f.line, f.col)),
+                md(&cap_utf16(&f.message, 1000)),
+                md(&cap_utf16(&f.fix, 1000))
+            )
+        })
+        .collect();
+    tables.add(
+        "| Severity | Rule | Location | Message | Fix |\n|---|---|---|---|---|\n".into(),
+        rows,
+    );
 }
 
-/// The job summary of a pipeline run. Rollback instructions come before the long
-/// tables, so truncation never removes them.
-fn pipeline_markdown(r: &RunSummary, s: &mut String) {
+/// The head of a pipeline run's summary: status, message, backup marker, rollback
+/// instructions, drift — everything that must survive truncation.
+fn pipeline_head(r: &RunSummary, s: &mut String) {
     s.push_str(&format!(
         "## pgrollout{} — {}\n\n",
         r.environment
@@ -649,20 +763,23 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
         r.pending.len()
     ));
     if !r.message.is_empty() {
-        s.push_str(&format!("> {}\n", md(&r.message)));
+        s.push_str(&format!(
+            "> {}\n",
+            md(&cap_utf16(&r.message, MAX_SUMMARY_MESSAGE))
+        ));
     }
     if let Some(b) = &r.backup {
         s.push_str(&format!(
-            "\n**Backup marker:** #{} at {} · WAL LSN `{}` · txid {}{}\n",
+            "\n**Backup marker:** #{} at {} · WAL LSN {} · txid {}{}\n",
             b.id,
             md(&b.created_at),
-            b.wal_lsn.as_deref().map_or("—".to_string(), md),
+            b.wal_lsn.as_deref().map_or("—".to_string(), markdown::code),
             b.txid,
             b.dump
                 .as_ref()
                 .map(|d| format!(
-                    " · dump `{}` ({} bytes, sha256 `{}`)",
-                    md(&d.path),
+                    " · dump {} ({} bytes, sha256 `{}`)",
+                    markdown::code(&d.path),
                     d.size_bytes,
                     &d.sha256[..16.min(d.sha256.len())]
                 ))
@@ -681,15 +798,27 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
         s.push('\n');
         s.push_str(&super::markdown::drift_summary(d));
     }
-    if !r.steps.is_empty() {
-        s.push_str("\n### Steps\n\n| Step | Status | Duration | Detail |\n|---|---|---|---|\n");
-        for st in &r.steps {
+}
+
+/// Whether `detail` repeats the run's message (shown once, at the top).
+fn said_above(message: &str, detail: &str) -> bool {
+    !message.is_empty()
+        && !detail.is_empty()
+        && (message.contains(detail) || detail.contains(message))
+}
+
+/// The pipeline run's tables: steps, migrations, lint findings.
+fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
+    let steps = r
+        .steps
+        .iter()
+        .map(|st| {
             let status = match st.status {
                 summary::StepStatus::Passed => "✅ passed",
                 summary::StepStatus::Failed => "❌ failed",
                 summary::StepStatus::Skipped => "⏭️ skipped",
             };
-            s.push_str(&format!(
+            format!(
                 "| {} | {status} | {} | {} |\n",
                 md(&st.name),
                 if st.status == summary::StepStatus::Skipped {
@@ -697,27 +826,39 @@ fn pipeline_markdown(r: &RunSummary, s: &mut String) {
                 } else {
                     ms_text(Some(st.duration_ms))
                 },
-                md(&st.detail)
-            ));
-        }
-    }
-    migrations_table(&r.migrations, s);
-    if !r.findings.is_empty() {
-        s.push_str(
-            "\n### Lint findings\n\n| Severity | Rule | Location | Message |\n|---|---|---|---|\n",
-        );
-        for f in &r.findings {
-            s.push_str(&format!(
+                if said_above(&r.message, &st.detail) {
+                    "see the message above".to_string()
+                } else {
+                    md(&cap_utf16(&st.detail, MAX_SUMMARY_MESSAGE))
+                }
+            )
+        })
+        .collect();
+    tables.add(
+        "\n### Steps\n\n| Step | Status | Duration | Detail |\n|---|---|---|---|\n".into(),
+        steps,
+    );
+    migrations_table(&r.migrations, tables);
+    let findings = r
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
                 "| {} | {} | {} | {} |\n",
                 level_word(f.level),
                 f.rule.as_deref().map_or("—".into(), md),
                 f.location
                     .as_ref()
-                    .map_or("—".into(), |l| format!("`{}`", md(&l.to_string()))),
+                    .map_or("—".into(), |l| markdown::code(&l.to_string())),
                 md(&f.message)
-            ));
-        }
-    }
+            )
+        })
+        .collect();
+    tables.add(
+        "\n### Lint findings\n\n| Severity | Rule | Location | Message |\n|---|---|---|---|\n"
+            .into(),
+        findings,
+    );
 }
 
 /// Generated rollbacks, marked as such, in fenced blocks (a fence longer than any

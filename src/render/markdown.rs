@@ -9,13 +9,62 @@ use crate::report::human_duration;
 use crate::schema::DriftReport;
 use crate::schema::Severity;
 
-/// Make untrusted text safe inside a Markdown table cell (and unable to start HTML).
+/// Make untrusted text (database messages, file names) inert in Markdown, in a table
+/// cell or in prose, by backslash-escaping what could start a construct (CommonMark shows
+/// an escaped punctuation character literally): `\\`, `` ` ``, `*`, `~`, `[`, `]`, `!`
+/// and `|` always; `_` unless it is inside a word (where it cannot emphasise, so
+/// `workflow_dispatch` stays readable); and what GitHub autolinks — the `:` of `://`,
+/// the `.` of `www.`, and `@`. `&`, `<` and `>` become entities (no HTML); line breaks
+/// become spaces. So `[x](url)` and `![p](url)` are text, not a link and a remote image.
 pub fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\r', '\n'], " ")
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + s.len() / 4);
+    for (i, &c) in chars.iter().enumerate() {
+        let before = |n: usize| i.checked_sub(n).map(|j| chars[j]);
+        let after = |n: usize| chars.get(i + n).copied();
+        let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+        let escape = match c {
+            '\\' | '`' | '*' | '~' | '[' | ']' | '!' | '|' | '@' => true,
+            '_' => !(word(before(1)) && word(after(1))),
+            ':' => after(1) == Some('/') && after(2) == Some('/'),
+            '.' => (1..=3).all(|n| before(n).is_some_and(|b| b.eq_ignore_ascii_case(&'w'))),
+            _ => false,
+        };
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' | '\n' => out.push(' '),
+            c if escape => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Untrusted text as an inline code span that no content can end early: the fence is one
+/// backtick longer than the longest run inside it, padded with a space when the text
+/// starts or ends with a backtick. Nothing inside a code span is interpreted (no links,
+/// no entities, so `<` stays `<`); only `|` is escaped, which GFM tables require even
+/// inside code spans, and line breaks become spaces.
+pub fn code(s: &str) -> String {
+    let text = s.replace(['\r', '\n'], " ").replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 fn health_icon(h: HealthStatus) -> &'static str {
@@ -49,10 +98,10 @@ pub fn report(o: &Overview) -> String {
     let _ = writeln!(m, "# Migration report: {}\n", health_icon(o.health));
     let _ = writeln!(
         m,
-        "Generated {} by pgrollout {} from `{}`.\n",
+        "Generated {} by pgrollout {} from {}.\n",
         o.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
         o.tool_version,
-        cell(&o.migrations_dir)
+        code(&o.migrations_dir)
     );
     m.push_str("| Environment | Health | Applied | Pending | Failed | Modified / missing | Notes |\n|---|---|--:|--:|--:|--:|---|\n");
     for e in &o.environments {
@@ -94,7 +143,7 @@ pub fn report(o: &Overview) -> String {
         }
         m.push('\n');
         for r in &o.comparison {
-            let _ = write!(m, "| `{}` | {} |", cell(&r.version), cell(&r.name));
+            let _ = write!(m, "| {} | {} |", code(&r.version), cell(&r.name));
             for e in &read {
                 let _ = write!(
                     m,
@@ -114,8 +163,8 @@ pub fn report(o: &Overview) -> String {
                 .iter()
                 .map(|s| {
                     format!(
-                        "`{}` {} ({})",
-                        cell(&s.version),
+                        "{} {} ({})",
+                        code(&s.version),
                         cell(&s.name),
                         ms(s.duration_ms)
                     )
@@ -130,8 +179,8 @@ pub fn report(o: &Overview) -> String {
         for r in &e.migrations {
             let _ = writeln!(
                 m,
-                "| `{}` | {} | {} | {} | {} | {} |",
-                cell(&r.version),
+                "| {} | {} | {} | {} | {} | {} |",
+                code(&r.version),
                 cell(&r.name),
                 state_icon(r.state),
                 r.applied_at
@@ -213,8 +262,8 @@ pub fn drift_summary(r: &DriftReport) -> String {
             };
             let _ = writeln!(
                 m,
-                "| {sev} | `{}` | {} | {} |",
-                cell(&d.object),
+                "| {sev} | {} | {} | {} |",
+                code(&d.object),
                 cell(&d.message),
                 cell(&d.fix)
             );

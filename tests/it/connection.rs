@@ -773,3 +773,298 @@ fn the_same_lock_held_in_other_databases_is_not_mistaken_for_pooling() {
     assert_eq!(r.code, 0, "{r}");
     holders.clear();
 }
+
+// ---------------------------------------------------------------------------------------
+// libpq conventions: the same settings given to psql and to pgrollout must reach (or be
+// refused by) the same server.
+
+/// psql in the same controlled environment as [`pgrollout`]: `-w` (never prompt), the
+/// given `PG*` variables, and `conninfo` as its database argument when not empty.
+/// Returns whether it connected, and what it printed for `SELECT current_user, …`.
+fn psql(dir: &Path, envs: &[(&str, &str)], conninfo: &str) -> (bool, String) {
+    let mut cmd = Command::new("/usr/bin/psql");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .current_dir(dir)
+        .envs(envs.iter().copied())
+        .args(["-X", "-w", "-A", "-t", "-c"])
+        .arg("SELECT current_user || ' ' || current_database() || ' ' || inet_server_port()")
+        .stdin(Stdio::null());
+    if !conninfo.is_empty() {
+        cmd.arg(conninfo);
+    }
+    let out = cmd.output().expect("running psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `pgrollout status` with the given variables, and `--database-url` when not empty.
+fn status_with(dir: &Path, envs: &[(&str, &str)], url: &str) -> Run {
+    let mut args = Vec::new();
+    if !url.is_empty() {
+        args.extend(["--database-url", url]);
+    }
+    args.push("status");
+    pgrollout(dir, &args).envs(envs).run()
+}
+
+/// The session pgrollout's library opens with these settings: user, database, port, SSL
+/// and application_name as the server sees them.
+fn session_with(envs: &[(&str, &str)], url: &str) -> Result<Vec<Option<String>>, String> {
+    let env = pgrollout::db::LibpqEnv::from_lookup(|k| {
+        envs.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    });
+    let target = Target::parse_with(url, &env).map_err(|e| e.to_string())?;
+    let mut db = Db::connect(
+        &target,
+        "pgrollout tests",
+        Duration::ZERO,
+        &mut |_, _, _| {},
+    )
+    .map_err(|e| e.to_string())?;
+    let rows = db
+        .query(
+            "SELECT current_user::text, current_database()::text, inet_server_port()::text, \
+             (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())::text, \
+             current_setting('application_name')",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((0..5).map(|i| rows[0].get(i)).collect())
+}
+
+#[test]
+fn pgsslmode_require_refuses_a_server_without_tls_as_psql_does() {
+    let dir = project();
+    let port = common::cluster().port().to_string();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let env = [("PGSSLMODE", "require")];
+    let (ok, said) = psql(dir.path(), &env, &url);
+    assert!(!ok, "psql refuses: {said}");
+    let r = status_with(dir.path(), &env, &url);
+    assert_eq!(
+        r.code, 1,
+        "PGSSLMODE=require must not fall back to plaintext:\n{r}"
+    );
+    assert!(r.stderr.contains("does not accept TLS connections"), "{r}");
+    // The URL's own sslmode wins over the variable, as in libpq.
+    let r = status_with(dir.path(), &env, &format!("{url}?sslmode=disable"));
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[test]
+fn pg_variables_alone_reach_the_database_psql_reaches() {
+    let db = SecureDb::new();
+    let dir = project();
+    let port = secure().port().to_string();
+    let env = [
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", "app"),
+        ("PGDATABASE", db.name.as_str()),
+        ("PGPASSWORD", PASSWORD),
+        ("PGSSLMODE", "require"),
+        ("PGAPPNAME", "deploy-bot"),
+        ("PGCONNECT_TIMEOUT", "5"),
+    ];
+    let (ok, said) = psql(dir.path(), &env, "");
+    assert!(ok, "{said}");
+    assert_eq!(said, format!("app {} {port}", db.name));
+    let session = session_with(&env, "").unwrap();
+    assert_eq!(
+        session,
+        ["app", db.name.as_str(), port.as_str(), "true", "deploy-bot"]
+            .map(|s| Some(s.to_string()))
+            .to_vec()
+    );
+    let r = status_with(dir.path(), &env, "");
+    assert_eq!(r.code, 0, "{r}");
+    assert_no_password(&r);
+    // Under a URL the variables only fill what it leaves out: here the password and
+    // sslmode.
+    let url = format!("postgres://app@127.0.0.1:{port}/{}", db.name);
+    let defaults = [("PGPASSWORD", PASSWORD), ("PGSSLMODE", "require")];
+    assert!(psql(dir.path(), &defaults, &url).0);
+    let r = status_with(dir.path(), &defaults, &url);
+    assert_eq!(r.code, 0, "{r}");
+    assert_no_password(&r);
+}
+
+#[test]
+fn the_password_file_is_read_with_libpqs_wildcards_escapes_and_permission_check() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = SecureDb::new();
+    let dir = project();
+    let port = secure().port().to_string();
+    // The password holds `:`, escaped as `\:`; host, port and database are wildcards.
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(
+        &passfile,
+        format!(
+            "# comment\n127.0.0.1:*:*:nobody:wrong\n*:*:*:app:{}\n",
+            PASSWORD.replace('\\', "\\\\").replace(':', "\\:")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let url = format!(
+        "postgres://app@127.0.0.1:{port}/{}?sslmode=require",
+        db.name
+    );
+    let env = [("PGPASSFILE", path(&passfile))];
+    let (ok, said) = psql(dir.path(), &env, &url);
+    assert!(ok, "{said}");
+    let r = status_with(dir.path(), &env, &url);
+    assert_eq!(r.code, 0, "{r}");
+    assert_no_password(&r);
+
+    // ~/.pgpass is the default file.
+    std::fs::copy(&passfile, dir.path().join(".pgpass")).unwrap();
+    std::fs::set_permissions(
+        dir.path().join(".pgpass"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let r = status_with(dir.path(), &[("HOME", path(dir.path()))], &url);
+    assert_eq!(r.code, 0, "{r}");
+
+    // Readable by others: psql ignores it with a warning, and so does pgrollout.
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, said) = psql(dir.path(), &env, &url);
+    assert!(!ok, "{said}");
+    assert!(said.contains("group or world access"), "{said}");
+    let r = status_with(dir.path(), &env, &url);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("group or world access"), "{r}");
+}
+
+#[test]
+fn a_socket_directory_in_the_uri_query_connects_as_psql_does() {
+    let dir = project();
+    let c = common::cluster();
+    let url = format!(
+        "postgres://postgres@/postgres?host={}&port={}",
+        c.socket_dir().display(),
+        c.port()
+    );
+    let (ok, said) = psql(dir.path(), &[], &url);
+    assert!(ok, "{said}");
+    let session = session_with(&[], &url).unwrap();
+    assert_eq!(session[0].as_deref(), Some("postgres"));
+    // A socket connection has no server port.
+    assert_eq!(session[2], None);
+    let r = status_with(dir.path(), &[], &url);
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[test]
+fn a_multi_host_uri_finds_the_writable_server_as_psql_does() {
+    let dir = project();
+    let port = common::cluster().port();
+    // The first host refuses connections; libpq (and pgrollout) go on to the next.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{port}/postgres?target_session_attrs=read-write",
+        free_port()
+    );
+    let (ok, said) = psql(dir.path(), &[], &url);
+    assert!(ok, "{said}");
+    assert_eq!(said, format!("postgres postgres {port}"));
+    let session = session_with(&[], &url).unwrap();
+    assert_eq!(session[2], Some(port.to_string()));
+    let r = status_with(dir.path(), &[], &url);
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[test]
+fn a_service_from_pg_service_conf_is_used_as_psql_uses_it() {
+    let dir = project();
+    let port = common::cluster().port();
+    let file = dir.path().join("services.conf");
+    std::fs::write(
+        &file,
+        format!("[other]\nhost=nowhere.invalid\n\n[main]\nhost=127.0.0.1\nport={port}\nuser=postgres\ndbname=postgres\n"),
+    )
+    .unwrap();
+    let env = [("PGSERVICEFILE", path(&file))];
+    for (envs, conninfo) in [
+        (vec![env[0]], "service=main"),
+        (vec![env[0], ("PGSERVICE", "main")], ""),
+    ] {
+        let (ok, said) = psql(dir.path(), &envs, conninfo);
+        assert!(ok, "{conninfo}: {said}");
+        let r = status_with(dir.path(), &envs, conninfo);
+        assert_eq!(r.code, 0, "{conninfo}: {r}");
+    }
+    let (ok, _) = psql(dir.path(), &env, "service=missing");
+    assert!(!ok);
+    let r = status_with(dir.path(), &env, "service=missing");
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("service `missing` not found"), "{r}");
+}
+
+#[test]
+fn backup_gives_pg_dump_no_password_on_its_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = SecureDb::new();
+    let dir = project();
+    // A pg_dump that records the arguments and environment it was started with (what
+    // `ps` would show) and writes an empty dump where it was asked to.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("pg_dump.log");
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/sh\nprintf 'argv: %s\\n' \"$*\" > '{log}'\nprintf 'PGPASSWORD: %s\\n' \"$PGPASSWORD\" >> '{log}'\nfor a; do case \"$a\" in --file=*) : > \"${{a#--file=}}\";; esac; done\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dsns = [
+        format!(
+            "host=127.0.0.1 port={} user=app password='{PASSWORD}' dbname={} sslmode=require",
+            secure().port(),
+            db.name
+        ),
+        db.app_url(PASSWORD_IN_URL),
+    ];
+    for dsn in &dsns {
+        let cmd = pgrollout(
+            dir.path(),
+            &[
+                "--database-url",
+                dsn,
+                "backup",
+                "--dump",
+                "--output-dir",
+                path(&out),
+            ],
+        );
+        let r = cmd.env("PATH", &path_var).run();
+        assert_eq!(r.code, 0, "{r}");
+        let seen = std::fs::read_to_string(&log).unwrap();
+        let argv = seen.lines().next().unwrap();
+        assert!(argv.contains(&db.name), "{seen}");
+        for piece in [PASSWORD, PASSWORD_IN_URL, "p@ss", "ss:w"] {
+            assert!(
+                !argv.contains(piece),
+                "the password is in pg_dump's argv: {seen}"
+            );
+        }
+        assert!(seen.contains(&format!("PGPASSWORD: {PASSWORD}")), "{seen}");
+    }
+}

@@ -282,6 +282,54 @@ fn action_inputs_drive_a_dispatch() {
 }
 
 #[test]
+fn the_args_input_is_split_like_a_shell_command_line() {
+    // A quoted reason with spaces is one argument: the repair is recorded with it.
+    let db = common::fresh_db();
+    let ws = Workspace::new(PIPELINE, &users_migrations());
+    let r = ws.run(&["apply"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    ws.add("0001_users.sql", &format!("{USERS}-- an edited comment\n"));
+    let r = ws.run(
+        &["action"],
+        &[
+            (
+                "INPUT_ARGS",
+                "repair --accept 0001 --reason \"fixed a typo\"",
+            ),
+            ("INPUT_DATABASE-URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let reasons = common::query_strings(
+        &db.url,
+        "SELECT reason FROM pgrollout.migration_history WHERE action = 'accept'",
+    );
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    let reason = reasons[0][0].as_deref().unwrap_or_default();
+    assert!(reason.starts_with("fixed a typo ("), "{reason}");
+}
+
+#[test]
+fn a_usage_error_in_action_mode_is_annotated() {
+    let ws = Workspace::new(PIPELINE, &[]);
+    for (args, says) in [
+        ("status --no-such-flag", "--no-such-flag"),
+        ("repair --reason \"unclosed", "quote is not closed"),
+    ] {
+        let r = ws.run(&["action"], &[("INPUT_ARGS", args)]);
+        assert_eq!(r.code, 2, "{args}: {}", r.debug());
+        let errors = r.annotations("error");
+        assert_eq!(errors.len(), 1, "{args}: {}", r.debug());
+        assert!(
+            errors[0]
+                .starts_with("::error title=pgrollout%3A usage error in the action's inputs::"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains(says), "{errors:?}");
+    }
+}
+
+#[test]
 fn pipeline_file_error_is_annotated_at_line_and_column() {
     let ws = Workspace::new(
         "environments:\n  staging:\n    database_url_env: X\n    stpes: [apply]\n",
@@ -403,10 +451,12 @@ fn hostile_file_name_and_multiline_error_stay_escaped() {
         e.starts_with("::error title=migration 0001 a%2Cb%3Ac%25d e failed,file=migrations/0001_a%2Cb%3Ac%25d e.sql,line=2,col=1::"),
         "{e}"
     );
+    // The CR arrives as a line break: the runner would show a CR as U+FFFD.
     assert!(
-        e.contains("first%0A::error::second%0D##[error]third"),
+        e.contains("first%0A::error::second%0A##[error]third"),
         "{e}"
     );
+    assert!(!e.contains("%0D"), "{e}");
     // Every command line is one of ours: the annotation, and the apply's log groups.
     for c in r.commands() {
         assert!(
@@ -423,6 +473,39 @@ fn hostile_file_name_and_multiline_error_stay_escaped() {
         r.summary
     );
     assert_eq!(r.outputs["status"], "failed");
+}
+
+#[test]
+fn database_and_file_name_text_is_inert_in_the_job_summary() {
+    let db = common::fresh_db();
+    let name = "0001_a<b>`c.sql";
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            name,
+            "CREATE TABLE t (id int);\nDO $$ BEGIN RAISE EXCEPTION '[click here](https://evil.example/x) ![p](https://evil.example/p.png) www.evil.example **bold**'; END $$;\n",
+        )],
+    );
+    let r = ws.run(&["apply"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    // No link, image, autolink or emphasis can form: every metacharacter is escaped.
+    for live in ["[click here](", "![p](", "https://", "www.evil", "**bold**"] {
+        assert!(!r.summary.contains(live), "{live} is live:\n{}", r.summary);
+    }
+    assert!(
+        r.summary
+            .contains("\\[click here\\](https\\://evil.example/x) \\!\\[p\\]"),
+        "{}",
+        r.summary
+    );
+    // The location is a code span the backtick in the name cannot close, showing `<`
+    // as itself.
+    assert!(
+        r.summary.contains("``migrations/0001_a<b>`c.sql:2:1``"),
+        "{}",
+        r.summary
+    );
+    assert!(!r.summary.contains("&lt;b&gt;`c.sql:"), "{}", r.summary);
 }
 
 #[test]
@@ -543,4 +626,77 @@ fn sigterm_during_review_delay_applies_nothing() {
     assert_eq!(r.code, 130, "{r}");
     assert_eq!(applied(&db.url), Vec::<String>::new());
     assert_eq!(r.outputs["status"], "cancelled", "{r}");
+}
+
+/// One failure, one annotation: the migration's error at its line — not again from the
+/// step that ran it or from the command's closing error. A 10 000-character server
+/// message appears in the job summary once, cut to a bounded length.
+#[test]
+fn a_failure_is_annotated_once_and_its_long_message_shown_once_bounded() {
+    let db = common::fresh_db();
+    let long = "x".repeat(10_000);
+    let ws = Workspace::new(
+        PIPELINE,
+        &[(
+            "0001_boom.sql",
+            &format!("CREATE TABLE t (id int);\nDO $$ BEGIN RAISE EXCEPTION '{long}'; END $$;\n"),
+        )],
+    );
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    let errors = r.annotations("error");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("file=migrations/0001_boom.sql,line=2"),
+        "{}",
+        errors[0]
+    );
+    let run_of_x = "x".repeat(2_500);
+    assert!(
+        !r.summary.contains(&run_of_x),
+        "the summary shows the message unbounded"
+    );
+    assert_eq!(
+        r.summary.matches(&"x".repeat(1_000)).count(),
+        1,
+        "{}",
+        r.summary
+    );
+}
+
+/// Over GitHub's 1 MiB the summary loses table rows, never the failure: with 3 001
+/// pending migrations and a failing first one, the status, the failure with its
+/// location and the problems stay; the migrations table ends with "… and N more".
+#[test]
+fn a_summary_over_the_limit_keeps_the_failure_and_summarises_the_tables() {
+    let db = common::fresh_db();
+    let pad = "p".repeat(200);
+    let mut files: Vec<(String, String)> = vec![(
+        "0001_boom.sql".to_string(),
+        "DO $$ BEGIN RAISE EXCEPTION 'the first one fails'; END $$;\n".to_string(),
+    )];
+    for i in 2..=3001 {
+        files.push((format!("{i:04}_{pad}_{i}.sql"), "SELECT 1;\n".to_string()));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let ws = Workspace::new(PIPELINE, &refs);
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    assert!(r.summary.len() < 1_000_000, "{} bytes", r.summary.len());
+    assert!(r.summary.contains("❌ failed"), "{}", &r.summary[..2000]);
+    assert!(
+        r.summary.contains("the first one fails"),
+        "{}",
+        &r.summary[..2000]
+    );
+    assert!(
+        r.summary.contains("0001_boom.sql:1:"),
+        "{}",
+        &r.summary[..2000]
+    );
+    let tail = &r.summary[r.summary.len().saturating_sub(3000)..];
+    assert!(tail.contains("more (not shown"), "{tail}");
 }

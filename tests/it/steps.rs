@@ -306,8 +306,8 @@ fn drift_step_without_server_binaries_says_what_to_do() {
     assert_eq!(r.code, 1, "{}", r.debug());
     assert!(
         r.summary.contains(
-            "drift against migrations needs the PostgreSQL server binaries (initdb/pg_ctl"
-        ) && r.summary.contains("use `drift: { source: staging }`"),
+            "drift against migrations needs the PostgreSQL server binaries (initdb/pg_ctl" // Messages are inert in the summary: their backticks are escaped.
+        ) && r.summary.contains("use \\`drift: { source: staging }\\`"),
         "{}",
         r.summary
     );

@@ -27,14 +27,9 @@ pub(super) fn backup(
                 dir.display()
             )));
         }
-        let url = ctx
-            .ephemeral_url
-            .clone()
-            .or_else(|| ctx.global.database_url.clone())
-            .ok_or_else(|| CliError::Usage("`backup --dump` needs --database-url".into()))?;
         let name = target.dbname().unwrap_or("database").to_string();
         Some(
-            crate::engine::backup::dump(&target, &url, &dir, &name, ctx.reporter)
+            crate::engine::backup::dump(&target, &dir, &name, ctx.reporter)
                 .map_err(CliError::Failed)?,
         )
     } else {

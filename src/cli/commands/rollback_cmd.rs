@@ -29,7 +29,7 @@ pub(super) fn rollback(
     let db = ctx.need_target("rollback")?;
     // The down SQL is stored in the database: unreadable files must not stop an
     // emergency rollback. They only serve comparisons and generated rollbacks.
-    let set = match MigrationSet::load(&ctx.migrations_dir) {
+    let set = match MigrationSet::load_in(&ctx.migrations_dir, &ctx.layout, true) {
         Ok(set) => set,
         Err(errors) => {
             let msg = format!(
@@ -48,7 +48,7 @@ pub(super) fn rollback(
             });
             MigrationSet {
                 dir: ctx.migrations_dir.clone(),
-                migrations: Vec::new(),
+                ..MigrationSet::default()
             }
         }
     };

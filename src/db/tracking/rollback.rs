@@ -45,7 +45,7 @@ impl Tracking {
     pub fn record_rollback_sql(&self) -> String {
         self.sql(
             "WITH d AS (\
-               DELETE FROM {s}.schema_migrations WHERE version = $1::text::numeric \
+               DELETE FROM {s}.schema_migrations WHERE version = {s}.version_key($1) \
                  AND (status = 'completed' OR (status = 'running' AND direction = 'down')) \
                RETURNING version, version_text, name, checksum), \
              t AS (SELECT coalesce($2::bigint, \
@@ -84,7 +84,7 @@ impl Tracking {
             ctx,
             Some((
                 "UPDATE {s}.schema_migrations SET status = 'running', direction = 'down', statement_index = 0, \
-                   error_message = NULL WHERE version = $16::text::numeric AND status = 'completed'",
+                   error_message = NULL WHERE version = {s}.version_key($16) AND status = 'completed'",
                 &[&version],
             )),
             &history,

@@ -27,7 +27,7 @@ impl Runner<'_, '_> {
             .map(|a| (a.version.clone(), a.duration_ms))
             .collect();
         match err {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None if report.applied.is_empty() => Ok("nothing pending".into()),
             None => Ok(format!("{} migration(s) applied", report.applied.len())),
         }

@@ -24,7 +24,6 @@ impl Runner<'_, '_> {
         let dump = if b.dump {
             Some(crate::engine::backup::dump(
                 &self.target,
-                &self.url,
                 &self.setup.dump_dir,
                 self.env_name,
                 self.reporter,

@@ -1,6 +1,6 @@
 //! The `dry-run` step: each pending migration rehearsed in a transaction that is rolled back.
 
-use super::super::{Runner, StepResult};
+use super::super::{Runner, StepError, StepResult};
 use crate::engine::{self, ApplyError, ApplyFailure};
 
 impl Runner<'_, '_> {
@@ -40,11 +40,17 @@ impl Runner<'_, '_> {
                     }
                 ))
             }
-            Err(f) => Err(self.failure_text(f, true).into()),
+            Err(f) => Err(self.failure_text(f, true)),
         }
     }
 
-    pub(in crate::pipeline) fn failure_text(&mut self, f: ApplyFailure, rehearsal: bool) -> String {
+    /// The step's error for a failed apply or rehearsal, remembering which migration
+    /// failed (for the summary's rollback instructions).
+    pub(in crate::pipeline) fn failure_text(
+        &mut self,
+        f: ApplyFailure,
+        rehearsal: bool,
+    ) -> StepError {
         match f.error {
             ApplyError::Migration(me) => {
                 if rehearsal {
@@ -52,7 +58,7 @@ impl Runner<'_, '_> {
                 } else {
                     self.failed = Some((me.version.clone(), me.non_transactional));
                 }
-                format!(
+                StepError::Migration(format!(
                     "migration {} {} failed{}: {}",
                     me.version,
                     me.name,
@@ -61,9 +67,9 @@ impl Runner<'_, '_> {
                         .map(|l| format!(" at {l}"))
                         .unwrap_or_default(),
                     me.server.message
-                )
+                ))
             }
-            other => other.to_string(),
+            other => other.into(),
         }
     }
 }

@@ -1,0 +1,173 @@
+//! Flyway: `V<version>__<description>.sql` versioned migrations, `U<version>__…` undo
+//! files (read as downs), `R__<description>.sql` repeatables. Versions are integers
+//! separated by `.` or `_` and compared part by part, so `V1_10` comes after `V1_2`.
+//! A `<file>.sql.conf` with `executeInTransaction=false` runs the file outside a
+//! transaction, as Flyway does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{file_name, read_dir, Entry, Layout, Listing};
+use crate::migration::{FileError, Version};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Versioned,
+    Undo,
+    Repeatable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    pub kind: Kind,
+    /// The version as Flyway shows it (`_` read as `.`); empty for a repeatable.
+    pub version: String,
+    pub description: String,
+}
+
+/// Take a Flyway file name apart. `None` when it is not one.
+pub fn parse(file_name: &str) -> Option<Name> {
+    let stem = file_name.strip_suffix(".sql")?;
+    let kind = match stem.as_bytes().first()? {
+        b'V' => Kind::Versioned,
+        b'U' => Kind::Undo,
+        b'R' => Kind::Repeatable,
+        _ => return None,
+    };
+    let (version, description) = stem[1..].split_once("__")?;
+    if description.trim().is_empty() {
+        return None;
+    }
+    let version = version.replace('_', ".");
+    let ok = match kind {
+        Kind::Repeatable => version.is_empty(),
+        _ => crate::migration::dotted_key(&version).is_some(),
+    };
+    ok.then(|| Name {
+        kind,
+        version,
+        description: description.to_string(),
+    })
+}
+
+/// Flyway's version as pgrollout keys it: always dotted (`1` is Flyway's `1.0`), so
+/// every version of the project has the same packed key and `1` < `1.1` < `2`.
+pub fn version(text: &str) -> Option<Version> {
+    let text = if text.contains('.') {
+        text.to_string()
+    } else {
+        format!("{text}.0")
+    };
+    Version::parse(&text)
+}
+
+/// `V`/`U` files share their shape with refinery's. They are Flyway's when a version
+/// has several parts, a repeatable exists, or an undo file has a versioned twin (in
+/// refinery `U` files are unversioned migrations with versions of their own).
+pub fn flyway_or_refinery(paths: &[PathBuf]) -> Layout {
+    let names: Vec<Name> = paths.iter().filter_map(|p| parse(&file_name(p))).collect();
+    let flyway_only = names.iter().any(|n| {
+        n.kind == Kind::Repeatable
+            || n.version.contains('.')
+            || (n.kind == Kind::Undo
+                && names
+                    .iter()
+                    .any(|v| v.kind == Kind::Versioned && v.version == n.version))
+    });
+    let undo = names.iter().any(|n| n.kind == Kind::Undo);
+    if undo && !flyway_only {
+        Layout::Refinery
+    } else {
+        Layout::Flyway
+    }
+}
+
+fn no_transaction_conf(path: &Path) -> Result<bool, FileError> {
+    let conf = PathBuf::from(format!("{}.conf", path.display()));
+    if !conf.is_file() {
+        return Ok(false);
+    }
+    let text = std::fs::read_to_string(&conf).map_err(|source| FileError::Read {
+        path: conf.clone(),
+        source,
+    })?;
+    Ok(text.lines().any(|l| {
+        l.split_once('=').is_some_and(|(k, v)| {
+            k.trim() == "executeInTransaction" && v.trim().eq_ignore_ascii_case("false")
+        })
+    }))
+}
+
+pub fn list(dir: &Path) -> Result<Listing, FileError> {
+    let mut out = Listing::default();
+    let mut ups: BTreeMap<Version, (PathBuf, String)> = BTreeMap::new();
+    let mut downs: BTreeMap<Version, PathBuf> = BTreeMap::new();
+    for path in read_dir(dir)? {
+        let n = file_name(&path);
+        if !n.ends_with(".sql") || path.is_dir() {
+            continue;
+        }
+        let Some(name) = parse(&n) else {
+            out.errors.push(FileError::LayoutName {
+                path,
+                layout: Layout::Flyway,
+            });
+            continue;
+        };
+        if name.kind == Kind::Repeatable {
+            out.errors.push(FileError::Unsupported {
+                path,
+                message: "Flyway repeatable migrations (R__) are not supported yet: \
+                          move its SQL into a versioned migration, or keep running it with Flyway"
+                    .into(),
+            });
+            continue;
+        }
+        let Some(v) = version(&name.version) else {
+            out.errors.push(FileError::VersionTooLong {
+                path,
+                version: name.version,
+            });
+            continue;
+        };
+        let existing = if name.kind == Kind::Undo {
+            downs.insert(v.clone(), path.clone())
+        } else {
+            ups.insert(v.clone(), (path.clone(), name.description))
+                .map(|(p, _)| p)
+        };
+        if let Some(first) = existing {
+            out.errors.push(FileError::DuplicateVersion {
+                version: v.text,
+                first,
+                second: path,
+            });
+        }
+    }
+    for (v, down) in &downs {
+        if !ups.contains_key(v) {
+            out.errors.push(FileError::OrphanDown {
+                path: down.clone(),
+                expected: format!("V{}__<description>.sql", v.text),
+            });
+        }
+    }
+    for (version, (up, name)) in ups {
+        let no_transaction = match no_transaction_conf(&up) {
+            Ok(b) => b,
+            Err(e) => {
+                out.errors.push(e);
+                continue;
+            }
+        };
+        let down = downs.remove(&version);
+        out.push(Entry {
+            version,
+            name,
+            up,
+            down,
+            no_transaction,
+        });
+    }
+    Ok(out)
+}
