@@ -69,6 +69,9 @@ pub enum FileError {
         found: char,
         expected: char,
     },
+    /// An entry named like a migration that cannot be read as one: never skipped.
+    #[error("{path}: {why}")]
+    NotAFile { path: PathBuf, why: String },
     #[error(
         "{dir}: files of more than one layout: {found}; declare the one to read with \
          --layout NAME (or `layout:` in pgrollout.yml) and move the others out"

@@ -63,26 +63,38 @@ struct Line<'a> {
     no: u32,
     start: usize,
     text: &'a str,
+    /// Where the next line starts (after this one's line ending).
+    next: usize,
 }
 
 fn lines(text: &str) -> impl Iterator<Item = Line<'_>> {
     let mut start = 0;
     let mut no = 0;
     std::iter::from_fn(move || {
-        if start > text.len() || (start == text.len() && no > 0 && text.ends_with('\n')) {
+        if start > text.len() || (start == text.len() && no > 0 && text.ends_with(['\n', '\r'])) {
             return None;
         }
         if start == text.len() && no > 0 {
             return None;
         }
-        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        // A line ends at LF, CRLF or a lone CR, as psql's lexer ends a `--` comment at
+        // either character (a file saved with classic Mac line endings runs under psql).
+        let end = text[start..]
+            .find(['\n', '\r'])
+            .map_or(text.len(), |i| start + i);
+        let next = if text[end..].starts_with("\r\n") {
+            end + 2
+        } else {
+            end + 1
+        };
         let line = Line {
             no: no + 1,
             start,
-            text: text[start..end].trim_end_matches('\r'),
+            text: &text[start..end],
+            next,
         };
         no += 1;
-        start = end + 1;
+        start = next;
         Some(line)
     })
 }
@@ -175,11 +187,7 @@ pub fn sections(path: &Path, text: &str) -> Result<Sections, FileError> {
                     ),
                 });
             }
-            let body_start = (line.start
-                + text[line.start..]
-                    .find('\n')
-                    .map_or(text.len() - line.start, |i| i + 1))
-            .min(text.len());
+            let body_start = line.next.min(text.len());
             markers.push(Marker {
                 kind,
                 line: line.no,

@@ -91,7 +91,7 @@ impl Splitter<'_> {
             let next = self.at(p + 1);
             match c {
                 _ if is_space(c) => self.pos += 1,
-                b'-' if next == Some(b'-') => self.pos = self.line_end(p),
+                b'-' if next == Some(b'-') => self.pos = self.comment_end(p),
                 b'/' if next == Some(b'*') => self.pos = self.skip_block_comment(p)?,
                 b'\\' if matches!(next, Some(b';') | Some(b':')) => {
                     // psql copies `\;` and `\:` into the query buffer as `;` and `:`
@@ -156,6 +156,15 @@ impl Splitter<'_> {
         self.cur.start.get_or_insert(p);
         self.cur.last_end = e;
         self.pos = e;
+    }
+
+    /// Where a `--` comment starting at `p` ends: at the next `\n` or `\r` (psql's lexer
+    /// ends one at either), or the end.
+    fn comment_end(&self, p: usize) -> usize {
+        self.b[p..self.end]
+            .iter()
+            .position(|&c| c == b'\n' || c == b'\r')
+            .map_or(self.end, |i| p + i)
     }
 
     /// Offset of the `\n` ending the line that contains `p`, or the end.

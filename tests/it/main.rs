@@ -9,6 +9,7 @@ mod drift;
 mod engine;
 mod ephemeral;
 mod github;
+mod inputs;
 mod layouts;
 mod lint;
 mod lock;

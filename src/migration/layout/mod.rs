@@ -137,6 +137,29 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
     Ok(out)
 }
 
+/// Why an entry whose name ends in `.sql` in any case cannot be read as a migration file,
+/// if it cannot: an upper-case extension (read by nobody, yet it looks like a migration),
+/// a directory, or a special file — a FIFO would hang the read, so nothing is opened.
+pub(crate) fn not_a_migration_file(p: &Path) -> Option<FileError> {
+    let name = file_name(p);
+    let why = match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => "a directory named like a migration file: migrations are files; rename or move it"
+            .to_string(),
+        Ok(m) if !m.is_file() => "not a regular file (a FIFO, socket or device): it is not opened; replace it with a file or move it"
+            .to_string(),
+        Ok(_) if !name.ends_with(".sql") => format!(
+            "the extension must be lower-case `.sql`: rename it to {}",
+            name[..name.len() - 4].to_string() + ".sql"
+        ),
+        Ok(_) => return None,
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Some(FileError::NotAFile {
+        path: p.to_path_buf(),
+        why,
+    })
+}
+
 pub(crate) fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|f| f.to_string_lossy().into_owned())

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{digits, file_name, read_dir, Entry, Listing};
+use super::{digits, file_name, not_a_migration_file, read_dir, Entry, Listing};
 use crate::migration::{Direction, FileError, FileName, Version};
 
 /// `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)), with `sep` after the digits.
@@ -38,7 +38,11 @@ pub fn list(dir: &Path, sep: char) -> Result<Listing, FileError> {
     let mut found: BTreeMap<Version, Found> = BTreeMap::new();
     for path in read_dir(dir)? {
         let name = file_name(&path);
-        if !name.ends_with(".sql") || path.is_dir() {
+        if !name.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        if let Some(e) = not_a_migration_file(&path) {
+            out.errors.push(e);
             continue;
         }
         let Some(parsed) = parse(&name, sep) else {

@@ -1,0 +1,95 @@
+//! Every entry of the migrations directory is read as a migration or refused, never
+//! skipped; line endings are read as psql reads them.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{fresh_db, query_strings, Pgrollout};
+
+fn cmd(dir: &Path) -> Pgrollout {
+    Pgrollout::new().migrations(dir)
+}
+
+/// `2_b.SQL`, a directory `3_c.sql/` and a FIFO `4_d.sql` each get an error naming them —
+/// `validate` no longer says "valid" — and the FIFO is not opened (which would hang).
+#[test]
+fn entries_named_like_migrations_that_cannot_be_read_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_a.sql"), "CREATE TABLE a (n int);\n").unwrap();
+    std::fs::write(dir.path().join("2_b.SQL"), "CREATE TABLE b (n int);\n").unwrap();
+    std::fs::create_dir(dir.path().join("3_c.sql")).unwrap();
+    let fifo = std::ffi::CString::new(dir.path().join("4_d.sql").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    let r = cmd(dir.path()).arg("validate").run();
+    assert_ne!(r.code, 0, "{r}");
+    let text = r.all();
+    for needed in [
+        "2_b.SQL: the extension must be lower-case `.sql`: rename it to 2_b.sql",
+        "3_c.sql: a directory named like a migration file",
+        "4_d.sql: not a regular file (a FIFO, socket or device): it is not opened",
+    ] {
+        assert!(text.contains(needed), "{needed:?} missing:\n{r}");
+    }
+}
+
+/// A file with lone-CR line endings: psql runs it (its lexer ends a `--` comment at a
+/// CR), and so does pgrollout, markers included.
+#[test]
+fn lone_cr_line_endings_are_read_as_psql_reads_them() {
+    let text = "-- the table\rCREATE TABLE cr (n int);\rINSERT INTO cr VALUES (1);\r";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_cr.sql"), text).unwrap();
+    let by_psql = fresh_db();
+    let psql = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &by_psql.url,
+            "-f",
+        ])
+        .arg(dir.path().join("1_cr.sql"))
+        .output()
+        .expect("running psql");
+    assert!(
+        psql.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    let by_us = fresh_db();
+    cmd(dir.path())
+        .database_url(&by_us.url)
+        .arg("apply")
+        .run()
+        .ok();
+    for db in [&by_psql, &by_us] {
+        assert_eq!(
+            query_strings(&db.url, "SELECT n FROM cr")[0][0].as_deref(),
+            Some("1")
+        );
+    }
+    // With section markers, which psql reads as comments.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("1_cr.sql"),
+        "-- migrate:up\rCREATE TABLE cr2 (n int);\r-- migrate:down\rDROP TABLE cr2;\r",
+    )
+    .unwrap();
+    let db = fresh_db();
+    cmd(dir.path())
+        .database_url(&db.url)
+        .arg("apply")
+        .run()
+        .ok();
+    cmd(dir.path())
+        .database_url(&db.url)
+        .args(["rollback", "--steps", "1"])
+        .run()
+        .ok();
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('cr2') IS NULL")[0][0].as_deref(),
+        Some("t")
+    );
+}
