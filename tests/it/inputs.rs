@@ -93,3 +93,30 @@ fn lone_cr_line_endings_are_read_as_psql_reads_them() {
         Some("t")
     );
 }
+
+/// `?options=-c%20search_path%3Dfoo` reaches the server percent-decoded and unchanged,
+/// as psql passes it: the migration's table lands in schema `foo`.
+#[test]
+fn url_options_reach_the_server_as_psql_sends_them() {
+    let db = fresh_db();
+    crate::common::exec(&db.url, "CREATE SCHEMA foo");
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3Dfoo", db.url);
+    let psql = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-At", "-d", &url, "-c", "SHOW search_path"])
+        .output()
+        .expect("running psql");
+    assert!(
+        psql.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "foo");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_t.sql"), "CREATE TABLE t (n int);\n").unwrap();
+    cmd(dir.path()).database_url(&url).arg("apply").run().ok();
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('foo.t') IS NOT NULL")[0][0].as_deref(),
+        Some("t")
+    );
+}
