@@ -599,10 +599,15 @@ fn stepwise(
             line: st.line,
             label: st.non_transactional.unwrap_or(label),
         });
-        let r = run_statement(&mut s.db, sec.source, st);
+        let (r, blockers) = if st.non_transactional == Some("CREATE INDEX CONCURRENTLY") {
+            concurrent_build(s, sec.source, st, opts)
+        } else {
+            (run_statement(&mut s.db, sec.source, st), Vec::new())
+        };
         s.notices(Some(v), reporter);
         if let Err(e) = r {
             let mut se = section_error(sec, Some(i), &e, true, 1);
+            se.blockers = blockers;
             se.invalid_indexes = s.tracking.invalid_indexes(&mut s.db).unwrap_or_default();
             let _ = s.db.batch(&reset());
             let checksum = match book {
@@ -666,6 +671,31 @@ fn stepwise(
         }
         Bookkeeping::Rehearse => unreachable!(),
     }
+}
+
+/// `CREATE INDEX CONCURRENTLY` waits for every transaction older than it, on any table,
+/// and lock_timeout applies to those waits: one long report query would fail the build
+/// (leaving an INVALID index) although nothing waits behind it — the SHARE UPDATE
+/// EXCLUSIVE lock it holds and waits for blocks no reads or writes. So it runs without
+/// lock_timeout, bounded by statement_timeout when one is set, and watched, so that a
+/// build that fails says which sessions it waited for.
+fn concurrent_build(
+    s: &mut Session,
+    source: &str,
+    st: &Statement,
+    opts: &RunOptions,
+) -> (Result<(), tokio_postgres::Error>, Vec<Blocker>) {
+    if let Err(e) = s.db.batch("SET lock_timeout = 0") {
+        return (Err(e), Vec::new());
+    }
+    let watch = BlockerWatch::start(&s.target, s.db.backend_pid);
+    let r = run_statement(&mut s.db, source, st);
+    let blockers = watch.finish();
+    let restored = s.db.batch(&format!(
+        "SET lock_timeout = {}",
+        opts.lock_timeout.as_millis()
+    ));
+    (r.and(restored), blockers)
 }
 
 /// The section's statements, one round trip each (COPY data needs its own exchange).

@@ -369,3 +369,77 @@ fn lock_timeout_give_up_names_the_blocking_session() {
     }
     assert!(!text.contains("no transaction in progress"), "{r}");
 }
+
+/// `CREATE INDEX CONCURRENTLY` waits for every older transaction, and lock_timeout used
+/// to fail it there (leaving an INVALID index) although its lock blocks no traffic: it
+/// now waits them out, and under statement_timeout it fails naming whom it waited for.
+#[test]
+fn concurrent_index_build_outwaits_an_old_transaction_beyond_lock_timeout() {
+    let db = fresh_db();
+    exec(
+        &db.url,
+        "CREATE TABLE t (n int); CREATE TABLE other (n int)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "1_idx.sql",
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_n ON t (n);\n",
+    );
+    let mut report = crate::common::connect(&db.url).unwrap();
+    report
+        .batch_execute("SET application_name = 'long-report'; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM other")
+        .unwrap();
+    let pid: i32 = report
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+
+    // With a statement_timeout, the build gives up there and says whom it waited for.
+    let r = cmd(dir.path(), &db.url)
+        .args([
+            "--lock-timeout",
+            "100ms",
+            "--statement-timeout",
+            "1s",
+            "apply",
+        ])
+        .run();
+    assert_eq!(r.code, 1, "{r}");
+    let text = r.all();
+    assert!(text.contains("statement timeout"), "{r}");
+    assert!(
+        text.contains(&format!(
+            "it waited for pid {pid} (application_name 'long-report'"
+        )),
+        "{r}"
+    );
+    exec(&db.url, "DROP INDEX t_n");
+    cmd(dir.path(), &db.url).arg("repair").run().ok();
+
+    // Without one, it waits past lock_timeout until the old transaction ends.
+    let a = cmd(dir.path(), &db.url)
+        .args(["--lock-timeout", "100ms", "apply"])
+        .spawn();
+    wait_until(
+        "the build has waited for the old transaction for over 1 s",
+        Duration::from_secs(30),
+        || {
+            scalar(
+                &db.url,
+                "SELECT count(*) FROM pg_stat_activity WHERE starts_with(query, 'CREATE INDEX CONCURRENTLY') \
+                 AND wait_event_type = 'Lock' AND now() - query_start > interval '1 second'",
+            ) == "1"
+        },
+    );
+    report.batch_execute("COMMIT").unwrap();
+    let a = a.wait();
+    assert_eq!(a.code, 0, "{a}");
+    assert_eq!(
+        scalar(
+            &db.url,
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_n'::regclass"
+        ),
+        "t"
+    );
+}
