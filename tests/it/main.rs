@@ -16,4 +16,5 @@ mod lock;
 mod report;
 mod rollback;
 mod shipping;
+mod soak;
 mod steps;
