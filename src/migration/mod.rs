@@ -122,7 +122,7 @@ pub struct Down {
     pub section: Section,
     /// The down SQL could not be split (an unterminated quote or comment): the section
     /// has no statements, and this says where. Not a load error — see
-    /// [`crate::plan::check_downs`].
+    /// `plan::check_downs`.
     pub invalid: Option<DownInvalid>,
 }
 
