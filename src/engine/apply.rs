@@ -214,7 +214,10 @@ pub fn apply(
         }
     }
 
-    let (_guard, state, pending) = lock_and_plan(&mut s, set, opts, reporter)?;
+    // The files about to run are parsed before the lock is taken or the tracking schema
+    // created: a syntax error in one is the author's to fix, and needs neither.
+    let early = parse_pending(set, &plan::plan(set, &state.rows, &opts.plan), reporter)?;
+    let (_guard, state, pending) = lock_and_plan(&mut s, set, early, opts, reporter)?;
     let p = plan::plan(
         set,
         &state.rows,
@@ -279,6 +282,7 @@ pub fn apply(
 fn lock_and_plan(
     s: &mut Session,
     set: &MigrationSet,
+    early: MigrationSet,
     opts: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<(LockGuard, TrackingState, MigrationSet), ApplyError> {
@@ -288,7 +292,18 @@ fn lock_and_plan(
         ..opts.plan.clone()
     };
     let mut p = plan::plan(set, &state.rows, &locked);
-    let pending = parse_pending(set, &p, reporter)?;
+    // `early` was parsed (and reported) from the plan before the lock: reused unless
+    // another runner changed what is pending meanwhile.
+    let same = p.to_apply.len() == early.migrations.len()
+        && p.to_apply
+            .iter()
+            .zip(&early.migrations)
+            .all(|(a, b)| a.version == b.version);
+    let pending = if same {
+        early
+    } else {
+        parse_pending(set, &p, reporter)?
+    };
     if p.entries
         .iter()
         .any(|e| matches!(e.state, plan::State::Failed | plan::State::Running))

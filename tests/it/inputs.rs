@@ -120,3 +120,21 @@ fn url_options_reach_the_server_as_psql_sends_them() {
         Some("t")
     );
 }
+
+/// A syntax error in a pending file stops `apply` before it takes the lock or creates
+/// the tracking schema.
+#[test]
+fn syntax_error_in_a_pending_file_stops_apply_before_the_tracking_schema() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_a.sql"), "CREATE TABLE a (n int);\n").unwrap();
+    std::fs::write(dir.path().join("2_b.sql"), "CREATE TABLE b (n int;\n").unwrap();
+    let r = cmd(dir.path()).database_url(&db.url).arg("apply").run();
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.all().contains("2_b.sql:1:"), "{r}");
+    assert!(!r.all().contains("created tracking schema"), "{r}");
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regnamespace('pgrollout') IS NULL")[0][0].as_deref(),
+        Some("t")
+    );
+}
