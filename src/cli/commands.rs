@@ -210,7 +210,13 @@ impl<'r> Context<'r> {
     }
 
     pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
-        load_set(&self.migrations_dir, &self.layout, true, self.reporter)
+        load_set(
+            &self.migrations_dir,
+            &self.layout,
+            true,
+            self.reporter,
+            true,
+        )
     }
 
     /// Say which layout the directory was read in (`status`, `plan`).
@@ -231,7 +237,13 @@ impl<'r> Context<'r> {
     }
 
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
-        load_set(&self.migrations_dir, &self.layout, false, self.reporter)
+        load_set(
+            &self.migrations_dir,
+            &self.layout,
+            false,
+            self.reporter,
+            true,
+        )
     }
 
     fn run_options(
@@ -269,13 +281,14 @@ impl<'r> Context<'r> {
 }
 
 /// Read the migrations directory, reporting every file problem.
-fn load_set(
+pub(crate) fn load_set(
     dir: &std::path::Path,
     layout: &migration::LayoutOptions,
     split: bool,
     reporter: &mut dyn Reporter,
+    warn_stray: bool,
 ) -> Result<MigrationSet, CliError> {
-    MigrationSet::load_in(dir, layout, split).map_err(|errors| {
+    let set = MigrationSet::load_in(dir, layout, split).map_err(|errors| {
         for e in &errors {
             reporter.event(&Event::Diagnostic {
                 level: Level::Error,
@@ -298,7 +311,21 @@ fn load_set(
         } else {
             CliError::Failed(msg)
         }
-    })
+    })?;
+    if warn_stray {
+        for p in &set.stray {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &format!(
+                    "{}: not a migration ({}); it is ignored — move it out of the migrations directory to silence this",
+                    p.display(),
+                    if p.is_dir() { "a directory" } else { "no migration file name" }
+                ),
+            });
+        }
+    }
+    Ok(set)
 }
 
 /// Files are read and their names checked before `--ephemeral` starts a server: a
@@ -312,7 +339,7 @@ fn preflight(
     if !dir.exists() {
         return Ok(());
     }
-    load_set(dir, layout, false, reporter).map(|_| ())
+    load_set(dir, layout, false, reporter, false).map(|_| ())
 }
 
 fn parse_version(s: &str) -> Result<Version, CliError> {

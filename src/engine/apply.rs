@@ -362,6 +362,7 @@ fn parse_pending(
         layout: set.layout,
         dir: set.dir.clone(),
         migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
+        stray: Vec::new(),
     };
     let mut errors = Vec::new();
     for m in pending.migrations.iter_mut() {

@@ -189,6 +189,8 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
     /// The layout the directory was read in (declared or detected).
     pub layout: Layout,
+    /// Entries of the directory that are not migrations (see `Listing::stray`).
+    pub stray: Vec<PathBuf>,
 }
 
 /// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
@@ -421,18 +423,19 @@ impl MigrationSet {
         Self::load_in(dir, &LayoutOptions::default(), false)
     }
 
-    /// Read the migrations of `dir` in the declared layout, or the detected one. Files
-    /// that are not `.sql` are ignored; `.sql` files the layout does not read, duplicate
-    /// versions, unreadable or non-UTF-8 files are errors — never skipped — and so is a
-    /// directory holding `.sql` files of which none was read. Every error is returned.
+    /// Read the migrations of `dir` in the declared layout, or the detected one. Entries
+    /// that are not migrations are not run but listed in `stray` (to be warned about);
+    /// `.sql` files the layout does not read, duplicate versions, unreadable or non-UTF-8
+    /// files are errors — never skipped — and so is a directory holding `.sql` files of
+    /// which none was read. Every error is returned.
     /// With `split: false` statements are not parsed (see [`Migration::load_with`]).
     pub fn load_in(
         dir: &Path,
         opts: &LayoutOptions,
         split: bool,
     ) -> Result<MigrationSet, Vec<FileError>> {
-        let (layout, listing) = layout::list(dir, opts).map_err(|e| vec![e])?;
-        let mut errors = listing.errors;
+        let (layout, mut listing) = layout::list(dir, opts).map_err(|e| vec![e])?;
+        let mut errors = std::mem::take(&mut listing.errors);
         if listing.entries.is_empty() && errors.is_empty() {
             let files = layout::sql_files(dir);
             if let Some(example) = files.first() {
@@ -457,6 +460,7 @@ impl MigrationSet {
                 dir: dir.to_path_buf(),
                 migrations,
                 layout,
+                stray: listing.stray,
             })
         } else {
             Err(errors)

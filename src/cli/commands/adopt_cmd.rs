@@ -11,7 +11,7 @@ pub fn adopt(ctx: &mut Context, tool: Tool, dry_run: bool) -> Result<Outcome, Cl
         layout: ctx.layout.layout.or(Some(tool.layout())),
         separator: ctx.layout.separator,
     };
-    let set = load_set(&ctx.migrations_dir, &layout, true, ctx.reporter)?;
+    let set = load_set(&ctx.migrations_dir, &layout, true, ctx.reporter, true)?;
     let refuse = |e: adopt::AdoptError| match e {
         adopt::AdoptError::Refused(m) => CliError::Refused(m),
         other => CliError::Failed(other.to_string()),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{file_name, read_dir, Entry, Layout, Listing};
+use super::{file_name, not_a_migration_file, read_dir, Entry, Layout, Listing};
 use crate::migration::{FileError, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,11 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut downs: BTreeMap<Version, PathBuf> = BTreeMap::new();
     for path in read_dir(dir)? {
         let n = file_name(&path);
-        if !n.ends_with(".sql") || path.is_dir() {
+        if !n.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        if let Some(e) = not_a_migration_file(&path) {
+            out.errors.push(e);
             continue;
         }
         let Some(name) = parse(&n) else {

@@ -109,6 +109,9 @@ pub struct Entry {
 pub struct Listing {
     pub entries: Vec<Entry>,
     pub errors: Vec<FileError>,
+    /// Entries of the directory that are neither read as migrations nor reported as
+    /// errors (a README, a `.txt`): warned about, never silently skipped.
+    pub stray: Vec<PathBuf>,
 }
 
 impl Listing {
@@ -241,7 +244,46 @@ pub fn list(dir: &Path, opts: &LayoutOptions) -> Result<(Layout, Listing), FileE
         Layout::Diesel => diesel::list(dir)?,
         Layout::Sqitch => sqitch::list(dir)?,
     };
+    let mut listing = listing;
+    listing.stray = stray(dir, layout, &listing)?;
     Ok((layout, listing))
+}
+
+/// The top-level entries of `dir` that `listing` neither read nor reported. Hidden
+/// entries (`.gitkeep`, `.DS_Store`) are left out unless they end in `.sql`, and so are
+/// the companions a layout reads itself: Flyway's `<file>.sql.conf`, sqitch's plan,
+/// configuration and script directories.
+fn stray(dir: &Path, layout: Layout, listing: &Listing) -> Result<Vec<PathBuf>, FileError> {
+    let mut used: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    for e in &listing.entries {
+        for p in std::iter::once(&e.up).chain(e.down.as_ref()) {
+            used.insert(p.clone());
+            // diesel's `<version>_<name>/up.sql`: the directory is the migration.
+            if let Some(parent) = p.parent() {
+                used.insert(parent.to_path_buf());
+            }
+        }
+    }
+    for e in &listing.errors {
+        used.extend(e.paths().into_iter().map(Path::to_path_buf));
+    }
+    let companion = |name: &str| match layout {
+        Layout::Flyway => name.ends_with(".sql.conf"),
+        Layout::Sqitch => matches!(
+            name,
+            "sqitch.plan" | "sqitch.conf" | "deploy" | "revert" | "verify"
+        ),
+        _ => false,
+    };
+    let mut out = Vec::new();
+    for p in read_dir(dir)? {
+        let name = file_name(&p);
+        let hidden = name.starts_with('.') && !name.to_ascii_lowercase().ends_with(".sql");
+        if !hidden && !companion(&name) && !used.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// `.sql` files under `dir` (two levels deep: diesel's directories, sqitch's deploy/),
