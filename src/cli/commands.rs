@@ -561,6 +561,7 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
     let mut problems = plan::check_files(&set);
     let p = plan::plan(&set, &state.rows, &opts.plan);
     problems.extend(p.problems.iter().cloned());
+    problems.extend(plan::lock_waits(&p.to_apply, opts.lock_timeout));
     report_problems(ctx, &problems);
     let errors = problems.iter().any(|p| p.level == Level::Error);
     let stdout = if ctx.json() {
