@@ -234,6 +234,9 @@ impl<'r> Context<'r> {
                 set.layout
             ),
         });
+        for note in &set.notes {
+            self.reporter.event(&Event::Info { message: note });
+        }
     }
 
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {

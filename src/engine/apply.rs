@@ -363,6 +363,7 @@ fn parse_pending(
         dir: set.dir.clone(),
         migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
         stray: Vec::new(),
+        notes: Vec::new(),
     };
     let mut errors = Vec::new();
     for m in pending.migrations.iter_mut() {

@@ -370,6 +370,17 @@ pub(crate) fn run(
     }
 }
 
+/// The statements of `sec` inside the caller's open transaction, with no events and
+/// nothing recorded: for checks such as sqitch's verify scripts. After an error the
+/// transaction has been rolled back.
+pub(crate) fn check(
+    s: &mut Session,
+    sec: &Section<'_>,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ExecError> {
+    rehearse(s, sec, reporter)
+}
+
 /// A failure at statement `index` (None: the BEGIN, the tracking write or the COMMIT).
 type Failure = (Option<usize>, tokio_postgres::Error);
 

@@ -15,6 +15,7 @@ pub mod lint;
 pub mod rollback;
 pub mod session;
 pub mod test;
+pub mod verify;
 
 pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 pub use executor::SectionError;

@@ -191,6 +191,8 @@ pub struct MigrationSet {
     pub layout: Layout,
     /// Entries of the directory that are not migrations (see `Listing::stray`).
     pub stray: Vec<PathBuf>,
+    /// What the layout read but cannot check (see `Listing::notes`).
+    pub notes: Vec<String>,
 }
 
 /// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
@@ -461,6 +463,7 @@ impl MigrationSet {
                 migrations,
                 layout,
                 stray: listing.stray,
+                notes: listing.notes,
             })
         } else {
             Err(errors)

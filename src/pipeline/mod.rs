@@ -160,6 +160,10 @@ enum StepError {
     /// A migration failed; the executor already reported it at its file and line.
     #[error("{0}")]
     Migration(String),
+    /// A check failed and the step already reported each problem (at its file and line
+    /// where it has one).
+    #[error("{0}")]
+    Reported(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.
     #[error("cancelled during the review delay: nothing was applied")]
     Cancelled,
@@ -170,7 +174,7 @@ impl StepError {
     /// `SectionFailed`, with its file and line).
     fn reported(&self) -> bool {
         match self {
-            StepError::Migration(_) => true,
+            StepError::Migration(_) | StepError::Reported(_) => true,
             StepError::Apply(e) => matches!(**e, ApplyError::Migration(_)),
             _ => false,
         }

@@ -642,3 +642,92 @@ fn applied_versions_or_none(url: &str) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// Copy a fixture directory tree to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// sqitch's `verify/` scripts run in the pipeline's `verify` step for each applied
+/// change, inside a transaction that is rolled back even when the script commits; a
+/// failing one fails the step at its file:line. A dependency on another project's
+/// change is reported by `status`, which cannot check it.
+#[test]
+fn sqitch_verify_scripts_run_in_the_verify_step_and_cross_project_dependencies_are_reported() {
+    let pipeline = "migrations: migrations\nlayout: sqitch\nenvironments:\n  staging:\n    \
+                    database_url_env: STAGING_DATABASE_URL\n    on: { branches: [staging] }\n    \
+                    steps: [apply, verify]\n";
+    let ws = common::actions::Workspace::new(pipeline, &[]);
+    let dir = ws.path("migrations");
+    copy_tree(&fixture("sqitch"), &dir);
+    // A verify script that tries to leave something behind: its COMMIT is not sent.
+    std::fs::write(
+        dir.join("verify/create_users.sql"),
+        "BEGIN;\nSELECT id FROM users WHERE false;\nCREATE TABLE verify_leak (n int);\nCOMMIT;\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert!(
+        r.all().contains("2 sqitch verify script(s) passed"),
+        "{}",
+        r.debug()
+    );
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('verify_leak')::text")[0][0],
+        None,
+        "a verify script changed the database"
+    );
+
+    // A verify script that fails: the step fails at the script's line.
+    std::fs::write(
+        dir.join("verify/index_email.sql"),
+        "-- Verify shop:index_email\n\nSELECT no_such_column FROM users WHERE false;\n",
+    )
+    .unwrap();
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_ne!(r.code, 0, "{}", r.debug());
+    let text = r.all();
+    assert!(
+        text.contains(
+            "migrations/verify/index_email.sql:3:8: the verify script of change `index_email` failed"
+        ),
+        "{}",
+        r.debug()
+    );
+    // One annotation, on the script's line.
+    assert_eq!(text.matches("::error ").count(), 1, "{}", r.debug());
+    assert!(
+        text.contains("file=migrations/verify/index_email.sql,line=3,col=8::"),
+        "{}",
+        r.debug()
+    );
+
+    // Another project's change in a dependency list.
+    let plan = std::fs::read_to_string(dir.join("sqitch.plan")).unwrap();
+    std::fs::write(
+        dir.join("sqitch.plan"),
+        plan.replace(
+            "index_email [add_email]",
+            "index_email [add_email billing:accounts]",
+        ),
+    )
+    .unwrap();
+    let s = pgrollout(&db.url, &dir, &["status"]);
+    assert!(
+        s.stderr.contains(
+            "change `index_email` requires `billing:accounts` from another sqitch project"
+        ),
+        "{s:?}"
+    );
+}

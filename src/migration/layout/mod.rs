@@ -112,6 +112,9 @@ pub struct Listing {
     /// Entries of the directory that are neither read as migrations nor reported as
     /// errors (a README, a `.txt`): warned about, never silently skipped.
     pub stray: Vec<PathBuf>,
+    /// What the layout read but pgrollout cannot check, said in `status` and `plan`
+    /// (sqitch's dependencies on other projects' changes).
+    pub notes: Vec<String>,
 }
 
 impl Listing {
