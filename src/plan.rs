@@ -537,3 +537,27 @@ fn humantime(d: std::time::Duration) -> String {
         format!("{}ms", d.as_millis())
     }
 }
+
+/// The repeatable migrations as `status` shows them: applied when they last ran with
+/// today's checksum, pending (to run again) otherwise.
+pub fn repeatable_status(
+    set: &MigrationSet,
+    ran: &std::collections::HashMap<String, String>,
+) -> Vec<Entry> {
+    set.repeatables
+        .iter()
+        .map(|m| Entry {
+            version: m.version.text.clone(),
+            name: m.name.clone(),
+            state: if ran.get(&m.name) == Some(&m.checksum) {
+                State::Applied
+            } else {
+                State::Pending
+            },
+            path: Some(m.path.clone()),
+            applied: None,
+            checksum: Some(m.checksum.clone()),
+            out_of_order: false,
+        })
+        .collect()
+}

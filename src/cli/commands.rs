@@ -228,9 +228,14 @@ impl<'r> Context<'r> {
         };
         self.reporter.event(&Event::Info {
             message: &format!(
-                "{}: {} migration(s) in the {} layout ({how})",
+                "{}: {} migration(s){} in the {} layout ({how})",
                 self.migrations_dir.display(),
                 set.migrations.len(),
+                if set.repeatables.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} repeatable(s)", set.repeatables.len())
+                },
                 set.layout
             ),
         });
@@ -487,7 +492,11 @@ fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     ctx.report_layout(&set);
     let (mut s, state) = read_session(ctx, &target)?;
     let running = s.running_rows(&state)?;
-    let entries = plan::status(&set, &state.rows);
+    let mut entries = plan::status(&set, &state.rows);
+    if !set.repeatables.is_empty() {
+        let ran = s.tracking.read_repeatables(&mut s.db)?;
+        entries.extend(plan::repeatable_status(&set, &ran));
+    }
     let problems = plan::plan(&set, &state.rows, &PlanOptions::default()).problems;
     let out = if ctx.json() {
         text::status_json(&entries, state.version.is_some())
@@ -560,9 +569,25 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
     let set = ctx.load()?;
     ctx.report_layout(&set);
     let opts = ctx.run_options(Some(flags), false)?;
-    let state = read_state(ctx, &target)?;
+    let (mut s, state) = read_session(ctx, &target)?;
+    let ran = if set.repeatables.is_empty() {
+        Default::default()
+    } else {
+        s.tracking.read_repeatables(&mut s.db)?
+    };
+    drop(s);
     let mut problems = plan::check_files(&set);
     let p = plan::plan(&set, &state.rows, &opts.plan);
+    let due = engine::repeatable::changed(&set, &ran);
+    if !due.is_empty() {
+        ctx.reporter.event(&Event::Info {
+            message: &format!(
+                "{} repeatable migration(s) would run after the versioned ones (new or changed since they last ran): {}",
+                due.len(),
+                due.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
     problems.extend(p.problems.iter().cloned());
     problems.extend(plan::lock_waits(&p.to_apply, opts.lock_timeout));
     report_problems(ctx, &problems);

@@ -193,6 +193,9 @@ pub struct MigrationSet {
     pub stray: Vec<PathBuf>,
     /// What the layout read but cannot check (see `Listing::notes`).
     pub notes: Vec<String>,
+    /// Flyway's repeatable migrations, in the order they run (by description); each has
+    /// the version [`Version::repeatable`] and runs whenever its checksum changes.
+    pub repeatables: Vec<Migration>,
 }
 
 /// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
@@ -209,6 +212,15 @@ pub fn parse_file_name(file_name: &str) -> Option<FileName> {
 }
 
 impl Version {
+    /// The version shown for a repeatable migration (`R`, as Flyway's file prefix): it
+    /// has none, and is never a key of the tracking table.
+    pub fn repeatable() -> Version {
+        Version {
+            text: "R".into(),
+            value: 0,
+        }
+    }
+
     /// Digits (`20251105211941`, `0003`), or integers separated by dots (Flyway's `1.2`,
     /// `1.10`), whose value packs the parts so that `1.2` < `1.10` < `2.0`: see
     /// [`dotted_key`]. The tracking schema computes the same key (`version_key`).
@@ -457,6 +469,13 @@ impl MigrationSet {
                 Err(e) => errors.push(e),
             }
         }
+        let mut repeatables = Vec::with_capacity(listing.repeatables.len());
+        for r in listing.repeatables {
+            match Migration::load_with(Version::repeatable(), r.name, &r.path, None, split) {
+                Ok(m) => repeatables.push(m),
+                Err(e) => errors.push(e),
+            }
+        }
         if errors.is_empty() {
             Ok(MigrationSet {
                 dir: dir.to_path_buf(),
@@ -464,6 +483,7 @@ impl MigrationSet {
                 layout,
                 stray: listing.stray,
                 notes: listing.notes,
+                repeatables,
             })
         } else {
             Err(errors)

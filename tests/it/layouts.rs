@@ -731,3 +731,161 @@ fn sqitch_verify_scripts_run_in_the_verify_step_and_cross_project_dependencies_a
         "{s:?}"
     );
 }
+
+const RUNS: &str = "SELECT string_agg(what, ',' ORDER BY id) FROM runs";
+
+/// Flyway's `R__` repeatables run after the versioned migrations, in description order,
+/// and again only when their checksum changes; a dry run rehearses a changed one and
+/// writes nothing; `status` lists them.
+#[test]
+fn flyway_repeatables_run_after_the_versioned_ones_and_again_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("V1__runs.sql"),
+        "CREATE TABLE runs (id serial PRIMARY KEY, what text);\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("V2__t.sql"), "CREATE TABLE t (n int);\n").unwrap();
+    // Named so that text order of the file names and description order agree, and both
+    // depend on V2's table: they must run after every versioned migration.
+    std::fs::write(
+        d.join("R__b_report.sql"),
+        "CREATE OR REPLACE VIEW report AS SELECT count(*) AS n FROM t;\nINSERT INTO runs (what) VALUES ('b');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("R__a_grant.sql"),
+        "INSERT INTO runs (what) SELECT 'a' FROM t LIMIT 0;\nINSERT INTO runs (what) VALUES ('a');\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let first = ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(first.stdout.matches("applied  ").count(), 4, "{first:?}");
+    let runs = || {
+        query_strings(&db.url, RUNS)[0][0]
+            .clone()
+            .unwrap_or_default()
+    };
+    assert_eq!(runs(), "a,b");
+
+    let again = ok(pgrollout(&db.url, d, &["apply"]));
+    assert!(again.stderr.contains("database is up to date"), "{again:?}");
+    assert_eq!(runs(), "a,b");
+
+    std::fs::write(
+        d.join("R__b_report.sql"),
+        "CREATE OR REPLACE VIEW report AS SELECT count(*) AS n, max(n) AS top FROM t;\nINSERT INTO runs (what) VALUES ('b');\n",
+    )
+    .unwrap();
+    let dry = ok(pgrollout(&db.url, d, &["apply", "--dry-run"]));
+    assert!(dry.stdout.contains("rehearsed  R  b_report"), "{dry:?}");
+    assert_eq!(runs(), "a,b", "a dry run wrote");
+    let st = ok(pgrollout(&db.url, d, &["status"]));
+    assert!(st.stdout.contains("R        b_report  pending"), "{st:?}");
+    assert!(st.stdout.contains("R        a_grant   applied"), "{st:?}");
+
+    let changed = ok(pgrollout(&db.url, d, &["apply"]));
+    assert!(
+        changed.stdout.contains("applied  R  b_report"),
+        "{changed:?}"
+    );
+    assert!(!changed.stdout.contains("a_grant"), "{changed:?}");
+    assert_eq!(runs(), "a,b,b");
+    assert_eq!(
+        query_strings(&db.url, "SELECT count(*) FROM pgrollout.migration_history WHERE version_text = 'R' AND version IS NULL")[0][0].as_deref(),
+        Some("3")
+    );
+}
+
+/// Flyway's checksum of a file: CRC-32 of its lines without their line breaks.
+fn flyway_checksum(text: &str) -> i32 {
+    let joined: String = text.lines().collect();
+    crc32fast::hash(joined.as_bytes()) as i32
+}
+
+/// `adopt --from flyway` takes over a repeatable whose file is as Flyway last ran it (so
+/// `apply` after adopt does not run it again) and leaves a changed one due.
+#[test]
+fn adopt_from_flyway_takes_over_unchanged_repeatables_and_leaves_changed_ones_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let v1 = "CREATE TABLE runs (id serial PRIMARY KEY, what text);\n";
+    let a = "INSERT INTO runs (what) VALUES ('a');\n";
+    let b_now = "INSERT INTO runs (what) VALUES ('b2');\n";
+    std::fs::write(d.join("V1__runs.sql"), v1).unwrap();
+    std::fs::write(d.join("R__a.sql"), a).unwrap();
+    std::fs::write(d.join("R__b.sql"), b_now).unwrap();
+    let db = fresh_db();
+    // What Flyway did: V1, then R__a and an older R__b.
+    common::exec(&db.url, v1);
+    common::exec(&db.url, "INSERT INTO runs (what) VALUES ('a'), ('b1');");
+    common::exec(&db.url, FLYWAY_DDL.split("INSERT INTO").next().unwrap());
+    common::exec(
+        &db.url,
+        &format!(
+            "INSERT INTO flyway_schema_history VALUES \
+             (1, '1', 'runs', 'SQL', 'V1__runs.sql', {}, 'ci', now(), 5, true), \
+             (2, NULL, 'a', 'SQL', 'R__a.sql', {}, 'ci', now(), 1, true), \
+             (3, NULL, 'b', 'SQL', 'R__b.sql', {}, 'ci', now(), 1, true)",
+            flyway_checksum(v1),
+            flyway_checksum(a),
+            flyway_checksum("INSERT INTO runs (what) VALUES ('b1');\n"),
+        ),
+    );
+    let adopted = ok(pgrollout(&db.url, d, &["adopt", "--from", "flyway"]));
+    assert!(
+        adopted
+            .stdout
+            .contains("adopted 2 migration(s) from flyway"),
+        "{adopted:?}"
+    );
+    let st = ok(pgrollout(&db.url, d, &["status"]));
+    assert!(st.stdout.contains("R        a     applied"), "{st:?}");
+    assert!(st.stdout.contains("R        b     pending"), "{st:?}");
+    ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(
+        query_strings(&db.url, RUNS)[0][0].as_deref(),
+        Some("a,b1,b2"),
+        "only the changed repeatable ran again"
+    );
+}
+
+/// A failing repeatable stops the run at its file and line, leaves a `failed` history
+/// row, and runs once it is fixed; the versioned migrations before it stay applied.
+#[test]
+fn a_failing_flyway_repeatable_is_reported_at_its_line_and_runs_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("V1__t.sql"), "CREATE TABLE t (n int);\n").unwrap();
+    std::fs::write(
+        d.join("R__v.sql"),
+        "-- the report view\nCREATE OR REPLACE VIEW v AS SELECT missing FROM t;\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let r = pgrollout(&db.url, d, &["apply"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all().contains(&format!("{}:2:", d.join("R__v.sql").display())),
+        "{r:?}"
+    );
+    assert_eq!(applied_versions(&db.url), ["1.0"]);
+    assert_eq!(
+        query_strings(
+            &db.url,
+            "SELECT status FROM pgrollout.migration_history WHERE version_text = 'R' AND version IS NULL"
+        ),
+        [[Some("failed".to_string())]]
+    );
+    std::fs::write(
+        d.join("R__v.sql"),
+        "-- the report view\nCREATE OR REPLACE VIEW v AS SELECT n FROM t;\n",
+    )
+    .unwrap();
+    ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('v')::text")[0][0].as_deref(),
+        Some("v")
+    );
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{FileError, Version};
 
 mod diesel;
-mod flyway;
+pub mod flyway;
 pub use flyway::version as flyway_version;
 pub(crate) mod native;
 mod refinery;
@@ -104,6 +104,14 @@ pub struct Entry {
     pub no_transaction: bool,
 }
 
+/// A repeatable migration as a layout lists it: no version; it runs again whenever its
+/// checksum changes, after the versioned migrations, in description order.
+#[derive(Debug, Clone)]
+pub struct Repeatable {
+    pub name: String,
+    pub path: PathBuf,
+}
+
 /// A directory read by one layout.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -112,6 +120,8 @@ pub struct Listing {
     /// Entries of the directory that are neither read as migrations nor reported as
     /// errors (a README, a `.txt`): warned about, never silently skipped.
     pub stray: Vec<PathBuf>,
+    /// Flyway's repeatable migrations (`R__<description>.sql`), in description order.
+    pub repeatables: Vec<Repeatable>,
     /// What the layout read but pgrollout cannot check, said in `status` and `plan`
     /// (sqitch's dependencies on other projects' changes).
     pub notes: Vec<String>,
@@ -258,6 +268,7 @@ pub fn list(dir: &Path, opts: &LayoutOptions) -> Result<(Layout, Listing), FileE
 /// configuration and script directories.
 fn stray(dir: &Path, layout: Layout, listing: &Listing) -> Result<Vec<PathBuf>, FileError> {
     let mut used: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    used.extend(listing.repeatables.iter().map(|r| r.path.clone()));
     for e in &listing.entries {
         for p in std::iter::once(&e.up).chain(e.down.as_ref()) {
             used.insert(p.clone());
