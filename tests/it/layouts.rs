@@ -867,7 +867,8 @@ fn a_failing_flyway_repeatable_is_reported_at_its_line_and_runs_once_fixed() {
     let r = pgrollout(&db.url, d, &["apply"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.all().contains(&format!("{}:2:", d.join("R__v.sql").display())),
+        r.all()
+            .contains(&format!("{}:2:", d.join("R__v.sql").display())),
         "{r:?}"
     );
     assert_eq!(applied_versions(&db.url), ["1.0"]);
@@ -888,4 +889,113 @@ fn a_failing_flyway_repeatable_is_reported_at_its_line_and_runs_once_fixed() {
         query_strings(&db.url, "SELECT to_regclass('v')::text")[0][0].as_deref(),
         Some("v")
     );
+}
+
+/// The schema of `url` as pg_dump prints it, without pgrollout's tracking schema and
+/// the per-run `\restrict` keys.
+fn schema_dump(url: &str) -> String {
+    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=pgrollout",
+            "-d",
+            url,
+        ])
+        .output()
+        .expect("running pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each layout whose files are plain up scripts builds, through pgrollout, the same
+/// schema as psql running the same files in that tool's own order (Flyway's integer
+/// order, diesel's directories, sqitch's plan with its reworked script, …). dbmate's
+/// single files hold their down section too, which psql would run, so they are left out.
+#[test]
+fn each_layout_builds_the_schema_psql_builds_from_the_same_files() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "flyway",
+            &[
+                "V1__create_users.sql",
+                "V1_2__add_email.sql",
+                "V1_10__index_email.sql",
+                "V2__add_orders.sql",
+            ],
+        ),
+        (
+            "golang-migrate",
+            &[
+                "1_create_users.up.sql",
+                "2_add_email.up.sql",
+                "10_index_email.up.sql",
+            ],
+        ),
+        (
+            "diesel",
+            &[
+                "2024-01-01-000000_create_users/up.sql",
+                "2024-01-02-000000_add_email/up.sql",
+                "2024-01-03-000000_index_email/up.sql",
+            ],
+        ),
+        (
+            "refinery",
+            &[
+                "V1__create_users.sql",
+                "V2__add_email.sql",
+                "U10__index_email.sql",
+            ],
+        ),
+        (
+            "sqitch",
+            &[
+                "deploy/create_users.sql",
+                "deploy/add_email@v1.0.sql",
+                "deploy/index_email.sql",
+                "deploy/add_email.sql",
+            ],
+        ),
+    ];
+    for (layout, files) in cases {
+        let dir = fixture(layout);
+        let by_psql = fresh_db();
+        for f in *files {
+            let path = dir.join(f);
+            assert!(path.is_file(), "{layout}: no {}", path.display());
+            let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    &by_psql.url,
+                    "-f",
+                ])
+                .arg(&path)
+                .output()
+                .expect("running psql");
+            assert!(
+                out.status.success(),
+                "{layout}: psql {f}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let by_us = fresh_db();
+        ok(pgrollout(&by_us.url, &dir, &["apply"]));
+        let (ours, theirs) = (schema_dump(&by_us.url), schema_dump(&by_psql.url));
+        assert!(ours.contains("CREATE TABLE"), "{layout}: empty dump");
+        assert_eq!(ours, theirs, "{layout}: schemas differ");
+    }
 }
