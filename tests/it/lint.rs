@@ -25,12 +25,12 @@ DROP INDEX orders_user;\n";
 const BASE: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(40));\n\
 CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total integer);\n";
 
-struct Workspace {
-    dir: tempfile::TempDir,
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new(migrations: &[(&str, &str)]) -> Workspace {
+    pub(crate) fn new(migrations: &[(&str, &str)]) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
         for (name, sql) in migrations {
@@ -55,7 +55,7 @@ impl Workspace {
     }
 
     /// The binary with a controlled environment: PATH, HOME and `vars` only.
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    pub(crate) fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         self.command().args(args).envs(vars).run()
     }
 
@@ -68,7 +68,7 @@ impl Workspace {
     }
 }
 
-fn json(r: &Run) -> serde_json::Value {
+pub(crate) fn json(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{}", r.debug()))
 }
 
