@@ -59,12 +59,9 @@ def timed(cmd, cwd, env):
     return time.perf_counter() - start
 
 
-def main():
+def tool_args(p):
+    """Adds --pgrollout and --squawk to `p`, parses, and exits when either is missing."""
     here = os.path.dirname(os.path.abspath(__file__))
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--files", type=int, default=2000)
-    p.add_argument("--per-file", type=int, default=50)
-    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--pgrollout", default=os.path.join(here, "..", "target", "release", "pgrollout"))
     p.add_argument("--squawk", default=shutil.which("squawk"))
     a = p.parse_args()
@@ -72,6 +69,15 @@ def main():
         sys.exit(f"{a.pgrollout}: not found; run `cargo build --release` first")
     if not a.squawk:
         sys.exit("squawk not found: pass --squawk PATH (pip install squawk-cli in a venv)")
+    return a
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--per-file", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=3)
+    a = tool_args(p)
 
     with tempfile.TemporaryDirectory() as work:
         paths = generate(os.path.join(work, "migrations"), a.files, a.per_file)

@@ -481,9 +481,13 @@ pub enum Command {
     ///
     /// Lints the pending migrations when a database is given (--database-url,
     /// DATABASE_URL or --ephemeral), every file otherwise; --all lints every file even
-    /// with a database. With a database, findings also show the size of the table they
-    /// touch, locking warnings on tables above `lint_size_threshold` become errors, and
-    /// findings on tables that do not exist yet become info.
+    /// with a database. The earlier migrations of the set are always read first, so the
+    /// rules know which tables exist and each column's type (`uuid → text` rewrites,
+    /// `varchar(20) → text` does not). A scan or rewrite of a table the migration did not
+    /// create is an error by default. With a database, findings also show the size of the
+    /// table they touch, locking findings are errors on tables above
+    /// `lint_size_threshold` and warnings below it, and findings on tables that do not
+    /// exist yet become info. Each fix names the `new --pattern` that writes the safe steps.
     ///
     /// The pipeline file's `lint_disable`, `lint_severity`, `lint_size_threshold` and
     /// `lint_fail_on` apply (top-level `settings:`, merged with --env's). Rules and how to
