@@ -17,7 +17,8 @@ Both tools run end to end on every file of the set (read, split, parse, lint, JS
 /dev/null): pgrollout as `pgrollout lint --all --format json` (no database, no pipeline
 file — so it also builds its schema model from every file), Squawk as
 `squawk --reporter json <files>`. Each tool runs `--repeat` times, alternating, and the
-best time counts. Exit codes are ignored: both find problems.
+best wall-clock and best CPU (user + system) time count; on a shared machine the CPU time
+is the steadier figure. Exit codes are ignored: both find problems.
 """
 
 import argparse
@@ -26,7 +27,7 @@ import random
 import subprocess
 import tempfile
 
-from lint_vs_squawk import timed, tool_args  # the same timing and tools as the other comparison
+from lint_vs_squawk import timed_cpu, tool_args  # the same timing and tools as the other comparison
 
 TYPES = ["bigint", "integer", "text", "varchar(80)", "numeric(12,2)", "timestamptz", "boolean", "jsonb", "uuid", "date"]
 
@@ -53,7 +54,7 @@ def function(rng, n, t):
             f"  IF NEW.c0_{t} IS NULL THEN NEW.c0_{t} := OLD.c0_{t}; END IF;",
             f"  SELECT count(*) INTO v_count FROM t{t} WHERE created_at > now() - interval '1 day';",
             "  RAISE NOTICE 'touched % rows; note: %', v_count, v_note;",
-            "  -- a comment with 'quotes' and $$ dollars inside a body is fine",
+            "  -- a comment with 'quotes' and a ; inside a body is fine",
             "  PERFORM pg_notify('changes', json_build_object('id', NEW.id)::text);",
         ]))
     lines += ["  NEW.created_at := coalesce(NEW.created_at, now());", "  RETURN NEW;", "END", "$$;",
@@ -119,7 +120,7 @@ def main():
     a = tool_args(p)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGROLLOUT_", "GITHUB_", "PG"))}
     version = subprocess.run([a.squawk, "--version"], capture_output=True, text=True).stdout.strip() or "squawk"
-    print(f"{'files':>6} {'statements':>10} {'lines':>7} {'pgrollout ms':>13} {version + ' ms':>16} {'speed ratio':>12}")
+    print(f"{'files':>6} {'statements':>10} {'lines':>7}   {'pgrollout wall/cpu ms':>22} {version + ' wall/cpu ms':>26}   {'ratio wall':>10} {'ratio cpu':>9}")
     for size in [int(s) for s in a.sizes.split(",")]:
         with tempfile.TemporaryDirectory() as work:
             paths = generate(os.path.join(work, "migrations"), size, a.seed)
@@ -130,13 +131,17 @@ def main():
                 "pgrollout": [a.pgrollout, "lint", "--all", "--format", "json"],
                 "squawk": [a.squawk, "--reporter", "json", *rel],
             }
-            best = {name: float("inf") for name in tools}
+            wall = {name: float("inf") for name in tools}
+            cpu = {name: float("inf") for name in tools}
             for _ in range(a.repeat):
                 for name, cmd in tools.items():
-                    best[name] = min(best[name], timed(cmd, work, env))
-            ratio = best["squawk"] / best["pgrollout"]
-            print(f"{size:>6} {statements:>10} {text.count(chr(10)):>7} {best['pgrollout'] * 1e3:>13.1f} {best['squawk'] * 1e3:>16.1f} {ratio:>11.2f}x")
-    print("speed ratio = squawk time / pgrollout time (above 1: pgrollout is faster)")
+                    w, c = timed_cpu(cmd, work, env)
+                    wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+            print(f"{size:>6} {statements:>10} {text.count(chr(10)):>7}   "
+                  f"{wall['pgrollout'] * 1e3:>11.1f}/{cpu['pgrollout'] * 1e3:<10.1f} "
+                  f"{wall['squawk'] * 1e3:>13.1f}/{cpu['squawk'] * 1e3:<12.1f}   "
+                  f"{wall['squawk'] / wall['pgrollout']:>9.2f}x {cpu['squawk'] / cpu['pgrollout']:>8.2f}x")
+    print("ratio = squawk time / pgrollout time (above 1: pgrollout is faster); best of --repeat runs each")
 
 
 if __name__ == "__main__":

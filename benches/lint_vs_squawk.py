@@ -15,6 +15,7 @@ file; Squawk as `squawk --reporter json <files>`. Each tool runs `--repeat` time
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,9 +55,18 @@ def generate(directory, files, per_file):
 
 
 def timed(cmd, cwd, env):
+    return timed_cpu(cmd, cwd, env)[0]
+
+
+def timed_cpu(cmd, cwd, env):
+    """Wall-clock and CPU (user + system) seconds of one run of `cmd`. CPU time is the
+    steadier figure on a shared machine: waiting for a core does not count."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def tool_args(p):
