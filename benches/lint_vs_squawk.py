@@ -15,6 +15,7 @@ file; Squawk as `squawk --reporter json <files>`. Each tool runs `--repeat` time
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,17 +55,23 @@ def generate(directory, files, per_file):
 
 
 def timed(cmd, cwd, env):
+    return timed_cpu(cmd, cwd, env)[0]
+
+
+def timed_cpu(cmd, cwd, env):
+    """Wall-clock and CPU (user + system) seconds of one run of `cmd`. CPU time is the
+    steadier figure on a shared machine: waiting for a core does not count."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main():
+def tool_args(p):
+    """Adds --pgrollout and --squawk to `p`, parses, and exits when either is missing."""
     here = os.path.dirname(os.path.abspath(__file__))
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--files", type=int, default=2000)
-    p.add_argument("--per-file", type=int, default=50)
-    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--pgrollout", default=os.path.join(here, "..", "target", "release", "pgrollout"))
     p.add_argument("--squawk", default=shutil.which("squawk"))
     a = p.parse_args()
@@ -72,6 +79,15 @@ def main():
         sys.exit(f"{a.pgrollout}: not found; run `cargo build --release` first")
     if not a.squawk:
         sys.exit("squawk not found: pass --squawk PATH (pip install squawk-cli in a venv)")
+    return a
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--files", type=int, default=2000)
+    p.add_argument("--per-file", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=3)
+    a = tool_args(p)
 
     with tempfile.TemporaryDirectory() as work:
         paths = generate(os.path.join(work, "migrations"), a.files, a.per_file)

@@ -21,6 +21,7 @@ use crate::report::{Event, Level, Reporter};
 mod adopt_cmd;
 mod apply_output;
 mod backup_cmd;
+mod new_cmd;
 mod rollback_cmd;
 
 /// What a command produced: text for stdout and the exit code.
@@ -367,7 +368,15 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
         ));
     }
     match command {
-        Command::New { name } => new(ctx, &name),
+        Command::New { name, pattern } => match pattern.pattern.as_deref() {
+            Some(p) => new_cmd::pattern(ctx, p, &pattern),
+            None => match pattern.first_given() {
+                Some(flag) => Err(CliError::Usage(format!(
+                    "{flag} is a parameter of --pattern: add --pattern NAME (listed in `pgrollout new --help`)"
+                ))),
+                None => new(ctx, name.as_deref().unwrap_or_default()),
+            },
+        },
         Command::Status { all: false, envs } if envs.env_url.is_empty() => status(ctx),
         Command::Status { envs, .. } => status_all(ctx, &envs),
         Command::Drift {

@@ -57,7 +57,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
         (pending.clone(), " pending")
     };
 
-    let mut linted = engine_lint::lint(&selected, &lint.options);
+    let mut linted = engine_lint::lint(&set, &selected, &lint.options);
     if let Some(s) = &mut session {
         engine_lint::live_context(&mut s.db, &mut linted, &pending, lint.size_threshold).map_err(
             |e| {

@@ -207,15 +207,21 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new migration file with up and down sections.
+    /// Create a new migration file with up and down sections, or with --pattern the safe
+    /// multi-step sequence of files for a change that would lock a busy table.
     ///
     /// Writes <migrations>/<UTC YYYYMMDDHHMMSS>_<snake_case_name>.sql and prints its path.
-    #[command(
-        after_help = "Example:\n  pgrollout new \"Add users email\"   →  migrations/20261123190501_add_users_email.sql"
-    )]
+    /// With --pattern NAME: one file per step, versions one second apart, each passing
+    /// `pgrollout lint` and `pgrollout test`; the flags the pattern needs are listed below
+    /// (a missing one is named). A column's current type, and an enum's last value, are
+    /// read from the earlier migrations when the pattern needs them.
+    #[command(after_help = new_after_help())]
     New {
-        /// What the migration does, in a few words.
-        name: String,
+        /// What the migration does, in a few words (not with --pattern, which names its files).
+        #[arg(required_unless_present = "pattern", conflicts_with = "pattern")]
+        name: Option<String>,
+        #[command(flatten)]
+        pattern: PatternFlags,
     },
 
     /// Show every migration: applied, pending, modified, missing file, failed.
@@ -475,9 +481,13 @@ pub enum Command {
     ///
     /// Lints the pending migrations when a database is given (--database-url,
     /// DATABASE_URL or --ephemeral), every file otherwise; --all lints every file even
-    /// with a database. With a database, findings also show the size of the table they
-    /// touch, locking warnings on tables above `lint_size_threshold` become errors, and
-    /// findings on tables that do not exist yet become info.
+    /// with a database. The earlier migrations of the set are always read first, so the
+    /// rules know which tables exist and each column's type (`uuid → text` rewrites,
+    /// `varchar(20) → text` does not). A scan or rewrite of a table the migration did not
+    /// create is an error by default. With a database, findings also show the size of the
+    /// table they touch, locking findings are errors on tables above
+    /// `lint_size_threshold` and warnings below it, and findings on tables that do not
+    /// exist yet become info. Each fix names the `new --pattern` that writes the safe steps.
     ///
     /// The pipeline file's `lint_disable`, `lint_severity`, `lint_size_threshold` and
     /// `lint_fail_on` apply (top-level `settings:`, merged with --env's). Rules and how to
@@ -551,6 +561,91 @@ pub struct EnvUrls {
     /// environment as skipped.
     #[arg(long = "env-url", value_name = "NAME=URL")]
     pub env_url: Vec<String>,
+}
+
+/// `new --pattern` and its parameters (src/migration/patterns.rs has what each writes).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PatternFlags {
+    /// Write the files of this safe-change pattern (listed below).
+    #[arg(long, value_name = "NAME", value_parser = pattern_names())]
+    pub pattern: Option<String>,
+    /// The table (`orders`, `app.orders`).
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// The column; for add-index, several separated by commas.
+    #[arg(long, value_name = "COLUMN")]
+    pub column: Option<String>,
+    /// The new type (change-column-type), the column's type when the migrations do not
+    /// say (rename-column, drop-column --contract), or the enum type (add-enum-value).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
+    /// The referenced table and column: `customers(id)`, or `customers` for its primary key.
+    #[arg(long, value_name = "TABLE[(COLUMN)]")]
+    pub references: Option<String>,
+    /// The CHECK condition (add-check), e.g. 'total >= 0'.
+    #[arg(long, value_name = "EXPR")]
+    pub check: Option<String>,
+    /// Name of the index or constraint (default: derived from table and column).
+    #[arg(long, value_name = "NAME")]
+    pub constraint: Option<String>,
+    /// The new column name (rename-column).
+    #[arg(long, value_name = "COLUMN")]
+    pub to: Option<String>,
+    /// The enum label to add (add-enum-value).
+    #[arg(long, value_name = "LABEL")]
+    pub value: Option<String>,
+    /// Place the enum label after this one (default: after the last known one).
+    #[arg(long, value_name = "LABEL")]
+    pub after: Option<String>,
+    /// Place the enum label before this one.
+    #[arg(long, value_name = "LABEL")]
+    pub before: Option<String>,
+    /// The later step of rename-column and drop-column: drop the old column, once no
+    /// running code uses it.
+    #[arg(long)]
+    pub contract: bool,
+}
+
+impl PatternFlags {
+    /// The first pattern parameter given, for "needs --pattern".
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--table", self.table.is_some()),
+            ("--column", self.column.is_some()),
+            ("--type", self.type_name.is_some()),
+            ("--references", self.references.is_some()),
+            ("--check", self.check.is_some()),
+            ("--constraint", self.constraint.is_some()),
+            ("--to", self.to.is_some()),
+            ("--value", self.value.is_some()),
+            ("--after", self.after.is_some()),
+            ("--before", self.before.is_some()),
+            ("--contract", self.contract),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(flag, _)| flag)
+    }
+}
+
+fn pattern_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        crate::migration::patterns::Pattern::ALL.map(|p| p.name()),
+    )
+}
+
+fn new_after_help() -> String {
+    let mut s = String::from("Patterns (--pattern NAME, then its flags):\n");
+    for p in crate::migration::patterns::Pattern::ALL {
+        s.push_str(&format!("  {:<19} {}\n", p.name(), p.summary()));
+    }
+    s.push_str(
+        "\nExamples:\n  pgrollout new \"Add users email\"   →  migrations/20261123190501_add_users_email.sql\n  \
+         pgrollout new --pattern add-index --table orders --column customer_id\n  \
+         pgrollout new --pattern add-foreign-key --table orders --column customer_id --references 'customers(id)'\n  \
+         pgrollout new --pattern change-column-type --table orders --column total --type 'numeric(12,2)'",
+    );
+    s
 }
 
 #[derive(Debug, Args, Clone)]

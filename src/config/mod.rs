@@ -105,7 +105,8 @@ pub struct Settings {
     /// Rule id → severity, replacing the registry's default.
     #[serde(default)]
     pub lint_severity: Option<BTreeMap<String, crate::lint::Severity>>,
-    /// Live context: locking warnings on tables larger than this (bytes) become errors.
+    /// Live context: locking findings are errors on tables larger than this (bytes) and
+    /// warnings on smaller ones.
     #[serde(default, deserialize_with = "opt_size")]
     pub lint_size_threshold: Option<i64>,
 }

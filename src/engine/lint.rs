@@ -45,13 +45,40 @@ pub struct Linted<'a> {
     pub findings: Vec<Finding>,
 }
 
-/// Lint each of `migrations` (in the order given).
-pub fn lint<'a>(migrations: &[&'a Migration], opts: &LintOptions) -> Vec<Linted<'a>> {
+/// Lint each of `migrations` (migrations of `set`, in version order) against the schema
+/// the migrations of `set` before it build: every earlier migration, linted or not, goes
+/// through the offline schema model ([`lint::SchemaModel`]) in version order, so a rule
+/// knows which tables exist and what type a column has.
+pub fn lint<'a>(
+    set: &MigrationSet,
+    migrations: &[&'a Migration],
+    opts: &LintOptions,
+) -> Vec<Linted<'a>> {
+    let Some(last) = migrations.iter().map(|m| m.version.value).max() else {
+        return Vec::new();
+    };
+    let chosen: HashSet<u128> = migrations.iter().map(|m| m.version.value).collect();
+    let mut model = lint::SchemaModel::default();
+    let mut findings: HashMap<u128, Vec<Finding>> = HashMap::new();
+    for m in set
+        .migrations
+        .iter()
+        .take_while(|m| m.version.value <= last)
+    {
+        if chosen.contains(&m.version.value) {
+            findings.insert(
+                m.version.value,
+                lint::lint_migration_in(m, opts, &mut model),
+            );
+        } else {
+            model.apply_migration(m);
+        }
+    }
     migrations
         .iter()
         .map(|m| Linted {
             migration: m,
-            findings: lint::lint_migration(m, opts),
+            findings: findings.remove(&m.version.value).unwrap_or_default(),
         })
         .collect()
 }

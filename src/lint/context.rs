@@ -3,7 +3,7 @@
 use pg_query::protobuf::RangeVar;
 use pg_query::NodeEnum;
 
-use super::{ast, registry, Finding, Severity};
+use super::{ast, registry, Finding, SchemaModel, Severity};
 use crate::migration::Migration;
 use crate::sql::{Item, Statement, TxControl};
 
@@ -16,10 +16,18 @@ pub struct RuleContext<'a> {
     /// Position among the up section's parsed statements, 0-based.
     pub index: usize,
     pub(crate) facts: &'a FileFacts<'a>,
+    /// The schema as the earlier migrations of the set and the earlier statements of
+    /// this one left it.
+    pub model: &'a SchemaModel,
 }
 
 impl<'a> RuleContext<'a> {
-    pub(crate) fn new(m: &'a Migration, facts: &'a FileFacts<'a>, index: usize) -> Self {
+    pub(crate) fn new(
+        m: &'a Migration,
+        facts: &'a FileFacts<'a>,
+        index: usize,
+        model: &'a SchemaModel,
+    ) -> Self {
         let statement = facts.stmts[index].1;
         let ast = statement
             .ast
@@ -31,6 +39,7 @@ impl<'a> RuleContext<'a> {
             ast,
             index,
             facts,
+            model,
         }
     }
 

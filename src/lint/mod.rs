@@ -12,6 +12,7 @@ mod ast;
 mod context;
 pub mod registry;
 mod rules;
+pub mod schema_model;
 mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -24,6 +25,7 @@ use crate::sql::Item;
 
 pub use context::RuleContext;
 pub use registry::{rule, Category, RuleInfo, RULES};
+pub use schema_model::SchemaModel;
 pub use stats::{apply_table_stats, tables_of_interest, TableStats};
 
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
@@ -109,12 +111,24 @@ pub fn suggest_rule(unknown: &str) -> Option<&'static str> {
         .map(|(_, id)| id)
 }
 
-/// Lint the up section of one migration.
+/// Lint the up section of one migration on its own, knowing nothing of the migrations
+/// before it (see [`lint_migration_in`]).
+pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
+    lint_migration_in(m, opts, &mut SchemaModel::default())
+}
+
+/// Lint the up section of one migration against `model`, the schema the migrations
+/// before it built, and leave in `model` the schema after it. Each statement's rules see
+/// the model as it stands before that statement.
 ///
 /// Findings come back sorted by position. Suppressed findings are dropped; allow
 /// directives that are malformed, name an unknown rule, or suppress nothing yield
 /// findings of their own (`allow-missing-reason`, `allow-unknown-rule`, `unused-allow`).
-pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
+pub fn lint_migration_in(
+    m: &Migration,
+    opts: &LintOptions,
+    model: &mut SchemaModel,
+) -> Vec<Finding> {
     let facts = context::FileFacts::new(m);
     let checks: Vec<&RuleInfo> = RULES
         .iter()
@@ -158,12 +172,15 @@ pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
                 let Some(pos) = facts.position_of_item(item_idx) else {
                     continue;
                 };
-                let ctx = RuleContext::new(m, &facts, pos);
+                let ctx = RuleContext::new(m, &facts, pos, model);
                 for r in &checks {
                     if let Some(check) = r.check {
                         check(&ctx, &mut out);
                         raw.extend(out.drain(..).map(|f| (item_idx, f)));
                     }
+                }
+                if let Some(node) = &stmt.ast {
+                    model.apply(node);
                 }
             }
         }

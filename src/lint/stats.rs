@@ -28,9 +28,15 @@ pub fn tables_of_interest(findings: &[Finding]) -> Vec<String> {
     tables
 }
 
-/// Puts each touched table's size into the finding's message, raises lock-related
-/// warnings on tables larger than `threshold_bytes` to errors, and downgrades findings on
-/// tables that do not exist yet to info (an empty new table cannot stall anyone).
+/// Puts each touched table's size into the finding's message, makes locking findings
+/// errors on tables larger than `threshold_bytes` and warnings on smaller ones, and
+/// downgrades findings on tables that do not exist yet to info (an empty new table
+/// cannot stall anyone).
+///
+/// This is the one place sizes change severities: offline there are no sizes and the
+/// registry's defaults stand (locking rules that scan or rewrite are errors); any source
+/// of live sizes — the target's catalog today, a shadow rehearsal joined with the
+/// target's sizes — feeds them here.
 ///
 /// `stats` is keyed by the names [`tables_of_interest`] returned. Only destructive,
 /// locking and compatibility findings are affected: the hygiene rules are about the
@@ -70,11 +76,15 @@ pub fn apply_table_stats(
                 .insert_str(at + quoted.len(), &format!(" ({size})")),
             None => f.message.push_str(&format!(" ({quoted}: {size})")),
         }
-        if category == Category::Locking
-            && f.severity == Severity::Warning
-            && s.total_bytes > threshold_bytes
-        {
-            f.severity = Severity::Error;
+        // The severity policy with sizes known: a locking finding is an error on a table
+        // above the threshold (a scan or rewrite there stalls traffic for long) and a
+        // warning below it (the lock is held for moments). Info stays info.
+        if category == Category::Locking {
+            if s.total_bytes > threshold_bytes && f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            } else if s.total_bytes <= threshold_bytes && f.severity == Severity::Error {
+                f.severity = Severity::Warning;
+            }
         }
     }
 }
@@ -148,8 +158,15 @@ mod tests {
     }
 
     #[test]
-    fn small_table_keeps_severity() {
-        let mut f = vec![finding("column-type-rewrite", Severity::Warning, "events")];
+    fn small_table_drops_the_default_error_to_warning() {
+        let mut f = vec![
+            finding("column-type-rewrite", Severity::Error, "events"),
+            finding(
+                "require-concurrent-index-deletion",
+                Severity::Warning,
+                "events",
+            ),
+        ];
         let stats = HashMap::from([(
             "events".to_string(),
             TableStats {
@@ -160,6 +177,7 @@ mod tests {
         )]);
         apply_table_stats(&mut f, &stats, GB);
         assert_eq!(f[0].severity, Severity::Warning);
+        assert_eq!(f[1].severity, Severity::Warning);
         assert!(
             f[0].message.contains("`events` (12 rows, 16 kB)"),
             "{}",

@@ -176,6 +176,7 @@ mod error;
 pub mod inverse;
 pub mod layout;
 pub mod parse;
+pub mod patterns;
 
 pub use error::FileError;
 pub use layout::{Layout, LayoutOptions};

@@ -25,12 +25,12 @@ DROP INDEX orders_user;\n";
 const BASE: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name varchar(40));\n\
 CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total integer);\n";
 
-struct Workspace {
-    dir: tempfile::TempDir,
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    fn new(migrations: &[(&str, &str)]) -> Workspace {
+    pub(crate) fn new(migrations: &[(&str, &str)]) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("migrations")).unwrap();
         for (name, sql) in migrations {
@@ -55,7 +55,7 @@ impl Workspace {
     }
 
     /// The binary with a controlled environment: PATH, HOME and `vars` only.
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    pub(crate) fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         self.command().args(args).envs(vars).run()
     }
 
@@ -68,7 +68,7 @@ impl Workspace {
     }
 }
 
-fn json(r: &Run) -> serde_json::Value {
+pub(crate) fn json(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{}", r.debug()))
 }
 
@@ -97,10 +97,12 @@ fn three_findings() -> Vec<(&'static str, u32, u32)> {
     ]
 }
 
+/// The severity policy: on a table the migration did not create, an index build, a
+/// rewrite and a validating scan are errors, so plain `lint` fails.
 #[test]
-fn done_when_three_findings_at_their_lines_with_fixes() {
+fn unsafe_file_three_errors_at_their_lines_with_fixes() {
     let w = Workspace::new(&[("0002_unsafe.sql", UNSAFE)]);
-    let r = w.run(&["lint", "--fail-on", "warning"], &[]);
+    let r = w.run(&["lint"], &[]);
     assert_eq!(r.code, 1, "{}", r.debug());
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines[0], "migrations/0002_unsafe.sql", "{}", r.debug());
@@ -113,20 +115,38 @@ fn done_when_three_findings_at_their_lines_with_fixes() {
             r.debug()
         );
         assert!(
-            finding.contains("warning"),
-            "{finding}: the registry says warning"
+            finding.contains("error"),
+            "{finding}: the severity policy says error"
         );
         assert!(fix.trim_start().starts_with("fix: "), "{fix}");
     }
     assert!(lines[3].contains("ALTER COLUMN `total` TYPE int8 rewrites `orders`"));
     assert!(lines[6].contains("NOT VALID"), "{}", lines[6]);
+    // Each fix names the pattern that writes the safe steps.
+    assert!(
+        lines[2].contains("pgrollout new --pattern add-index --table orders --column user_id"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].contains("--pattern change-column-type --table orders --column total --type int8"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[6].contains(
+            "--pattern add-foreign-key --table orders --column user_id --references users"
+        ),
+        "{}",
+        lines[6]
+    );
     assert_eq!(
         r.stdout,
-        "✗ 3 finding(s) in 1 migration file(s): 0 error(s), 3 warning(s), 0 info; 3 at or above --fail-on warning\n"
+        "✗ 3 finding(s) in 1 migration file(s): 3 error(s), 0 warning(s), 0 info; 3 at or above --fail-on error\n"
     );
 
-    // The default failing severity is error: the same warnings pass.
-    let r = w.run(&["lint"], &[]);
+    // Only a choice to accept them lets them pass.
+    let r = w.run(&["lint", "--fail-on", "never"], &[]);
     assert_eq!(r.code, 0, "{}", r.debug());
     assert!(r.stdout.starts_with("✓ 3 finding(s)"), "{}", r.debug());
 }
@@ -134,7 +154,7 @@ fn done_when_three_findings_at_their_lines_with_fixes() {
 #[test]
 fn github_mode_annotates_the_statements_and_writes_a_summary_table() {
     let w = Workspace::new(&[("0002_unsafe.sql", UNSAFE)]);
-    let r = w.github(&["lint", "--fail-on", "warning"]);
+    let r = w.github(&["lint"]);
     assert_eq!(r.code, 1, "{}", r.debug());
     let annotations: Vec<&str> = r
         .stdout
@@ -145,7 +165,7 @@ fn github_mode_annotates_the_statements_and_writes_a_summary_table() {
     for (a, (rule, line, col)) in annotations.iter().zip(three_findings()) {
         assert!(
             a.starts_with(&format!(
-                "::warning title=lint%3A {rule},file=migrations/0002_unsafe.sql,line={line},col={col}::"
+                "::error title=lint%3A {rule},file=migrations/0002_unsafe.sql,line={line},col={col}::"
             )),
             "{a}"
         );
@@ -153,13 +173,13 @@ fn github_mode_annotates_the_statements_and_writes_a_summary_table() {
     }
     assert!(
         r.summary
-            .starts_with("## pgrollout lint — 0 error(s), 3 warning(s), 0 info"),
+            .starts_with("## pgrollout lint — 3 error(s), 0 warning(s), 0 info"),
         "{}",
         r.summary
     );
     assert!(
         r.summary.contains(
-            "| warning | `column-type-rewrite` | `migrations/0002_unsafe.sql:3:44` | ALTER COLUMN"
+            "| error | `column-type-rewrite` | `migrations/0002_unsafe.sql:3:44` | ALTER COLUMN"
         ),
         "{}",
         r.summary
@@ -172,7 +192,7 @@ fn github_mode_annotates_the_statements_and_writes_a_summary_table() {
 fn json_shape_is_versioned() {
     let w = Workspace::new(&[("0002_unsafe.sql", UNSAFE)]);
     let r = w.run(&["lint", "--format", "json"], &[]);
-    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(r.code, 1, "{}", r.debug());
     let v = json(&r);
     assert!(
         r.stdout
@@ -183,11 +203,11 @@ fn json_shape_is_versioned() {
     );
     assert_eq!(
         v["counts"],
-        serde_json::json!({"error": 0, "warning": 3, "info": 0, "total": 3})
+        serde_json::json!({"error": 3, "warning": 0, "info": 0, "total": 3})
     );
     assert_eq!(v["files"], 1);
     assert_eq!(v["fail_on"], "error");
-    assert_eq!(v["failed"], false);
+    assert_eq!(v["failed"], true);
     let f = &v["findings"][1];
     let keys: Vec<&String> = f.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -214,7 +234,7 @@ fn files_are_resolved_against_the_set() {
         &["lint", "--format", "json", "./migrations/0002_unsafe.sql"],
         &[],
     );
-    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(r.code, 1, "{}", r.debug());
     assert_eq!(json(&r)["files"], 1);
     assert_eq!(json(&r)["counts"]["total"], 3);
 
@@ -354,17 +374,17 @@ fn pipeline_file_disables_and_overrides_rules() {
     let w = Workspace::new(&[("0002_unsafe.sql", UNSAFE)]);
     w.write(
         "pgrollout.yml",
-        "settings:\n  lint_disable: [require-concurrent-index-creation]\n  lint_severity: { column-type-rewrite: error }\n\
+        "settings:\n  lint_disable: [require-concurrent-index-creation]\n  lint_severity: { column-type-rewrite: warning, require-not-valid-foreign-key: warning }\n\
          environments:\n  staging:\n    database_url_env: STAGING_URL\n    settings:\n      lint_severity: { require-not-valid-foreign-key: info }\n    steps: [lint]\n",
     );
     let r = w.run(&["lint", "--format", "json"], &[]);
-    assert_eq!(r.code, 1, "an error now: {}", r.debug());
+    assert_eq!(r.code, 0, "warnings only now: {}", r.debug());
     let v = json(&r);
     let rules: Vec<_> = found(&v).into_iter().map(|(r, _, _, s)| (r, s)).collect();
     assert_eq!(
         rules,
         [
-            ("column-type-rewrite".to_string(), "error".to_string()),
+            ("column-type-rewrite".to_string(), "warning".to_string()),
             (
                 "require-not-valid-foreign-key".to_string(),
                 "warning".to_string()
@@ -374,7 +394,7 @@ fn pipeline_file_disables_and_overrides_rules() {
     // --env merges the environment's settings over the top-level ones (a whole key
     // replaces the other).
     let r = w.run(&["lint", "--env", "staging", "--format", "json"], &[]);
-    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(r.code, 1, "{}", r.debug());
     let rules: Vec<_> = found(&json(&r))
         .into_iter()
         .map(|(r, _, _, s)| (r, s))
@@ -382,7 +402,7 @@ fn pipeline_file_disables_and_overrides_rules() {
     assert_eq!(
         rules,
         [
-            ("column-type-rewrite".to_string(), "warning".to_string()),
+            ("column-type-rewrite".to_string(), "error".to_string()),
             (
                 "require-not-valid-foreign-key".to_string(),
                 "info".to_string()
@@ -531,4 +551,137 @@ fn lints_postgresql_extension_scripts_without_parse_failures() {
         (files.len(), statements, meta, findings),
         (152, 3083, 151, 152)
     );
+}
+
+/// Issue 12's first "done when", offline: 001 creates the tables, 002 changes three
+/// column types (two rewrite, `varchar(20) → text` does not), builds an index without
+/// CONCURRENTLY and adds a foreign key without NOT VALID. `lint` reports exactly the two
+/// rewrites, the index and the foreign key, each at its line, and exits 1 — linting
+/// every file, or only 002 (whose earlier migrations are read for the model).
+#[test]
+fn done_when_offline_model_knows_the_old_types() {
+    let base = "CREATE TABLE customers (id uuid PRIMARY KEY, name text NOT NULL);\n\
+CREATE TABLE orders (id bigint primary key, total numeric, label varchar(20), customer_id uuid);\n";
+    let change = "-- migrate:up\n\
+ALTER TABLE orders ALTER COLUMN total TYPE text;\n\
+ALTER TABLE orders ALTER COLUMN customer_id TYPE text;\n\
+ALTER TABLE orders ALTER COLUMN label TYPE text;\n\
+CREATE INDEX orders_customer ON orders (customer_id);\n\
+ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n\
+-- migrate:down\n\
+SELECT 1;\n";
+    let w = Workspace::new(&[("001_base.sql", base), ("002_change.sql", change)]);
+    let want = vec![
+        (
+            "column-type-rewrite".to_string(),
+            2,
+            44,
+            "error".to_string(),
+        ),
+        (
+            "column-type-rewrite".to_string(),
+            3,
+            50,
+            "error".to_string(),
+        ),
+        (
+            "require-concurrent-index-creation".to_string(),
+            5,
+            1,
+            "error".to_string(),
+        ),
+        (
+            "require-not-valid-foreign-key".to_string(),
+            6,
+            24,
+            "error".to_string(),
+        ),
+    ];
+    for args in [
+        &["lint", "--format", "json"][..],
+        &["lint", "--all", "--format", "json"][..],
+        &["lint", "--format", "json", "migrations/002_change.sql"][..],
+    ] {
+        let r = w.run(args, &[]);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.debug());
+        let v = json(&r);
+        // 001's own findings (no down section, `varchar(20)`) are not what this is about.
+        let got: Vec<_> = found(&v)
+            .into_iter()
+            .filter(|f| f.0 != "require-down" && f.0 != "prefer-text-field")
+            .collect();
+        assert_eq!(got, want, "{args:?}: {}", r.stdout);
+        let msgs: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "column-type-rewrite")
+            .map(|f| f["message"].as_str().unwrap())
+            .collect();
+        assert!(
+            msgs[0].ends_with("numeric → text is not binary-coercible"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].ends_with("uuid → text is not binary-coercible"),
+            "{}",
+            msgs[1]
+        );
+    }
+}
+
+/// The false-positive record the severity policy keeps: nothing is reported for a table
+/// created earlier in the same migration, for widenings the model can prove
+/// binary-coercible, or — as a missing NOT VALID — for a UNIQUE constraint, which cannot
+/// be NOT VALID. A table from an earlier migration is an existing one.
+#[test]
+fn no_findings_for_new_tables_widenings_and_unique() {
+    let base = "CREATE TABLE customers (id bigint PRIMARY KEY, name varchar(40), code varchar(8), amount numeric(10,2));\n";
+    let safe = "-- migrate:up\n\
+CREATE TABLE invoices (id bigint PRIMARY KEY, customer_id bigint, total numeric);\n\
+CREATE INDEX invoices_customer ON invoices (customer_id);\n\
+ALTER TABLE invoices ADD CONSTRAINT invoices_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\n\
+ALTER TABLE invoices ALTER COLUMN total TYPE bigint;\n\
+ALTER TABLE customers ALTER COLUMN name TYPE varchar(80);\n\
+ALTER TABLE customers ALTER COLUMN name TYPE text;\n\
+ALTER TABLE customers ALTER COLUMN code TYPE varchar;\n\
+ALTER TABLE customers ALTER COLUMN amount TYPE numeric(14,2);\n\
+-- migrate:down\n\
+SELECT 1;\n";
+    let unique = "-- migrate:up\n\
+ALTER TABLE customers ADD CONSTRAINT customers_code_key UNIQUE (code);\n\
+CREATE INDEX customers_name ON customers (name);\n\
+-- migrate:down\n\
+SELECT 1;\n";
+    let w = Workspace::new(&[
+        ("001_base.sql", base),
+        ("002_safe.sql", safe),
+        ("003_unique.sql", unique),
+    ]);
+    let r = w.run(&["lint", "--format", "json"], &[]);
+    let v = json(&r);
+    let got: Vec<_> = found(&v)
+        .into_iter()
+        .filter(|f| f.0 != "require-down" && f.0 != "prefer-text-field")
+        .map(|(rule, line, _, sev)| (rule, line, sev))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "require-unique-using-index".to_string(),
+                2,
+                "error".to_string()
+            ),
+            (
+                "require-concurrent-index-creation".to_string(),
+                3,
+                "error".to_string()
+            ),
+        ],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.code, 1, "{}", r.debug());
 }

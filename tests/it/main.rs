@@ -13,6 +13,7 @@ mod inputs;
 mod layouts;
 mod lint;
 mod lock;
+mod patterns;
 mod report;
 mod rollback;
 mod shipping;

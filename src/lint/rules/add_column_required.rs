@@ -34,7 +34,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
             "add-column-required",
             col.location,
             format!("ADD COLUMN `{}` NOT NULL without a default fails if `{table}` has rows, and breaks INSERTs from code that does not set it", col.colname),
-            format!("add `{}` with a DEFAULT, or add it nullable, backfill, then make it NOT NULL (see set-not-null-scan)", col.colname),
+            format!("add `{}` with a DEFAULT, or add it nullable, backfill, then make it NOT NULL with `pgrollout new --pattern add-not-null --table {table} --column {}`", col.colname, col.colname),
         );
         f.table = Some(table.clone());
         out.push(f);

@@ -18,7 +18,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
                 "ban-drop-column",
                 -1,
                 format!("DROP COLUMN `{}` deletes the column's data from `{table}`; code still selecting or inserting it fails", cmd.name),
-                format!("first deploy code that no longer uses `{}`, then drop it in a later migration", cmd.name),
+                format!("first deploy code that no longer uses `{}`, then drop it in a later migration: `pgrollout new --pattern drop-column --table {table} --column {}` writes the steps", cmd.name, cmd.name),
             );
             f.table = Some(table.clone());
             out.push(f);

@@ -21,7 +21,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
         "rename-column",
         -1,
         format!("renaming column `{}` of `{table}` to `{}` breaks code still using the old name", r.subname, r.newname),
-        format!("add `{}` as a new column, write both, backfill, move reads over, then drop `{}` in a later migration; or expose both names through a view during the switch", r.newname, r.subname),
+        format!("add `{}` as a new column, keep both in sync, backfill, move reads over, then drop `{}` in a later migration: `pgrollout new --pattern rename-column --table {table} --column {} --to {}` writes the steps", r.newname, r.subname, r.subname, r.newname),
     );
     f.table = Some(table);
     out.push(f);

@@ -13,11 +13,24 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
         return;
     }
     let table = ast::rv_name(rv);
+    let columns: Vec<&str> = i
+        .index_params
+        .iter()
+        .filter_map(|p| match &p.node {
+            Some(NodeEnum::IndexElem(e)) if !e.name.is_empty() => Some(e.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let columns = if columns.len() == i.index_params.len() && !columns.is_empty() {
+        columns.join(",")
+    } else {
+        "<columns>".into()
+    };
     let mut f = ctx.finding(
         "require-concurrent-index-creation",
         -1,
         format!("CREATE INDEX on `{table}` without CONCURRENTLY blocks every write to it (SHARE lock) until the index is built"),
-        "build the index with CREATE INDEX CONCURRENTLY IF NOT EXISTS in a `-- migrate:up transaction:false` migration of its own",
+        format!("build the index with CREATE INDEX CONCURRENTLY IF NOT EXISTS in a `-- migrate:up transaction:false` migration of its own: `pgrollout new --pattern add-index --table {table} --column {columns}` writes it"),
     );
     f.table = Some(table);
     out.push(f);

@@ -18,7 +18,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
         "require-enum-value-ordering",
         -1,
         format!("'{}' is appended at the end of enum `{type_name}`: enum order is what <, ORDER BY and MIN/MAX use", e.new_val),
-        format!("say where it goes: `ALTER TYPE {type_name} ADD VALUE '{}' BEFORE|AFTER '<existing>'`, or allow this finding if the order does not matter", e.new_val),
+        format!("say where it goes: `ALTER TYPE {type_name} ADD VALUE '{}' BEFORE|AFTER '<existing>'`, or allow this finding if the order does not matter; `pgrollout new --pattern add-enum-value --type {type_name} --value {}` writes it in a file of its own", e.new_val, e.new_val),
     ));
 }
 

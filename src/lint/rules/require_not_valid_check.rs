@@ -32,7 +32,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
             "require-not-valid-check",
             c.location,
             format!("adding a CHECK constraint scans `{table}` under ACCESS EXCLUSIVE, blocking reads and writes until every row is checked"),
-            format!("add the constraint NOT VALID, then `ALTER TABLE {table} VALIDATE CONSTRAINT {name}` in a later migration"),
+            format!("add the constraint NOT VALID, then `ALTER TABLE {table} VALIDATE CONSTRAINT {name}` in a later migration: `pgrollout new --pattern add-check --table {table} --name {name} --check '<expression>'` writes both"),
         );
         f.table = Some(table.clone());
         out.push(f);

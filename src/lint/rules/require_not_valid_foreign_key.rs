@@ -33,11 +33,18 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
             } else {
                 c.conname.clone()
             };
+            let columns = match ast::dotted(&c.fk_attrs).join(",") {
+                s if s.is_empty() => match ast::cmd_column_def(cmd) {
+                    Some(col) => col.colname.clone(),
+                    None => "<column>".into(),
+                },
+                s => s,
+            };
             let mut f = ctx.finding(
                 "require-not-valid-foreign-key",
                 c.location,
                 format!("adding a foreign key to `{table}` scans it to validate, blocking writes to `{table}` and `{referenced}` (SHARE ROW EXCLUSIVE) until done"),
-                format!("add the constraint NOT VALID, then `ALTER TABLE {table} VALIDATE CONSTRAINT {name}` in a later migration (validation only takes SHARE UPDATE EXCLUSIVE)"),
+                format!("add the constraint NOT VALID, then `ALTER TABLE {table} VALIDATE CONSTRAINT {name}` in a later migration (validation only takes SHARE UPDATE EXCLUSIVE): `pgrollout new --pattern add-foreign-key --table {table} --column {columns} --references {referenced}` writes both"),
             );
             f.table = Some(table.clone());
             out.push(f);

@@ -30,7 +30,7 @@ pub(crate) fn check(ctx: &RuleContext<'_>, out: &mut Vec<Finding>) {
             "set-not-null-scan",
             loc,
             format!("SET NOT NULL on `{column}` scans all of `{table}` under ACCESS EXCLUSIVE, blocking reads and writes"),
-            format!("add `CHECK ({column} IS NOT NULL) NOT VALID`, VALIDATE CONSTRAINT in a later migration, then SET NOT NULL (PostgreSQL 12+ skips the scan given the valid check) and drop the check"),
+            format!("add `CHECK ({column} IS NOT NULL) NOT VALID`, VALIDATE CONSTRAINT in a later migration, then SET NOT NULL (PostgreSQL 12+ skips the scan given the valid check) and drop the check: `pgrollout new --pattern add-not-null --table {table} --column {column}` writes the steps"),
         );
         f.table = Some(table.clone());
         out.push(f);
