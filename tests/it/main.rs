@@ -18,3 +18,4 @@ mod rollback;
 mod shipping;
 mod soak;
 mod steps;
+mod workflow;
