@@ -4,7 +4,7 @@
 //! `RUNNER_TEMP` itself, so the core can be driven by a test, a server or another CI
 //! with plain values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::db::tracking::{new_run_id, RunContext};
 use crate::db::LibpqEnv;
@@ -37,7 +37,11 @@ pub struct Ci {
 impl Ci {
     /// From the process environment (the binary).
     pub fn from_env() -> Ci {
-        Ci::from_vars(|k| std::env::var(k).ok())
+        let mut ci = Ci::from_vars(|k| std::env::var(k).ok());
+        if let (Some(w), Ok(cwd)) = (&ci.files.workspace, std::env::current_dir()) {
+            ci.files.cwd_in_workspace = within(w, &cwd);
+        }
+        ci
     }
 
     /// From `var` (the environment in the binary, a map in tests). Empty values count
@@ -69,6 +73,7 @@ impl Ci {
                 step_summary: path("GITHUB_STEP_SUMMARY"),
                 runner_temp: path("RUNNER_TEMP"),
                 workspace: path("GITHUB_WORKSPACE"),
+                cwd_in_workspace: None,
             },
             event_name: get("GITHUB_EVENT_NAME"),
             event_path: get("GITHUB_EVENT_PATH"),
@@ -118,6 +123,15 @@ impl Ci {
             input_dry_run: self.input_dry_run.clone(),
         })
     }
+}
+
+/// `dir` relative to `workspace` when it lies inside it (`None` at its root or outside),
+/// comparing canonical paths: the runner's `GITHUB_WORKSPACE` may be spelled through a
+/// symlink.
+pub fn within(workspace: &Path, dir: &Path) -> Option<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let rel = canon(dir).strip_prefix(canon(workspace)).ok()?.to_path_buf();
+    (!rel.as_os_str().is_empty()).then_some(rel)
 }
 
 #[cfg(test)]

@@ -176,6 +176,10 @@ pub struct Files {
     pub runner_temp: Option<PathBuf>,
     /// `$GITHUB_WORKSPACE`: absolute paths under it are shown relative.
     pub workspace: Option<PathBuf>,
+    /// The current directory relative to `$GITHUB_WORKSPACE` (`db` under the action's
+    /// `working-directory: db`): relative paths get it as a prefix, since GitHub
+    /// resolves an annotation's `file=` from the repository root.
+    pub cwd_in_workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -313,13 +317,25 @@ impl GitHub {
         });
     }
 
+    /// A location's file as GitHub resolves it: relative to the repository root.
     fn file_of(&self, l: &Location) -> String {
-        let p = match &self.files.workspace {
-            Some(w) => l.path.strip_prefix(w).unwrap_or(&l.path),
-            None => &l.path,
+        let p: PathBuf = if l.path.is_absolute() {
+            match &self.files.workspace {
+                Some(w) => l.path.strip_prefix(w).unwrap_or(&l.path).to_path_buf(),
+                None => l.path.clone(),
+            }
+        } else {
+            let within: PathBuf = l
+                .path
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            match &self.files.cwd_in_workspace {
+                Some(prefix) => prefix.join(within),
+                None => within,
+            }
         };
-        let s = p.to_string_lossy().replace('\\', "/");
-        s.strip_prefix("./").map_or(s.clone(), str::to_string)
+        p.to_string_lossy().replace('\\', "/")
     }
 
     fn annotation_line(&self, a: &Annotation) -> String {

@@ -275,6 +275,7 @@ fn summary_and_outputs_written() {
         step_summary: Some(sum.clone()),
         runner_temp: Some(dir.path().to_path_buf()),
         workspace: None,
+        cwd_in_workspace: None,
     };
     let (mut g, _c) = reporter(&["s3cret"], files);
     let mut s = RunSummary::early(
