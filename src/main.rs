@@ -10,6 +10,7 @@ use pgrollout::cli::commands::{self, CliError, Context};
 use pgrollout::cli::{action, exit, settings, Cli};
 use pgrollout::render::github::{safe_lines, GitHub};
 use pgrollout::render::terminal::Terminal;
+use pgrollout::report::summary::RunStatus;
 use pgrollout::report::{Event, Level, Location, Reporter};
 
 fn main() -> ExitCode {
@@ -78,6 +79,14 @@ fn main() -> ExitCode {
     } else {
         Box::new(Terminal::stderr(secrets.clone()))
     };
+    // The environment named on the command line or by the action, for the outputs of a
+    // run that fails before its pipeline decides.
+    let named_env = cli
+        .global
+        .env
+        .clone()
+        .or_else(|| ci.input_environment().map(str::to_string))
+        .filter(|e| !e.trim().is_empty());
     let result = match loaded {
         Err(e) => {
             // A bad pipeline file is an annotation at its line and column.
@@ -96,10 +105,24 @@ fn main() -> ExitCode {
             .map_err(|e| (e, false)),
     };
     if github {
-        if let Err((e, false)) = &result {
-            reporter.event(&Event::Diagnostic {
-                level: Level::Error,
-                location: None,
+        if let Err((e, reported)) = &result {
+            if !reported {
+                reporter.event(&Event::Diagnostic {
+                    level: Level::Error,
+                    location: None,
+                    message: &e.to_string(),
+                });
+            }
+            // The `status` output of a run that ended in an error, by its exit code.
+            let status = match e.code() {
+                exit::USAGE => RunStatus::ConfigError,
+                exit::REFUSED => RunStatus::Refused,
+                _ if pgrollout::cancelled() => RunStatus::Cancelled,
+                _ => RunStatus::Failed,
+            };
+            reporter.event(&Event::CommandFailed {
+                status,
+                environment: named_env.as_deref(),
                 message: &e.to_string(),
             });
         }

@@ -84,6 +84,11 @@ impl Ci {
         }
     }
 
+    /// The action's `environment` input (`INPUT_ENVIRONMENT`).
+    pub fn input_environment(&self) -> Option<&str> {
+        self.input_environment.as_deref()
+    }
+
     /// Who and where, for the history rows of one command (a new run id each call).
     pub fn run_context(&self, environment: Option<String>) -> RunContext {
         RunContext {

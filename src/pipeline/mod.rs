@@ -11,7 +11,7 @@ use crate::db::tracking::RunContext;
 use crate::db::Target;
 use crate::engine::{self, ApplyError, RunOptions};
 use crate::migration::MigrationSet;
-use crate::report::summary::{RunStatus, RunSummary, StepRow, StepStatus};
+use crate::report::summary::{Failure, RunStatus, RunSummary, StepRow, StepStatus};
 use crate::report::{Event, Level, Reporter};
 
 /// Everything a run needs besides the decision.
@@ -60,12 +60,17 @@ pub fn run(
             .or_else(|| setup.fallback_url.clone())
     });
     let Some(url) = url else {
-        summary.status = RunStatus::Failed;
+        summary.status = RunStatus::ConfigError;
         summary.message = format!(
             "environment {env_name}: the variable {} is not set; pass the database URL from a secret \
              (env: {}: ${{{{ secrets.{} }}}})",
             env.database_url_env, env.database_url_env, env.database_url_env
         );
+        summary.failure = Some(Failure {
+            version: None,
+            location: None,
+            error: summary.message.clone(),
+        });
         reporter.event(&Event::Diagnostic {
             level: Level::Error,
             location: None,
@@ -81,8 +86,13 @@ pub fn run(
     let target = match parsed {
         Ok(t) => t,
         Err(e) => {
-            summary.status = RunStatus::Failed;
+            summary.status = RunStatus::ConfigError;
             summary.message = format!("environment {env_name} ({}): {e}", env.database_url_env);
+            summary.failure = Some(Failure {
+                version: None,
+                location: None,
+                error: summary.message.clone(),
+            });
             reporter.event(&Event::Diagnostic {
                 level: Level::Error,
                 location: None,
@@ -246,6 +256,13 @@ impl Runner<'_, '_> {
                             });
                         }
                         stopped = true;
+                        if self.summary.failure.is_none() {
+                            self.summary.failure = Some(Failure {
+                                version: None,
+                                location: None,
+                                error: e.to_string(),
+                            });
+                        }
                         (StepStatus::Failed, e.to_string())
                     }
                 },

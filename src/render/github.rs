@@ -165,7 +165,14 @@ pub const OUTPUTS: &[&str] = &[
     "rolled-back-count",
     "rolled-back",
     "summary-file",
+    "failed-version",
+    "failed-location",
+    "error",
+    "backup-file",
 ];
+
+/// The `error` output is cut here: the log and the summary have all of it.
+pub const MAX_ERROR_OUTPUT: usize = 4000;
 
 /// The runner's files for this step.
 #[derive(Debug, Clone, Default)]
@@ -223,6 +230,10 @@ pub struct GitHub {
     /// Lint findings seen, for the summary of a `lint` command (a pipeline's summary
     /// carries its own).
     lint_findings: Vec<crate::lint::Finding>,
+    /// The first migration that failed, for a command without a pipeline summary.
+    failed: Option<summary::Failure>,
+    /// How the command ended when it ended in an error outside a pipeline's result.
+    command_failed: Option<(RunStatus, Option<String>, String)>,
     finished: bool,
 }
 
@@ -245,6 +256,8 @@ impl GitHub {
             migrations: Vec::new(),
             summary: None,
             lint_findings: Vec::new(),
+            failed: None,
+            command_failed: None,
             finished: false,
         };
         for s in secrets {
@@ -508,28 +521,82 @@ impl GitHub {
         Some(copy)
     }
 
+    /// The `failed-version`, `failed-location` and `error` outputs (empty when nothing
+    /// failed).
+    fn failure_outputs(&self, f: Option<&summary::Failure>) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "failed-version",
+                f.and_then(|f| f.version.clone()).unwrap_or_default(),
+            ),
+            (
+                "failed-location",
+                f.and_then(|f| f.location.as_ref())
+                    .map(|l| format!("{}:{}:{}", self.file_of(l), l.line, l.col))
+                    .unwrap_or_default(),
+            ),
+            (
+                "error",
+                f.map(|f| cap_utf16(&f.error, MAX_ERROR_OUTPUT))
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+
     fn outputs(&self, summary_file: Option<&Path>) -> Vec<(&'static str, String)> {
         let file = summary_file.map_or(String::new(), |p| p.display().to_string());
+        if let (None, Some((status, env, message))) = (&self.summary, &self.command_failed) {
+            let failure = summary::Failure {
+                version: self.failed.as_ref().and_then(|f| f.version.clone()),
+                location: self.failed.as_ref().and_then(|f| f.location.clone()),
+                error: self
+                    .failed
+                    .as_ref()
+                    .map_or(message.clone(), |f| f.error.clone()),
+            };
+            let mut out = vec![
+                ("environment", env.clone().unwrap_or_default()),
+                ("status", status.as_str().to_string()),
+            ];
+            out.extend(self.failure_outputs(Some(&failure)));
+            return out;
+        }
         match &self.summary {
-            Some(r) => vec![
-                ("environment", r.environment.clone().unwrap_or_default()),
-                ("status", r.status.as_str().to_string()),
-                ("applied-count", r.applied.len().to_string()),
-                ("applied", r.applied.join("\n")),
-                ("pending-count", r.pending.len().to_string()),
-                (
-                    "backup-marker",
-                    r.backup
-                        .as_ref()
-                        .map_or(String::new(), |b| b.id.to_string()),
-                ),
-                (
-                    "rolled-back-count",
-                    r.rolled_back_versions().len().to_string(),
-                ),
-                ("rolled-back", r.rolled_back_versions().join("\n")),
-                ("summary-file", file),
-            ],
+            Some(r) => {
+                let mut out = vec![
+                    ("environment", r.environment.clone().unwrap_or_default()),
+                    ("status", r.status.as_str().to_string()),
+                    ("applied-count", r.applied.len().to_string()),
+                    ("applied", r.applied.join("\n")),
+                ];
+                // Only what was read: a refused run checked nothing.
+                if r.database_read {
+                    out.push(("pending-count", r.pending.len().to_string()));
+                }
+                out.extend([
+                    (
+                        "backup-marker",
+                        r.backup
+                            .as_ref()
+                            .map_or(String::new(), |b| b.id.to_string()),
+                    ),
+                    (
+                        "backup-file",
+                        r.backup
+                            .as_ref()
+                            .and_then(|b| b.dump.as_ref())
+                            .map_or(String::new(), |d| d.path.clone()),
+                    ),
+                    (
+                        "rolled-back-count",
+                        r.rolled_back_versions().len().to_string(),
+                    ),
+                    ("rolled-back", r.rolled_back_versions().join("\n")),
+                    ("summary-file", file),
+                ]);
+                out.extend(self.failure_outputs(r.failure.as_ref()));
+                out
+            }
             None => {
                 let applied: Vec<&str> = self
                     .migrations
@@ -539,7 +606,7 @@ impl GitHub {
                     .collect();
                 let failed = self.migrations.iter().any(|m| m.status == "failed")
                     || self.annotations.iter().any(|a| a.level == Level::Error);
-                vec![
+                let mut out = vec![
                     (
                         "status",
                         if failed { "failed" } else { "success" }.to_string(),
@@ -547,15 +614,15 @@ impl GitHub {
                     ("applied-count", applied.len().to_string()),
                     ("applied", applied.join("\n")),
                     ("summary-file", file),
-                ]
+                ];
+                out.extend(self.failure_outputs(self.failed.as_ref()));
+                out
             }
         }
     }
 
+    /// Every run writes at least `status`.
     fn write_outputs(&mut self, summary_file: Option<&Path>) {
-        if self.summary.is_none() && self.migrations.is_empty() {
-            return;
-        }
         let entries = self.outputs(summary_file);
         match self.files.output.clone() {
             Some(path) => {
@@ -608,14 +675,24 @@ impl GitHub {
                 direction: Direction::Up,
                 version,
                 name,
-                ..
-            } => self.migrations.push(MigrationRow {
-                version: version.to_string(),
-                name: name.to_string(),
-                status: "failed".into(),
-                duration_ms: None,
-                checksum: String::new(),
-            }),
+                location,
+                message,
+            } => {
+                self.migrations.push(MigrationRow {
+                    version: version.to_string(),
+                    name: name.to_string(),
+                    status: "failed".into(),
+                    duration_ms: None,
+                    checksum: String::new(),
+                });
+                if self.failed.is_none() {
+                    self.failed = Some(summary::Failure {
+                        version: Some(version.to_string()),
+                        location: location.cloned(),
+                        error: message.to_string(),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -637,6 +714,7 @@ fn status_badge(s: RunStatus) -> &'static str {
         RunStatus::Refused => "⛔ refused",
         RunStatus::Skipped => "⏭️ skipped",
         RunStatus::Cancelled => "🛑 cancelled",
+        RunStatus::ConfigError => "⚙️ configuration error",
     }
 }
 
@@ -771,13 +849,23 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
             .unwrap_or_default(),
         status_badge(r.status)
     ));
-    s.push_str(&format!(
-        "**Trigger:** {} · **Dry run:** {} · **Applied:** {} · **Pending:** {}\n\n",
-        md(&r.trigger),
-        if r.dry_run { "yes" } else { "no" },
-        r.applied.len(),
-        r.pending.len()
-    ));
+    // Only what the run established: a refused or misconfigured run ran no step and
+    // read nothing, so it claims neither a dry-run mode nor a pending count.
+    let mut facts = vec![format!("**Trigger:** {}", md(&r.trigger))];
+    if r.steps.is_empty() {
+        facts.push("nothing was run: the database was not read".into());
+    } else {
+        facts.push(format!(
+            "**Dry run:** {}",
+            if r.dry_run { "yes" } else { "no" }
+        ));
+        facts.push(format!("**Applied:** {}", r.applied.len()));
+    }
+    if r.database_read {
+        facts.push(format!("**Pending:** {}", r.pending.len()));
+    }
+    s.push_str(&facts.join(" · "));
+    s.push_str("\n\n");
     if !r.message.is_empty() {
         s.push_str(&format!(
             "> {}\n",
@@ -999,6 +1087,17 @@ impl Reporter for GitHub {
                     lint: true,
                 });
                 self.lint_findings.push((*f).clone());
+            }
+            Event::CommandFailed {
+                status,
+                environment,
+                message,
+            } => {
+                self.command_failed = Some((
+                    *status,
+                    environment.map(str::to_string),
+                    message.to_string(),
+                ));
             }
             Event::PipelineFinished { summary } => {
                 self.close_group();

@@ -318,6 +318,13 @@ pub enum Event<'a> {
     Countdown {
         remaining: Duration,
     },
+    /// The command ended with an error before (or instead of) a pipeline result: the
+    /// `status` output says which kind, with the environment when one was named.
+    CommandFailed {
+        status: summary::RunStatus,
+        environment: Option<&'a str>,
+        message: &'a str,
+    },
     /// The pipeline's result: the job summary and step outputs are built from it.
     PipelineFinished {
         summary: &'a summary::RunSummary,

@@ -22,6 +22,9 @@ pub enum RunStatus {
     Skipped,
     /// Cancelled (SIGINT/SIGTERM) before anything was applied.
     Cancelled,
+    /// The pipeline file, a setting or the environment's database URL is wrong (or
+    /// missing): nothing was run.
+    ConfigError,
 }
 
 impl RunStatus {
@@ -34,6 +37,7 @@ impl RunStatus {
             RunStatus::Refused => "refused",
             RunStatus::Skipped => "skipped",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::ConfigError => "config-error",
         }
     }
 }
@@ -137,6 +141,20 @@ pub struct RunSummary {
     pub rolled_back: Vec<RolledBackRow>,
     /// The reports of `drift` steps.
     pub drift: Vec<crate::schema::DriftReport>,
+    /// Whether the tracking schema was read at the end: `pending` is known. A refused
+    /// or misconfigured run never reads it, and claims no pending count.
+    pub database_read: bool,
+    /// What failed, for the `failed-*` and `error` outputs.
+    pub failure: Option<Failure>,
+}
+
+/// The failure that ended a run: the migration (version and position in its file) when
+/// one failed, and the error's text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub version: Option<String>,
+    pub location: Option<Location>,
+    pub error: String,
 }
 
 /// One migration handled by a `rollback` step.
@@ -186,6 +204,8 @@ impl RunSummary {
             rollback: None,
             rolled_back: Vec::new(),
             drift: Vec::new(),
+            database_read: false,
+            failure: None,
         }
     }
 }

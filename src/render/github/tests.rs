@@ -286,6 +286,7 @@ fn summary_and_outputs_written() {
     s.environment = Some("staging".into());
     s.applied = vec!["0001".into(), "0002".into()];
     s.pending = vec!["0003".into()];
+    s.database_read = true;
     s.migrations.push(MigrationRow {
         version: "0003".into(),
         name: "a|b<c>".into(),
