@@ -135,7 +135,10 @@ impl Ci {
 /// symlink.
 pub fn within(workspace: &Path, dir: &Path) -> Option<PathBuf> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let rel = canon(dir).strip_prefix(canon(workspace)).ok()?.to_path_buf();
+    let rel = canon(dir)
+        .strip_prefix(canon(workspace))
+        .ok()?
+        .to_path_buf();
     (!rel.as_os_str().is_empty()).then_some(rel)
 }
 

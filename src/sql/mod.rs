@@ -12,6 +12,7 @@ use std::ops::Range;
 mod classify;
 
 mod parse;
+pub mod plpgsql;
 mod split;
 
 pub use classify::{is_copy_from_stdin, non_transactional, statement_keyword, tx_control};
