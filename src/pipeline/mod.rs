@@ -170,6 +170,10 @@ enum StepError {
     /// A migration failed; the executor already reported it at its file and line.
     #[error("{0}")]
     Migration(String),
+    /// The step reported each of its problems as its own diagnostic (failed smoke
+    /// checks): this is their count, not another problem.
+    #[error("{0}")]
+    Reported(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.
     #[error("cancelled during the review delay: nothing was applied")]
     Cancelled,
@@ -180,7 +184,7 @@ impl StepError {
     /// `SectionFailed`, with its file and line).
     fn reported(&self) -> bool {
         match self {
-            StepError::Migration(_) => true,
+            StepError::Migration(_) | StepError::Reported(_) => true,
             StepError::Apply(e) => matches!(**e, ApplyError::Migration(_)),
             _ => false,
         }

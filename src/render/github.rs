@@ -897,6 +897,7 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
         }
         generated_markdown(&rb.generated, s);
     }
+    smoke_output_markdown(&r.smoke_output, s);
     rolled_back_markdown(&r.rolled_back, s);
     for d in &r.drift {
         s.push('\n');
@@ -969,13 +970,37 @@ fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
 /// backtick run in the SQL, so the SQL cannot close it).
 fn generated_markdown(generated: &[summary::GeneratedDown], s: &mut String) {
     for g in generated {
-        let longest = g.sql.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-        let fence = "`".repeat(longest.max(2) + 1);
         s.push_str(&format!(
-            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{fence}sql\n{}\n{fence}\n",
+            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{}",
             md(&g.version),
-            g.sql.trim_end()
+            fenced("sql", &g.sql)
         ));
+    }
+}
+
+/// A fenced block no line of `text` can close: one backtick longer than its longest run.
+fn fenced(info: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{info}\n{}\n{fence}\n", text.trim_end())
+}
+
+/// The end of each failed smoke-test command's stdout and stderr, as inert code blocks.
+fn smoke_output_markdown(outputs: &[summary::CommandOutput], s: &mut String) {
+    for o in outputs {
+        s.push_str(&format!(
+            "\n**Smoke test {}** {}:\n",
+            markdown::code(&o.name),
+            md(&o.reason)
+        ));
+        for (name, tail) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            if tail.lines.is_empty() {
+                s.push_str(&format!("\n{}\n", tail.heading(name)));
+            } else {
+                s.push_str(&format!("\n{}:\n\n", tail.heading(name)));
+                s.push_str(&fenced("text", &tail.lines.join("\n")));
+            }
+        }
     }
 }
 

@@ -102,6 +102,18 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// `s` cut to at most `max` bytes on a character boundary, the cut marked with `…`.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A place in a file, for messages and annotations.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Location {

@@ -146,6 +146,38 @@ pub struct RunSummary {
     pub database_read: bool,
     /// What failed, for the `failed-*` and `error` outputs.
     pub failure: Option<Failure>,
+    /// The end of what each failed smoke-test command printed.
+    pub smoke_output: Vec<CommandOutput>,
+}
+
+/// The last lines a command printed on each stream (bounded), for a failed check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandOutput {
+    /// The check's name.
+    pub name: String,
+    /// How it ended: "exited with exit status: 22", "did not finish within 30 s".
+    pub reason: String,
+    pub stdout: StreamTail,
+    pub stderr: StreamTail,
+}
+
+/// The last lines of one output stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamTail {
+    pub lines: Vec<String>,
+    /// How many lines the stream had in all.
+    pub total_lines: usize,
+}
+
+impl StreamTail {
+    /// "stdout (last 20 of 61 lines)", "stderr (2 lines)", "stdout (empty)".
+    pub fn heading(&self, stream: &str) -> String {
+        match (self.total_lines, self.lines.len()) {
+            (0, _) => format!("{stream} (empty)"),
+            (t, n) if t == n => format!("{stream} ({t} line(s))"),
+            (t, n) => format!("{stream} (last {n} of {t} lines)"),
+        }
+    }
 }
 
 /// The failure that ended a run: the migration (version and position in its file) when
@@ -206,6 +238,7 @@ impl RunSummary {
             drift: Vec::new(),
             database_read: false,
             failure: None,
+            smoke_output: Vec::new(),
         }
     }
 }
