@@ -11,6 +11,9 @@ use crate::db::LibpqEnv;
 use crate::pipeline::GitHubEvent;
 use crate::render::github::Files;
 
+/// The directory, under `$GITHUB_WORKSPACE`, that dumps go to on a runner.
+pub const DUMP_DIR: &str = "pgrollout-backups";
+
 /// A snapshot of the CI-related environment variables, taken when the command starts.
 #[derive(Debug, Clone, Default)]
 pub struct Ci {
@@ -101,10 +104,15 @@ impl Ci {
         }
     }
 
-    /// Where a dump goes when no directory is given: `$RUNNER_TEMP` on a runner (kept
-    /// until the job ends, and uploadable as an artifact), else `fallback`.
-    pub fn dump_dir(&self, fallback: impl FnOnce() -> PathBuf) -> PathBuf {
-        self.files.runner_temp.clone().unwrap_or_else(fallback)
+    /// Where a dump goes when no directory is given, and whether that is the CI job's
+    /// workspace: `$GITHUB_WORKSPACE/pgrollout-backups` on a runner — where a later step
+    /// of the job can upload it as an artifact, which `$RUNNER_TEMP` inside the action's
+    /// container is not — else `fallback`.
+    pub fn dump_dir(&self, fallback: impl FnOnce() -> PathBuf) -> (PathBuf, bool) {
+        match &self.files.workspace {
+            Some(w) => (w.join(DUMP_DIR), true),
+            None => (fallback(), false),
+        }
     }
 
     /// The event that triggered the workflow, with its payload read from
@@ -182,7 +190,12 @@ mod tests {
         assert_eq!(c.actor, "dev");
         assert_eq!(
             c.dump_dir(|| PathBuf::from("/fallback")),
-            PathBuf::from("/fallback")
+            (PathBuf::from("/fallback"), false)
+        );
+        let c = ci(&[("GITHUB_WORKSPACE", "/ws"), ("RUNNER_TEMP", "/tmp/r")]);
+        assert_eq!(
+            c.dump_dir(|| PathBuf::from("/fallback")),
+            (PathBuf::from("/ws/pgrollout-backups"), true)
         );
         assert!(c.run_context(None).ci_run_url.is_none());
     }

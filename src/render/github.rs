@@ -332,14 +332,19 @@ impl GitHub {
 
     /// A location's file as GitHub resolves it: relative to the repository root.
     fn file_of(&self, l: &Location) -> String {
-        let p: PathBuf = if l.path.is_absolute() {
+        self.workspace_path(&l.path)
+    }
+
+    /// `path` relative to the workspace (the repository root) — what GitHub resolves
+    /// annotations from and what a later step (upload-artifact) finds — when it is in it.
+    fn workspace_path(&self, path: &Path) -> String {
+        let p: PathBuf = if path.is_absolute() {
             match &self.files.workspace {
-                Some(w) => l.path.strip_prefix(w).unwrap_or(&l.path).to_path_buf(),
-                None => l.path.clone(),
+                Some(w) => path.strip_prefix(w).unwrap_or(path).to_path_buf(),
+                None => path.to_path_buf(),
             }
         } else {
-            let within: PathBuf = l
-                .path
+            let within: PathBuf = path
                 .components()
                 .filter(|c| !matches!(c, std::path::Component::CurDir))
                 .collect();
@@ -431,7 +436,7 @@ impl GitHub {
         let mut tables = Tables::default();
         match &self.summary {
             Some(r) => {
-                pipeline_head(r, &mut s);
+                pipeline_head(r, &|p| self.workspace_path(p), &mut s);
                 pipeline_tables(r, &mut tables);
             }
             None if self.migrations.is_empty() && !self.lint_findings.is_empty() => lint_markdown(
@@ -585,7 +590,7 @@ impl GitHub {
                         r.backup
                             .as_ref()
                             .and_then(|b| b.dump.as_ref())
-                            .map_or(String::new(), |d| d.path.clone()),
+                            .map_or(String::new(), |d| self.workspace_path(Path::new(&d.path))),
                     ),
                     (
                         "rolled-back-count",
@@ -840,7 +845,7 @@ fn lint_markdown(
 
 /// The head of a pipeline run's summary: status, message, backup marker, rollback
 /// instructions, drift — everything that must survive truncation.
-fn pipeline_head(r: &RunSummary, s: &mut String) {
+fn pipeline_head(r: &RunSummary, in_workspace: &dyn Fn(&Path) -> String, s: &mut String) {
     s.push_str(&format!(
         "## pgrollout{} — {}\n\n",
         r.environment
@@ -883,12 +888,19 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
                 .as_ref()
                 .map(|d| format!(
                     " · dump {} ({} bytes, sha256 `{}`)",
-                    markdown::code(&d.path),
+                    markdown::code(&in_workspace(Path::new(&d.path))),
                     d.size_bytes,
                     &d.sha256[..16.min(d.sha256.len())]
                 ))
                 .unwrap_or_default()
         ));
+        // A failed run's rollback instructions say how to restore; a good one says it here.
+        if let (Some(d), None) = (&b.dump, &r.rollback) {
+            s.push_str(&format!(
+                "\n{}\n",
+                super::summary::dump_line(d, "DATABASE_URL").replace(['\r', '\n'], " ")
+            ));
+        }
     }
     if let Some(rb) = &r.rollback {
         s.push_str("\n### Rollback instructions\n\n");

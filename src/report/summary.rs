@@ -84,6 +84,10 @@ pub struct DumpInfo {
     pub path: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// Written into a CI job's workspace: gone when the job ends unless a later step
+    /// uploads it (the example workflows upload it as an artifact).
+    #[serde(default)]
+    pub in_job_workspace: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +112,8 @@ pub struct Rollback {
     pub failed: Option<String>,
     /// Whether the failed migration ran outside a transaction (partly applied).
     pub failed_partially_applied: bool,
+    /// The migration that failed its rehearsal (dry-run), if one did.
+    pub failed_in_rehearsal: Option<String>,
     pub backup: Option<BackupInfo>,
     /// Name of the environment variable holding the URL, for copy-paste commands.
     pub url_variable: Option<String>,

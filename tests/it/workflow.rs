@@ -321,9 +321,10 @@ fn restore_advice_only_when_something_was_applied() {
         r.summary
     );
 
+    // Without a rehearsal, 0001 is applied before 0002 fails.
     let db = common::fresh_db();
     let ws = Workspace::new(
-        PIPELINE,
+        &PIPELINE.replace("dry-run, review-delay", "review-delay"),
         &[("0001_users.sql", USERS), ("0002_bad.sql", "SELECT 1/0;\n")],
     );
     let r = ws.run(
