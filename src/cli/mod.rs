@@ -158,6 +158,10 @@ pub struct Global {
     #[arg(skip)]
     pub defaulted: Vec<String>,
 
+    /// Where `database_url` came from: `--database-url` or `DATABASE_URL`.
+    #[arg(skip)]
+    pub database_url_from: Option<&'static str>,
+
     /// The pipeline file, when one was found.
     #[arg(skip)]
     pub pipeline: Option<settings::Loaded>,
