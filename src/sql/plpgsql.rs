@@ -68,8 +68,8 @@ pub fn body(stmt: &str) -> Option<(Option<String>, usize)> {
     let lit = (from..tokens.len()).find(|&j| kind(j) == Some(Token::Sconst as i32))?;
     let t = text(lit);
     let start = tokens[lit].start as usize;
-    let skip = if t.starts_with('$') {
-        t[1..].find('$')? + 2
+    let skip = if let Some(tag) = t.strip_prefix('$') {
+        tag.find('$')? + 2
     } else if t.starts_with('\'') {
         1
     } else {
