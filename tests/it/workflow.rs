@@ -33,6 +33,19 @@ fn yaml(path: &str) -> serde_yaml_ng::Value {
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// A push of the release tag v1.0.0 (production) with its URL set, no review delay.
+fn release(ws: &Workspace, url: &str, vars: &[(&str, &str)]) -> common::Run {
+    ws.command()
+        .args(["pipeline", "run", "--review-delay", "0s"])
+        .envs(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/tags/v1.0.0"),
+            ("PROD_DATABASE_URL", url),
+        ])
+        .envs(vars)
+        .run()
+}
+
 /// A workspace whose pipeline file and migrations live in `db/`, run by the action with
 /// `working-directory: db` from the workspace root, as the runner starts the container.
 fn in_subdirectory(
@@ -124,14 +137,12 @@ fn an_unset_or_bad_database_url_exits_2_with_status_and_environment() {
     }
 }
 
-/// Defect 4: a pipeline-file error writes `status` too.
+/// Defect 4: a pipeline-file error writes `status` too, with the environment the
+/// action's input names.
 #[test]
 fn a_pipeline_file_error_writes_the_status_output() {
-    let ws = Workspace::new(
-        "environments:\n  staging:\n    database_url_env: X\n    stpes: [apply]\n",
-        &[],
-    );
-    let r = ws.run(&["pipeline", "run", "--env", "staging"], &[]);
+    let ws = Workspace::new("environments: [staging]\n", &[]);
+    let r = ws.run(&["action"], &[("INPUT_ENVIRONMENT", "staging")]);
     assert_eq!(r.code, 2, "{r}");
     assert_eq!(
         r.outputs.get("status").map(String::as_str),
@@ -255,14 +266,10 @@ fn the_dump_is_private_uploadable_and_an_output() {
         &PIPELINE.replace("backup-marker,", "backup-marker: { dump: true },"),
         &[("0001_users.sql", USERS)],
     );
-    let r = ws.run(
-        &["pipeline", "run", "--review-delay", "0s"],
-        &[
-            ("GITHUB_EVENT_NAME", "push"),
-            ("GITHUB_REF", "refs/tags/v1.0.0"),
-            ("GITHUB_WORKSPACE", ws.dir.path().to_str().unwrap()),
-            ("PROD_DATABASE_URL", &db.url),
-        ],
+    let r = release(
+        &ws,
+        &db.url,
+        &[("GITHUB_WORKSPACE", ws.dir.path().to_str().unwrap())],
     );
     assert_eq!(r.code, 0, "{r}");
     let file = &r.outputs["backup-file"];
@@ -306,14 +313,7 @@ fn restore_advice_only_when_something_was_applied() {
             "CREATE UNIQUE INDEX users_email ON users (email);\n",
         )],
     );
-    let r = ws.run(
-        &["pipeline", "run", "--review-delay", "0s"],
-        &[
-            ("GITHUB_EVENT_NAME", "push"),
-            ("GITHUB_REF", "refs/tags/v1.0.0"),
-            ("PROD_DATABASE_URL", &db.url),
-        ],
-    );
+    let r = release(&ws, &db.url, &[]);
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.summary.contains("fix the data and re-run"),
@@ -332,14 +332,7 @@ fn restore_advice_only_when_something_was_applied() {
         &PIPELINE.replace("dry-run, review-delay", "review-delay"),
         &[("0001_users.sql", USERS), ("0002_bad.sql", "SELECT 1/0;\n")],
     );
-    let r = ws.run(
-        &["pipeline", "run", "--review-delay", "0s"],
-        &[
-            ("GITHUB_EVENT_NAME", "push"),
-            ("GITHUB_REF", "refs/tags/v1.0.0"),
-            ("PROD_DATABASE_URL", &db.url),
-        ],
-    );
+    let r = release(&ws, &db.url, &[]);
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.summary.contains("Point-in-time recovery"),
