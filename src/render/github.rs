@@ -437,7 +437,7 @@ impl GitHub {
         match &self.summary {
             Some(r) => {
                 pipeline_head(r, &|p| self.workspace_path(p), &mut s);
-                pipeline_tables(r, &mut tables);
+                pipeline_tables(r, &|l| self.file_of(l), &mut tables);
             }
             None if self.migrations.is_empty() && !self.lint_findings.is_empty() => lint_markdown(
                 &self.lint_findings,
@@ -925,7 +925,7 @@ fn said_above(message: &str, detail: &str) -> bool {
 }
 
 /// The pipeline run's tables: steps, migrations, lint findings.
-fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
+fn pipeline_tables(r: &RunSummary, file_of: &dyn Fn(&Location) -> String, tables: &mut Tables) {
     let steps = r
         .steps
         .iter()
@@ -964,9 +964,9 @@ fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
                 "| {} | {} | {} | {} |\n",
                 level_word(f.level),
                 f.rule.as_deref().map_or("—".into(), md),
-                f.location
-                    .as_ref()
-                    .map_or("—".into(), |l| markdown::code(&l.to_string())),
+                f.location.as_ref().map_or("—".into(), |l| {
+                    markdown::code(&format!("{}:{}:{}", file_of(l), l.line, l.col))
+                }),
                 md(&f.message)
             )
         })
