@@ -464,3 +464,100 @@ pub fn plan<'a>(set: &'a MigrationSet, rows: &[AppliedRow], opts: &PlanOptions) 
         problems,
     }
 }
+
+/// A warning for each migration of `to_apply` that, in one transaction, locks more than
+/// one existing table against traffic: its later lock waits happen while the earlier
+/// locks are held, so traffic on the first table can wait up to (tables − 1) ×
+/// `lock_timeout` plus the statements' own run time, per attempt — longer than the
+/// setting suggests. Tables the migration creates itself carry no traffic.
+pub fn lock_waits(to_apply: &[&Migration], lock_timeout: std::time::Duration) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for m in to_apply {
+        if m.up.no_transaction {
+            continue;
+        }
+        let mut created: Vec<String> = Vec::new();
+        let mut locked: Vec<crate::sql::TableLock> = Vec::new();
+        let mut second_line = None;
+        for s in m.statements() {
+            let Some(ast) = &s.ast else { continue };
+            if let pg_query::NodeEnum::CreateStmt(c) = ast {
+                if let Some(rv) = &c.relation {
+                    created.push(if rv.schemaname.is_empty() {
+                        rv.relname.clone()
+                    } else {
+                        format!("{}.{}", rv.schemaname, rv.relname)
+                    });
+                }
+            }
+            for l in crate::sql::table_locks(ast) {
+                if created.contains(&l.table) || locked.iter().any(|k| k.table == l.table) {
+                    continue;
+                }
+                if locked.len() == 1 {
+                    second_line = Some(s.line);
+                }
+                locked.push(l);
+            }
+        }
+        if locked.len() < 2 {
+            continue;
+        }
+        let waits = locked.len() - 1;
+        let bound = lock_timeout * waits as u32;
+        let tables: Vec<String> = locked
+            .iter()
+            .map(|l| format!("{} ({})", l.table, l.mode))
+            .collect();
+        out.push(Problem {
+            level: Level::Warning,
+            version: Some(m.version.text.clone()),
+            location: second_line.map(|line| Location::new(&m.path, line, 1)),
+            message: format!(
+                "migration {} ({}) locks {} existing tables in one transaction: {}. Each later lock wait holds the \
+                 earlier locks, so traffic on {} can wait up to {waits} × lock_timeout = {} plus the \
+                 statements' run time, per attempt; split it into one migration per table, or lower \
+                 --lock-timeout for it",
+                m.version.text,
+                m.name,
+                locked.len(),
+                tables.join(", "),
+                locked[0].table,
+                humantime(bound),
+            ),
+        });
+    }
+    out
+}
+
+fn humantime(d: std::time::Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The repeatable migrations as `status` shows them: applied when they last ran with
+/// today's checksum, pending (to run again) otherwise.
+pub fn repeatable_status(
+    set: &MigrationSet,
+    ran: &std::collections::HashMap<String, String>,
+) -> Vec<Entry> {
+    set.repeatables
+        .iter()
+        .map(|m| Entry {
+            version: m.version.text.clone(),
+            name: m.name.clone(),
+            state: if ran.get(&m.name) == Some(&m.checksum) {
+                State::Applied
+            } else {
+                State::Pending
+            },
+            path: Some(m.path.clone()),
+            applied: None,
+            checksum: Some(m.checksum.clone()),
+            out_of_order: false,
+        })
+        .collect()
+}

@@ -210,7 +210,13 @@ impl<'r> Context<'r> {
     }
 
     pub(crate) fn load(&mut self) -> Result<MigrationSet, CliError> {
-        load_set(&self.migrations_dir, &self.layout, true, self.reporter)
+        load_set(
+            &self.migrations_dir,
+            &self.layout,
+            true,
+            self.reporter,
+            true,
+        )
     }
 
     /// Say which layout the directory was read in (`status`, `plan`).
@@ -222,16 +228,30 @@ impl<'r> Context<'r> {
         };
         self.reporter.event(&Event::Info {
             message: &format!(
-                "{}: {} migration(s) in the {} layout ({how})",
+                "{}: {} migration(s){} in the {} layout ({how})",
                 self.migrations_dir.display(),
                 set.migrations.len(),
+                if set.repeatables.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} repeatable(s)", set.repeatables.len())
+                },
                 set.layout
             ),
         });
+        for note in &set.notes {
+            self.reporter.event(&Event::Info { message: note });
+        }
     }
 
     fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
-        load_set(&self.migrations_dir, &self.layout, false, self.reporter)
+        load_set(
+            &self.migrations_dir,
+            &self.layout,
+            false,
+            self.reporter,
+            true,
+        )
     }
 
     fn run_options(
@@ -269,13 +289,14 @@ impl<'r> Context<'r> {
 }
 
 /// Read the migrations directory, reporting every file problem.
-fn load_set(
+pub(crate) fn load_set(
     dir: &std::path::Path,
     layout: &migration::LayoutOptions,
     split: bool,
     reporter: &mut dyn Reporter,
+    warn_stray: bool,
 ) -> Result<MigrationSet, CliError> {
-    MigrationSet::load_in(dir, layout, split).map_err(|errors| {
+    let set = MigrationSet::load_in(dir, layout, split).map_err(|errors| {
         for e in &errors {
             reporter.event(&Event::Diagnostic {
                 level: Level::Error,
@@ -298,7 +319,21 @@ fn load_set(
         } else {
             CliError::Failed(msg)
         }
-    })
+    })?;
+    if warn_stray {
+        for p in &set.stray {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &format!(
+                    "{}: not a migration ({}); it is ignored — move it out of the migrations directory to silence this",
+                    p.display(),
+                    if p.is_dir() { "a directory" } else { "no migration file name" }
+                ),
+            });
+        }
+    }
+    Ok(set)
 }
 
 /// Files are read and their names checked before `--ephemeral` starts a server: a
@@ -312,7 +347,7 @@ fn preflight(
     if !dir.exists() {
         return Ok(());
     }
-    load_set(dir, layout, false, reporter).map(|_| ())
+    load_set(dir, layout, false, reporter, false).map(|_| ())
 }
 
 fn parse_version(s: &str) -> Result<Version, CliError> {
@@ -457,7 +492,11 @@ fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
     ctx.report_layout(&set);
     let (mut s, state) = read_session(ctx, &target)?;
     let running = s.running_rows(&state)?;
-    let entries = plan::status(&set, &state.rows);
+    let mut entries = plan::status(&set, &state.rows);
+    if !set.repeatables.is_empty() {
+        let ran = s.tracking.read_repeatables(&mut s.db)?;
+        entries.extend(plan::repeatable_status(&set, &ran));
+    }
     let problems = plan::plan(&set, &state.rows, &PlanOptions::default()).problems;
     let out = if ctx.json() {
         text::status_json(&entries, state.version.is_some())
@@ -530,10 +569,27 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
     let set = ctx.load()?;
     ctx.report_layout(&set);
     let opts = ctx.run_options(Some(flags), false)?;
-    let state = read_state(ctx, &target)?;
+    let (mut s, state) = read_session(ctx, &target)?;
+    let ran = if set.repeatables.is_empty() {
+        Default::default()
+    } else {
+        s.tracking.read_repeatables(&mut s.db)?
+    };
+    drop(s);
     let mut problems = plan::check_files(&set);
     let p = plan::plan(&set, &state.rows, &opts.plan);
+    let due = engine::repeatable::changed(&set, &ran);
+    if !due.is_empty() {
+        ctx.reporter.event(&Event::Info {
+            message: &format!(
+                "{} repeatable migration(s) would run after the versioned ones (new or changed since they last ran): {}",
+                due.len(),
+                due.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
     problems.extend(p.problems.iter().cloned());
+    problems.extend(plan::lock_waits(&p.to_apply, opts.lock_timeout));
     report_problems(ctx, &problems);
     let errors = problems.iter().any(|p| p.level == Level::Error);
     let stdout = if ctx.json() {

@@ -7,7 +7,6 @@ use crate::cli::commands::{CliError, Context, Outcome};
 use crate::cli::{exit, settings, PipelineCommand, PipelineRunArgs};
 use crate::config::FailOn;
 use crate::engine::apply::RunOptions;
-use crate::migration::MigrationSet;
 use crate::pipeline::{self, Decision, Request, Setup};
 use crate::plan::PlanOptions;
 use crate::report::summary::{RunStatus, RunSummary};
@@ -99,20 +98,8 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         },
         dry_run,
     };
-    let set = MigrationSet::load_in(&ctx.migrations_dir, &ctx.layout, true).map_err(|errors| {
-        for e in &errors {
-            ctx.reporter.event(&Event::Diagnostic {
-                level: Level::Error,
-                location: None,
-                message: &e.to_string(),
-            });
-        }
-        CliError::Failed(format!(
-            "{} problem(s) reading the migration files in {}",
-            errors.len(),
-            ctx.migrations_dir.display()
-        ))
-    })?;
+    let set =
+        super::commands::load_set(&ctx.migrations_dir, &ctx.layout, true, ctx.reporter, true)?;
     let url_var = |name: &str| std::env::var(name).ok();
     let setup = Setup {
         file: &loaded.file,

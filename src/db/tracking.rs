@@ -472,6 +472,57 @@ impl Tracking {
         )
     }
 
+    /// Record a repeatable migration that ran: a history row (`version` NULL,
+    /// `version_text` `R`, as Flyway keeps repeatables without a version) carrying the
+    /// checksum it ran with. Runs inside its transaction, like [`Self::record_applied_sql`].
+    pub fn record_repeatable_sql(&self) -> String {
+        self.sql(
+            "INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
+               started_at, finished_at, duration_ms, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
+             VALUES ($4, 'apply', NULL, 'R', $1, $2, 'completed', now(), clock_timestamp(), \
+               (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $3, $5, $6, $7, $8, $9)",
+        )
+    }
+
+    /// The checksum each repeatable migration last ran with, by name. No tracking
+    /// schema yet: none has run.
+    pub fn read_repeatables(
+        &self,
+        db: &mut Db,
+    ) -> Result<std::collections::HashMap<String, String>, TrackingError> {
+        let sql = self.sql(
+            "SELECT DISTINCT ON (name) name, checksum FROM {s}.migration_history \
+             WHERE version IS NULL AND version_text = 'R' AND action IN ('apply', 'adopt') \
+               AND status = 'completed' \
+             ORDER BY name, id DESC",
+        );
+        let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
+            Ok(m) => m,
+            Err(e) => {
+                let code = e.code();
+                if code == Some(&SqlState::UNDEFINED_TABLE)
+                    || code == Some(&SqlState::INVALID_SCHEMA_NAME)
+                {
+                    return Ok(Default::default());
+                }
+                return Err(TrackingError::Read {
+                    schema: self.schema.clone(),
+                    source: e,
+                });
+            }
+        };
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some((
+                    r.get(0).unwrap_or_default().to_string(),
+                    r.get(1).unwrap_or_default().to_string(),
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Append a history row (outside any migration transaction).
     #[allow(clippy::too_many_arguments)]
     pub fn history(
@@ -517,7 +568,7 @@ impl Tracking {
         sql.push_str(&self.sql(
             "INSERT INTO {s}.migration_history (run_id, action, version, version_text, name, checksum, status, \
                started_at, finished_at, duration_ms, error, reason, actor, environment, git_sha, git_ref, ci_run_url, tool_version) \
-             VALUES ($1, $2, {s}.version_key($3), $3, $4, $5, $6, \
+             VALUES ($1, $2, CASE WHEN $3 = 'R' THEN NULL ELSE {s}.version_key($3) END, $3, $4, $5, $6, \
                clock_timestamp() - make_interval(secs => coalesce($7::bigint, 0) / 1000.0), \
                CASE WHEN $6 = 'started' THEN NULL ELSE clock_timestamp() END, $7::bigint, $8, $9, $10, $11, $12, $13, $14, $15)",
         ));
@@ -831,6 +882,25 @@ fn with_context<'p>(
         &TOOL_VERSION,
     ]);
     params
+}
+
+/// The record of a repeatable migration that ran, written by the statement
+/// [`Tracking::record_repeatable_sql`] prepares, inside its transaction.
+pub struct RepeatableRecord<'a> {
+    pub name: &'a str,
+    pub checksum: &'a str,
+    pub ctx: &'a RunContext,
+}
+
+impl RepeatableRecord<'_> {
+    pub async fn insert(
+        &self,
+        c: &tokio_postgres::Client,
+        stmt: &tokio_postgres::Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let own: [&(dyn ToSql + Sync); 2] = [&self.name, &self.checksum];
+        c.execute(stmt, &with_context(&own, self.ctx)).await
+    }
 }
 
 /// The tracking row of a transactional migration, written by the statement

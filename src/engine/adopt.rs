@@ -142,9 +142,11 @@ pub fn read_applied(db: &mut Db, tool: Tool) -> Result<Applied, AdoptError> {
                 }
                 match (kind.as_str(), version) {
                     ("SCHEMA", _) => {}
-                    (_, None) => {
+                    // Repeatables: see `flyway_repeatables`.
+                    ("SQL", None) => {}
+                    (other, None) => {
                         return refused(format!(
-                            "has a repeatable migration ({script}), which pgrollout does not run"
+                            "has a {other} row for the repeatable {script}, which adopt does not take over"
                         ))
                     }
                     ("UNDO_SQL", Some(v)) => applied.retain(|a| a != &v),
@@ -280,6 +282,41 @@ fn base(script: &str) -> &str {
     script.split('@').next().unwrap_or(script)
 }
 
+/// Flyway's repeatable migrations that are adopted as run: each `R__` file whose
+/// checksum equals Flyway's checksum of its last successful run (so the database has
+/// it as the file is now). The others — changed since, or never run — stay due and run
+/// on the next `apply`, as `flyway migrate` would run them.
+pub fn flyway_repeatables<'a>(
+    db: &mut Db,
+    set: &'a MigrationSet,
+) -> Result<Vec<&'a Migration>, AdoptError> {
+    if set.repeatables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query(
+            "SELECT DISTINCT ON (script) script, checksum FROM flyway_schema_history \
+             WHERE version IS NULL AND type = 'SQL' AND success ORDER BY script, installed_rank DESC",
+            &[],
+        )
+        .map_err(|e| read_err(Tool::Flyway, e))?;
+    let last: std::collections::HashMap<String, Option<i32>> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, Option<i32>>(1)))
+        .collect();
+    Ok(set
+        .repeatables
+        .iter()
+        .filter(|m| {
+            let script = crate::migration::layout::file_name(&m.path);
+            last.get(&script)
+                .copied()
+                .flatten()
+                .is_some_and(|c| c == crate::migration::layout::flyway::checksum(&m.source))
+        })
+        .collect())
+}
+
 /// Write the tracking rows, all or nothing. The caller holds the migration lock and has
 /// checked that pgrollout's tracking is empty.
 pub fn write(
@@ -288,6 +325,7 @@ pub fn write(
     run: &RunContext,
     tool: Tool,
     adopted: &[&Migration],
+    repeatables: &[&Migration],
 ) -> Result<(), AdoptError> {
     let reason = format!("adopted from {} ({})", tool.name(), tool.table());
     db.batch("BEGIN").map_err(|e| read_err(tool, e))?;
@@ -304,6 +342,23 @@ pub fn write(
             m.up.no_transaction,
             down,
             &reason,
+        ) {
+            let _ = db.batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    for m in repeatables {
+        if let Err(e) = tracking.history(
+            db,
+            run,
+            "adopt",
+            Some("R"),
+            Some(&m.name),
+            Some(&m.checksum),
+            "completed",
+            None,
+            None,
+            Some(&reason),
         ) {
             let _ = db.batch("ROLLBACK");
             return Err(e.into());

@@ -9,6 +9,7 @@ use crate::db::lock::{LockError, LockGuard};
 use crate::db::tracking::{AppliedRecord, RunContext, TrackingError, TrackingState};
 use crate::db::{ConnectError, Target};
 use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, LockLost, SectionError};
+use crate::engine::repeatable;
 use crate::engine::session::{connect, Session};
 use crate::migration::{Migration, MigrationSet};
 use crate::plan::{self, PlanOptions, Problem};
@@ -205,10 +206,10 @@ pub fn apply(
         return dry_run(&mut s, set, &state, opts, report, reporter);
     }
 
-    // Fast path: nothing to do costs one query, and no lock.
+    // Fast path: nothing to do costs one query (two with repeatables), and no lock.
     if state.is_current() {
         let p = plan::plan(set, &state.rows, &opts.plan);
-        if !p.blocked() && p.to_apply.is_empty() {
+        if !p.blocked() && p.to_apply.is_empty() && repeatable::due(&mut s, set)?.is_empty() {
             report.pending = pending_beyond(&p);
             return Ok(up_to_date(report, &state, reporter));
         }
@@ -226,7 +227,9 @@ pub fn apply(
             ..opts.plan.clone()
         },
     );
-    if pending.migrations.is_empty() {
+    // Repeatables run after the versioned ones, so what is due is known under the lock.
+    let repeatables = repeatable::parse(&repeatable::due(&mut s, set)?, reporter)?;
+    if pending.migrations.is_empty() && repeatables.is_empty() {
         report.pending = pending_beyond(&p);
         return Ok(up_to_date(report, &state, reporter));
     }
@@ -236,7 +239,9 @@ pub fn apply(
         .map(|m| m.version.text.clone())
         .collect();
     let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
-    announce(&to_apply, false, reporter);
+    if !to_apply.is_empty() {
+        announce(&to_apply, false, reporter);
+    }
     let insert = match executor::prepare(&mut s.db, &s.tracking.record_applied_sql()) {
         Ok(st) => st,
         Err(e) => return Err(ApplyError::from(e).into()),
@@ -272,6 +277,9 @@ pub fn apply(
                 })
             }
         }
+    }
+    if let Err(error) = repeatable::run(&mut s, &repeatables, opts, ctx, &mut report, reporter) {
+        return Err(ApplyFailure { report, error });
     }
     report.pending.extend(pending_beyond(&p));
     Ok(report)
@@ -341,7 +349,7 @@ fn announce(to_apply: &[&Migration], dry_run: bool, reporter: &mut dyn Reporter)
 }
 
 impl Applied {
-    fn new(m: &Migration, mode: Mode, duration: Duration) -> Applied {
+    pub(crate) fn new(m: &Migration, mode: Mode, duration: Duration) -> Applied {
         Applied {
             version: m.version.text.clone(),
             name: m.name.clone(),
@@ -362,6 +370,9 @@ fn parse_pending(
         layout: set.layout,
         dir: set.dir.clone(),
         migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
+        stray: Vec::new(),
+        notes: Vec::new(),
+        repeatables: Vec::new(),
     };
     let mut errors = Vec::new();
     for m in pending.migrations.iter_mut() {
@@ -411,12 +422,18 @@ fn dry_run(
     if p.blocked() {
         return Err(ApplyError::Blocked(p.problems).into());
     }
-    if p.to_apply.is_empty() {
+    let repeatables = repeatable::parse(&repeatable::due(s, set)?, reporter)?;
+    if p.to_apply.is_empty() && repeatables.is_empty() {
         return Ok(up_to_date(report, state, reporter));
     }
     let pending = parse_pending(set, &p, reporter)?;
     let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
-    announce(&to_apply, true, reporter);
+    if !to_apply.is_empty() {
+        announce(&to_apply, true, reporter);
+    }
+    if !repeatables.is_empty() {
+        repeatable::announce(&repeatables, reporter);
+    }
     let rehearsal = rehearsal_options(opts);
     if let Err(source) =
         s.db.batch(&format!("BEGIN; {}", executor::timeouts(&rehearsal, true)))
@@ -429,7 +446,8 @@ fn dry_run(
             },
         });
     }
-    for m in to_apply {
+    // Repeatables are rehearsed after the versioned migrations, as they run.
+    for m in to_apply.into_iter().chain(&repeatables) {
         if m.up.no_transaction {
             reporter.event(&Event::SectionNotRehearsed {
                 direction: Direction::Up,

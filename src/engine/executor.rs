@@ -29,7 +29,7 @@ use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::conn::{error_text, ServerError};
 use crate::db::lock::{self, LockError, LOCK_LOST_SQLSTATE, NO_IDLE_TIMEOUT};
-use crate::db::tracking::{AppliedRecord, RollbackRecord, TrackingError};
+use crate::db::tracking::{AppliedRecord, RepeatableRecord, RollbackRecord, TrackingError};
 use crate::db::Db;
 use crate::engine::apply::RunOptions;
 use crate::engine::session::{BlockerWatch, Session};
@@ -69,6 +69,11 @@ pub(crate) enum Bookkeeping<'a> {
     /// Apply: the tracking row, written by the prepared `insert`.
     Up {
         row: AppliedRecord<'a>,
+        insert: &'a tokio_postgres::Statement,
+    },
+    /// A repeatable migration: its history row with the checksum it ran with.
+    Repeatable {
+        row: RepeatableRecord<'a>,
         insert: &'a tokio_postgres::Statement,
     },
     /// Roll back: the row's removal, by the prepared `delete`.
@@ -370,6 +375,17 @@ pub(crate) fn run(
     }
 }
 
+/// The statements of `sec` inside the caller's open transaction, with no events and
+/// nothing recorded: for checks such as sqitch's verify scripts. After an error the
+/// transaction has been rolled back.
+pub(crate) fn check(
+    s: &mut Session,
+    sec: &Section<'_>,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ExecError> {
+    rehearse(s, sec, reporter)
+}
+
 /// A failure at statement `index` (None: the BEGIN, the tracking write or the COMMIT).
 type Failure = (Option<usize>, tokio_postgres::Error);
 
@@ -510,20 +526,28 @@ fn transactional(
 fn failed_history(s: &mut Session, book: &Bookkeeping<'_>, e: &SectionError, took: Duration) {
     let ms = Some(took.as_millis() as i64);
     let text = e.to_string();
+    let applied = match book {
+        Bookkeeping::Up { row, .. } => Some((row.ctx, row.version, row.name, row.checksum)),
+        Bookkeeping::Repeatable { row, .. } => Some((row.ctx, "R", row.name, row.checksum)),
+        _ => None,
+    };
     let _ = match book {
         Bookkeeping::Rehearse => Ok(()),
-        Bookkeeping::Up { row, .. } => s.tracking.history(
-            &mut s.db,
-            row.ctx,
-            "apply",
-            Some(row.version),
-            Some(row.name),
-            Some(row.checksum),
-            "failed",
-            ms,
-            Some(&text),
-            None,
-        ),
+        Bookkeeping::Up { .. } | Bookkeeping::Repeatable { .. } => {
+            let (ctx, version, name, checksum) = applied.expect("an up or a repeatable");
+            s.tracking.history(
+                &mut s.db,
+                ctx,
+                "apply",
+                Some(version),
+                Some(name),
+                Some(checksum),
+                "failed",
+                ms,
+                Some(&text),
+                None,
+            )
+        }
         Bookkeeping::Down { row, .. } => s.tracking.history(
             &mut s.db,
             row.ctx,
@@ -551,6 +575,9 @@ fn stepwise(
     let v = sec.version;
     match book {
         Bookkeeping::Rehearse => unreachable!("a rehearsal runs in a transaction"),
+        Bookkeeping::Repeatable { .. } => {
+            unreachable!("repeatables run in a transaction (refused otherwise before running)")
+        }
         Bookkeeping::Up { row, .. } => s.tracking.start_non_transactional(
             &mut s.db,
             row.ctx,
@@ -568,7 +595,7 @@ fn stepwise(
     let ctx = match book {
         Bookkeeping::Up { row, .. } => row.ctx,
         Bookkeeping::Down { row, .. } => row.ctx,
-        Bookkeeping::Rehearse => unreachable!(),
+        Bookkeeping::Rehearse | Bookkeeping::Repeatable { .. } => unreachable!(),
     };
     // Named for the run while the row says `running`: `repair` and `status` tell a live
     // runner from an interrupted one by it. `reset()` after the section undoes it.
@@ -669,7 +696,7 @@ fn stepwise(
                 _ => Ok(()),
             }
         }
-        Bookkeeping::Rehearse => unreachable!(),
+        Bookkeeping::Rehearse | Bookkeeping::Repeatable { .. } => unreachable!(),
     }
 }
 
@@ -715,6 +742,7 @@ async fn record(
     match book {
         Bookkeeping::Rehearse => Ok(0),
         Bookkeeping::Up { row, insert } => row.insert(c, insert).await,
+        Bookkeeping::Repeatable { row, insert } => row.insert(c, insert).await,
         Bookkeeping::Down { row, delete } => row.delete(c, delete).await,
     }
 }

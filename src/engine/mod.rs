@@ -12,9 +12,11 @@ pub mod backup;
 pub mod drift;
 pub mod executor;
 pub mod lint;
+pub mod repeatable;
 pub mod rollback;
 pub mod session;
 pub mod test;
+pub mod verify;
 
 pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 pub use executor::SectionError;

@@ -98,3 +98,27 @@ pub enum FileError {
         message: String,
     },
 }
+
+impl FileError {
+    /// The files the error is about (for telling reported entries from stray ones).
+    pub(crate) fn paths(&self) -> Vec<&std::path::Path> {
+        use FileError::*;
+        match self {
+            ReadDir { dir, .. } | AmbiguousLayout { dir, .. } | NothingRead { dir, .. } => {
+                vec![dir]
+            }
+            DuplicateVersion { first, second, .. } => vec![first, second],
+            Read { path, .. }
+            | BadName { path }
+            | VersionTooLong { path, .. }
+            | NotUtf8 { path, .. }
+            | Directive { path, .. }
+            | OrphanDown { path, .. }
+            | LayoutName { path, .. }
+            | Separator { path, .. }
+            | NotAFile { path, .. }
+            | Unsupported { path, .. }
+            | Sql { path, .. } => vec![path],
+        }
+    }
+}

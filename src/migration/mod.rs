@@ -189,6 +189,13 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
     /// The layout the directory was read in (declared or detected).
     pub layout: Layout,
+    /// Entries of the directory that are not migrations (see `Listing::stray`).
+    pub stray: Vec<PathBuf>,
+    /// What the layout read but cannot check (see `Listing::notes`).
+    pub notes: Vec<String>,
+    /// Flyway's repeatable migrations, in the order they run (by description); each has
+    /// the version [`Version::repeatable`] and runs whenever its checksum changes.
+    pub repeatables: Vec<Migration>,
 }
 
 /// A file name taken apart: `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)).
@@ -205,6 +212,15 @@ pub fn parse_file_name(file_name: &str) -> Option<FileName> {
 }
 
 impl Version {
+    /// The version shown for a repeatable migration (`R`, as Flyway's file prefix): it
+    /// has none, and is never a key of the tracking table.
+    pub fn repeatable() -> Version {
+        Version {
+            text: "R".into(),
+            value: 0,
+        }
+    }
+
     /// Digits (`20251105211941`, `0003`), or integers separated by dots (Flyway's `1.2`,
     /// `1.10`), whose value packs the parts so that `1.2` < `1.10` < `2.0`: see
     /// [`dotted_key`]. The tracking schema computes the same key (`version_key`).
@@ -421,18 +437,19 @@ impl MigrationSet {
         Self::load_in(dir, &LayoutOptions::default(), false)
     }
 
-    /// Read the migrations of `dir` in the declared layout, or the detected one. Files
-    /// that are not `.sql` are ignored; `.sql` files the layout does not read, duplicate
-    /// versions, unreadable or non-UTF-8 files are errors — never skipped — and so is a
-    /// directory holding `.sql` files of which none was read. Every error is returned.
+    /// Read the migrations of `dir` in the declared layout, or the detected one. Entries
+    /// that are not migrations are not run but listed in `stray` (to be warned about);
+    /// `.sql` files the layout does not read, duplicate versions, unreadable or non-UTF-8
+    /// files are errors — never skipped — and so is a directory holding `.sql` files of
+    /// which none was read. Every error is returned.
     /// With `split: false` statements are not parsed (see [`Migration::load_with`]).
     pub fn load_in(
         dir: &Path,
         opts: &LayoutOptions,
         split: bool,
     ) -> Result<MigrationSet, Vec<FileError>> {
-        let (layout, listing) = layout::list(dir, opts).map_err(|e| vec![e])?;
-        let mut errors = listing.errors;
+        let (layout, mut listing) = layout::list(dir, opts).map_err(|e| vec![e])?;
+        let mut errors = std::mem::take(&mut listing.errors);
         if listing.entries.is_empty() && errors.is_empty() {
             let files = layout::sql_files(dir);
             if let Some(example) = files.first() {
@@ -452,11 +469,21 @@ impl MigrationSet {
                 Err(e) => errors.push(e),
             }
         }
+        let mut repeatables = Vec::with_capacity(listing.repeatables.len());
+        for r in listing.repeatables {
+            match Migration::load_with(Version::repeatable(), r.name, &r.path, None, split) {
+                Ok(m) => repeatables.push(m),
+                Err(e) => errors.push(e),
+            }
+        }
         if errors.is_empty() {
             Ok(MigrationSet {
                 dir: dir.to_path_buf(),
                 migrations,
                 layout,
+                stray: listing.stray,
+                notes: listing.notes,
+                repeatables,
             })
         } else {
             Err(errors)

@@ -171,8 +171,8 @@ enum StepError {
     /// A migration failed; the executor already reported it at its file and line.
     #[error("{0}")]
     Migration(String),
-    /// The step reported each of its problems as its own diagnostic (failed smoke
-    /// checks): this is their count, not another problem.
+    /// A check failed and the step already reported each problem (at its file and line
+    /// where it has one: a failed migration's verify script, each failed smoke check).
     #[error("{0}")]
     Reported(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.

@@ -10,12 +10,14 @@
 use std::ops::Range;
 
 mod classify;
+mod locks;
 
 mod parse;
 pub mod plpgsql;
 mod split;
 
 pub use classify::{is_copy_from_stdin, non_transactional, statement_keyword, tx_control};
+pub use locks::{table_locks, TableLock};
 pub use parse::char_offset_to_byte;
 pub use split::split;
 

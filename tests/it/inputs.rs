@@ -138,3 +138,69 @@ fn syntax_error_in_a_pending_file_stops_apply_before_the_tracking_schema() {
         Some("t")
     );
 }
+
+/// Entries that are not migrations at all (a README, a directory of old scripts) are
+/// warned about by name in every layout — not skipped in silence — while hidden files
+/// and a layout's own companions (Flyway's `.sql.conf`) are not; the run still succeeds.
+#[test]
+fn stray_entries_are_warned_about_by_name_in_every_layout() {
+    let native = tempfile::tempdir().unwrap();
+    std::fs::write(native.path().join("1_a.sql"), "CREATE TABLE a (n int);\n").unwrap();
+    std::fs::write(native.path().join("README.md"), "notes\n").unwrap();
+    std::fs::write(native.path().join(".gitkeep"), "").unwrap();
+    std::fs::create_dir(native.path().join("old")).unwrap();
+
+    let flyway = tempfile::tempdir().unwrap();
+    std::fs::write(flyway.path().join("V1__a.sql"), "CREATE TABLE a (n int);\n").unwrap();
+    std::fs::write(
+        flyway.path().join("V1__a.sql.conf"),
+        "executeInTransaction=true\n",
+    )
+    .unwrap();
+    std::fs::write(flyway.path().join("notes.txt"), "x\n").unwrap();
+
+    for (dir, stray, quiet) in [
+        (native.path(), &["README.md", "old"][..], &[".gitkeep"][..]),
+        (flyway.path(), &["notes.txt"][..], &["V1__a.sql.conf"][..]),
+    ] {
+        let r = cmd(dir).arg("validate").run();
+        assert_eq!(r.code, 0, "{r}");
+        for name in stray {
+            let line = format!("warning: {}: not a migration", dir.join(name).display());
+            assert!(r.stderr.contains(&line), "{line:?} missing:\n{r}");
+        }
+        for name in quiet {
+            assert!(!r.stderr.contains(name), "{name} warned about:\n{r}");
+        }
+        // Warned once, though the files are read before and after `--ephemeral` checks.
+        assert_eq!(
+            r.stderr.matches("not a migration (").count(),
+            stray.len(),
+            "{r}"
+        );
+    }
+}
+
+/// Flyway and refinery directories refuse an upper-case `.SQL` and a directory named
+/// like a migration, as the native layout does, instead of skipping them.
+#[test]
+fn flyway_and_refinery_refuse_unreadable_migration_like_entries() {
+    for (layout, good, upper) in [
+        ("flyway", "V1__a.sql", "V2__b.SQL"),
+        ("refinery", "V1__a.sql", "V2__b.SQL"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(good), "CREATE TABLE a (n int);\n").unwrap();
+        std::fs::write(dir.path().join(upper), "CREATE TABLE b (n int);\n").unwrap();
+        std::fs::create_dir(dir.path().join("V3__c.sql")).unwrap();
+        let r = cmd(dir.path()).args(["--layout", layout, "validate"]).run();
+        assert_ne!(r.code, 0, "{layout}: {r}");
+        let text = r.all();
+        for needed in [
+            format!("{upper}: the extension must be lower-case `.sql`"),
+            "V3__c.sql: a directory named like a migration file".to_string(),
+        ] {
+            assert!(text.contains(&needed), "{layout}: {needed:?} missing:\n{r}");
+        }
+    }
+}

@@ -642,3 +642,360 @@ fn applied_versions_or_none(url: &str) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// Copy a fixture directory tree to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// sqitch's `verify/` scripts run in the pipeline's `verify` step for each applied
+/// change, inside a transaction that is rolled back even when the script commits; a
+/// failing one fails the step at its file:line. A dependency on another project's
+/// change is reported by `status`, which cannot check it.
+#[test]
+fn sqitch_verify_scripts_run_in_the_verify_step_and_cross_project_dependencies_are_reported() {
+    let pipeline = "migrations: migrations\nlayout: sqitch\nenvironments:\n  staging:\n    \
+                    database_url_env: STAGING_DATABASE_URL\n    on: { branches: [staging] }\n    \
+                    steps: [apply, verify]\n";
+    let ws = common::actions::Workspace::new(pipeline, &[]);
+    let dir = ws.path("migrations");
+    copy_tree(&fixture("sqitch"), &dir);
+    // A verify script that tries to leave something behind: its COMMIT is not sent.
+    std::fs::write(
+        dir.join("verify/create_users.sql"),
+        "BEGIN;\nSELECT id FROM users WHERE false;\nCREATE TABLE verify_leak (n int);\nCOMMIT;\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert!(
+        r.all().contains("2 sqitch verify script(s) passed"),
+        "{}",
+        r.debug()
+    );
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('verify_leak')::text")[0][0],
+        None,
+        "a verify script changed the database"
+    );
+
+    // A verify script that fails: the step fails at the script's line.
+    std::fs::write(
+        dir.join("verify/index_email.sql"),
+        "-- Verify shop:index_email\n\nSELECT no_such_column FROM users WHERE false;\n",
+    )
+    .unwrap();
+    let r = common::actions::push_staging(&ws, &db.url);
+    assert_ne!(r.code, 0, "{}", r.debug());
+    let text = r.all();
+    assert!(
+        text.contains(
+            "migrations/verify/index_email.sql:3:8: the verify script of change `index_email` failed"
+        ),
+        "{}",
+        r.debug()
+    );
+    // One annotation, on the script's line.
+    assert_eq!(text.matches("::error ").count(), 1, "{}", r.debug());
+    assert!(
+        text.contains("file=migrations/verify/index_email.sql,line=3,col=8::"),
+        "{}",
+        r.debug()
+    );
+
+    // Another project's change in a dependency list.
+    let plan = std::fs::read_to_string(dir.join("sqitch.plan")).unwrap();
+    std::fs::write(
+        dir.join("sqitch.plan"),
+        plan.replace(
+            "index_email [add_email]",
+            "index_email [add_email billing:accounts]",
+        ),
+    )
+    .unwrap();
+    let s = pgrollout(&db.url, &dir, &["status"]);
+    assert!(
+        s.stderr.contains(
+            "change `index_email` requires `billing:accounts` from another sqitch project"
+        ),
+        "{s:?}"
+    );
+}
+
+const RUNS: &str = "SELECT string_agg(what, ',' ORDER BY id) FROM runs";
+
+/// Flyway's `R__` repeatables run after the versioned migrations, in description order,
+/// and again only when their checksum changes; a dry run rehearses a changed one and
+/// writes nothing; `status` lists them.
+#[test]
+fn flyway_repeatables_run_after_the_versioned_ones_and_again_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("V1__runs.sql"),
+        "CREATE TABLE runs (id serial PRIMARY KEY, what text);\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("V2__t.sql"), "CREATE TABLE t (n int);\n").unwrap();
+    // Named so that text order of the file names and description order agree, and both
+    // depend on V2's table: they must run after every versioned migration.
+    std::fs::write(
+        d.join("R__b_report.sql"),
+        "CREATE OR REPLACE VIEW report AS SELECT count(*) AS n FROM t;\nINSERT INTO runs (what) VALUES ('b');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("R__a_grant.sql"),
+        "INSERT INTO runs (what) SELECT 'a' FROM t LIMIT 0;\nINSERT INTO runs (what) VALUES ('a');\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let first = ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(first.stdout.matches("applied  ").count(), 4, "{first:?}");
+    let runs = || {
+        query_strings(&db.url, RUNS)[0][0]
+            .clone()
+            .unwrap_or_default()
+    };
+    assert_eq!(runs(), "a,b");
+
+    let again = ok(pgrollout(&db.url, d, &["apply"]));
+    assert!(again.stderr.contains("database is up to date"), "{again:?}");
+    assert_eq!(runs(), "a,b");
+
+    std::fs::write(
+        d.join("R__b_report.sql"),
+        "CREATE OR REPLACE VIEW report AS SELECT count(*) AS n, max(n) AS top FROM t;\nINSERT INTO runs (what) VALUES ('b');\n",
+    )
+    .unwrap();
+    let dry = ok(pgrollout(&db.url, d, &["apply", "--dry-run"]));
+    assert!(dry.stdout.contains("rehearsed  R  b_report"), "{dry:?}");
+    assert_eq!(runs(), "a,b", "a dry run wrote");
+    let st = ok(pgrollout(&db.url, d, &["status"]));
+    assert!(st.stdout.contains("R        b_report  pending"), "{st:?}");
+    assert!(st.stdout.contains("R        a_grant   applied"), "{st:?}");
+
+    let changed = ok(pgrollout(&db.url, d, &["apply"]));
+    assert!(
+        changed.stdout.contains("applied  R  b_report"),
+        "{changed:?}"
+    );
+    assert!(!changed.stdout.contains("a_grant"), "{changed:?}");
+    assert_eq!(runs(), "a,b,b");
+    assert_eq!(
+        query_strings(&db.url, "SELECT count(*) FROM pgrollout.migration_history WHERE version_text = 'R' AND version IS NULL")[0][0].as_deref(),
+        Some("3")
+    );
+}
+
+/// Flyway's checksum of a file: CRC-32 of its lines without their line breaks.
+fn flyway_checksum(text: &str) -> i32 {
+    let joined: String = text.lines().collect();
+    crc32fast::hash(joined.as_bytes()) as i32
+}
+
+/// `adopt --from flyway` takes over a repeatable whose file is as Flyway last ran it (so
+/// `apply` after adopt does not run it again) and leaves a changed one due.
+#[test]
+fn adopt_from_flyway_takes_over_unchanged_repeatables_and_leaves_changed_ones_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let v1 = "CREATE TABLE runs (id serial PRIMARY KEY, what text);\n";
+    let a = "INSERT INTO runs (what) VALUES ('a');\n";
+    let b_now = "INSERT INTO runs (what) VALUES ('b2');\n";
+    std::fs::write(d.join("V1__runs.sql"), v1).unwrap();
+    std::fs::write(d.join("R__a.sql"), a).unwrap();
+    std::fs::write(d.join("R__b.sql"), b_now).unwrap();
+    let db = fresh_db();
+    // What Flyway did: V1, then R__a and an older R__b.
+    common::exec(&db.url, v1);
+    common::exec(&db.url, "INSERT INTO runs (what) VALUES ('a'), ('b1');");
+    common::exec(&db.url, FLYWAY_DDL.split("INSERT INTO").next().unwrap());
+    common::exec(
+        &db.url,
+        &format!(
+            "INSERT INTO flyway_schema_history VALUES \
+             (1, '1', 'runs', 'SQL', 'V1__runs.sql', {}, 'ci', now(), 5, true), \
+             (2, NULL, 'a', 'SQL', 'R__a.sql', {}, 'ci', now(), 1, true), \
+             (3, NULL, 'b', 'SQL', 'R__b.sql', {}, 'ci', now(), 1, true)",
+            flyway_checksum(v1),
+            flyway_checksum(a),
+            flyway_checksum("INSERT INTO runs (what) VALUES ('b1');\n"),
+        ),
+    );
+    let adopted = ok(pgrollout(&db.url, d, &["adopt", "--from", "flyway"]));
+    assert!(
+        adopted
+            .stdout
+            .contains("adopted 2 migration(s) from flyway"),
+        "{adopted:?}"
+    );
+    let st = ok(pgrollout(&db.url, d, &["status"]));
+    assert!(st.stdout.contains("R        a     applied"), "{st:?}");
+    assert!(st.stdout.contains("R        b     pending"), "{st:?}");
+    ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(
+        query_strings(&db.url, RUNS)[0][0].as_deref(),
+        Some("a,b1,b2"),
+        "only the changed repeatable ran again"
+    );
+}
+
+/// A failing repeatable stops the run at its file and line, leaves a `failed` history
+/// row, and runs once it is fixed; the versioned migrations before it stay applied.
+#[test]
+fn a_failing_flyway_repeatable_is_reported_at_its_line_and_runs_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("V1__t.sql"), "CREATE TABLE t (n int);\n").unwrap();
+    std::fs::write(
+        d.join("R__v.sql"),
+        "-- the report view\nCREATE OR REPLACE VIEW v AS SELECT missing FROM t;\n",
+    )
+    .unwrap();
+    let db = fresh_db();
+    let r = pgrollout(&db.url, d, &["apply"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.all()
+            .contains(&format!("{}:2:", d.join("R__v.sql").display())),
+        "{r:?}"
+    );
+    assert_eq!(applied_versions(&db.url), ["1.0"]);
+    assert_eq!(
+        query_strings(
+            &db.url,
+            "SELECT status FROM pgrollout.migration_history WHERE version_text = 'R' AND version IS NULL"
+        ),
+        [[Some("failed".to_string())]]
+    );
+    std::fs::write(
+        d.join("R__v.sql"),
+        "-- the report view\nCREATE OR REPLACE VIEW v AS SELECT n FROM t;\n",
+    )
+    .unwrap();
+    ok(pgrollout(&db.url, d, &["apply"]));
+    assert_eq!(
+        query_strings(&db.url, "SELECT to_regclass('v')::text")[0][0].as_deref(),
+        Some("v")
+    );
+}
+
+/// The schema of `url` as pg_dump prints it, without pgrollout's tracking schema and
+/// the per-run `\restrict` keys.
+fn schema_dump(url: &str) -> String {
+    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=pgrollout",
+            "-d",
+            url,
+        ])
+        .output()
+        .expect("running pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each layout whose files are plain up scripts builds, through pgrollout, the same
+/// schema as psql running the same files in that tool's own order (Flyway's integer
+/// order, diesel's directories, sqitch's plan with its reworked script, …). dbmate's
+/// single files hold their down section too, which psql would run, so they are left out.
+#[test]
+fn each_layout_builds_the_schema_psql_builds_from_the_same_files() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "flyway",
+            &[
+                "V1__create_users.sql",
+                "V1_2__add_email.sql",
+                "V1_10__index_email.sql",
+                "V2__add_orders.sql",
+            ],
+        ),
+        (
+            "golang-migrate",
+            &[
+                "1_create_users.up.sql",
+                "2_add_email.up.sql",
+                "10_index_email.up.sql",
+            ],
+        ),
+        (
+            "diesel",
+            &[
+                "2024-01-01-000000_create_users/up.sql",
+                "2024-01-02-000000_add_email/up.sql",
+                "2024-01-03-000000_index_email/up.sql",
+            ],
+        ),
+        (
+            "refinery",
+            &[
+                "V1__create_users.sql",
+                "V2__add_email.sql",
+                "U10__index_email.sql",
+            ],
+        ),
+        (
+            "sqitch",
+            &[
+                "deploy/create_users.sql",
+                "deploy/add_email@v1.0.sql",
+                "deploy/index_email.sql",
+                "deploy/add_email.sql",
+            ],
+        ),
+    ];
+    for (layout, files) in cases {
+        let dir = fixture(layout);
+        let by_psql = fresh_db();
+        for f in *files {
+            let path = dir.join(f);
+            assert!(path.is_file(), "{layout}: no {}", path.display());
+            let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    &by_psql.url,
+                    "-f",
+                ])
+                .arg(&path)
+                .output()
+                .expect("running psql");
+            assert!(
+                out.status.success(),
+                "{layout}: psql {f}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let by_us = fresh_db();
+        ok(pgrollout(&by_us.url, &dir, &["apply"]));
+        let (ours, theirs) = (schema_dump(&by_us.url), schema_dump(&by_psql.url));
+        assert!(ours.contains("CREATE TABLE"), "{layout}: empty dump");
+        assert_eq!(ours, theirs, "{layout}: schemas differ");
+    }
+}

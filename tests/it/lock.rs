@@ -443,3 +443,60 @@ fn concurrent_index_build_outwaits_an_old_transaction_beyond_lock_timeout() {
         "t"
     );
 }
+
+/// `plan` names each pending migration that locks several existing tables in one
+/// transaction, where lock waits add up while earlier locks are held: the tables, their
+/// lock modes and the bound for the given lock_timeout, at the line of the second lock.
+/// One table locked twice, tables the migration creates, and CONCURRENTLY builds do not
+/// count.
+#[test]
+fn plan_states_the_real_lock_bound_of_a_migration_that_locks_several_tables() {
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "1_tables.sql",
+        "CREATE TABLE t1 (id int PRIMARY KEY);\nCREATE TABLE t2 (id int PRIMARY KEY, t1_id int);\n",
+    );
+    cmd(dir.path(), &db.url).arg("apply").run().ok();
+    write(
+        dir.path(),
+        "2_one_table.sql",
+        "ALTER TABLE t1 ADD COLUMN a int;\nALTER TABLE t1 ADD COLUMN b int;\n\
+         CREATE TABLE fresh (i int);\nALTER TABLE fresh ADD COLUMN j int;\n",
+    );
+    write(
+        dir.path(),
+        "3_two_tables.sql",
+        "-- a comment\nALTER TABLE t2 ADD COLUMN c int;\n\
+         ALTER TABLE t2 ADD CONSTRAINT f FOREIGN KEY (t1_id) REFERENCES t1 (id);\n",
+    );
+    write(
+        dir.path(),
+        "4_concurrently.sql",
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i1 ON t1 (a);\n\
+         CREATE INDEX CONCURRENTLY i2 ON t2 (c);\n",
+    );
+    let r = cmd(dir.path(), &db.url)
+        .args(["--lock-timeout", "2s", "plan"])
+        .run();
+    assert_eq!(r.code, 0, "{r}");
+    let warning = format!(
+        "{}:3:1: warning: migration 3 (two_tables) locks 2 existing tables in one transaction: \
+         t2 (ACCESS EXCLUSIVE), t1 (SHARE ROW EXCLUSIVE)",
+        dir.path().join("3_two_tables.sql").display()
+    );
+    assert!(r.stderr.contains(&warning), "{warning:?} missing:\n{r}");
+    assert!(
+        r.stderr
+            .contains("traffic on t2 can wait up to 1 × lock_timeout = 2s"),
+        "{r}"
+    );
+    assert_eq!(
+        r.stderr
+            .matches("existing tables in one transaction")
+            .count(),
+        1,
+        "{r}"
+    );
+}

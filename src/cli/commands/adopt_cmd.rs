@@ -11,7 +11,7 @@ pub fn adopt(ctx: &mut Context, tool: Tool, dry_run: bool) -> Result<Outcome, Cl
         layout: ctx.layout.layout.or(Some(tool.layout())),
         separator: ctx.layout.separator,
     };
-    let set = load_set(&ctx.migrations_dir, &layout, true, ctx.reporter)?;
+    let set = load_set(&ctx.migrations_dir, &layout, true, ctx.reporter, true)?;
     let refuse = |e: adopt::AdoptError| match e {
         adopt::AdoptError::Refused(m) => CliError::Refused(m),
         other => CliError::Failed(other.to_string()),
@@ -30,7 +30,10 @@ pub fn adopt(ctx: &mut Context, tool: Tool, dry_run: bool) -> Result<Outcome, Cl
         )
         .map_err(|e| CliError::Failed(e.to_string()))?;
         let applied = adopt::read_applied(&mut s.db, tool).map_err(refuse)?;
-        let list = adopt::match_files(&set, tool, &applied).map_err(refuse)?;
+        let mut list = adopt::match_files(&set, tool, &applied).map_err(refuse)?;
+        if tool == Tool::Flyway {
+            list.extend(adopt::flyway_repeatables(&mut s.db, &set).map_err(refuse)?);
+        }
         return Ok(Outcome::ok(format!(
             "would adopt {} migration(s) from {} ({}); nothing written (--dry-run):\n{}",
             list.len(),
@@ -45,11 +48,17 @@ pub fn adopt(ctx: &mut Context, tool: Tool, dry_run: bool) -> Result<Outcome, Cl
             return Err(already_tracked(&r.version, &r.name));
         }
         let applied = adopt::read_applied(&mut s.db, tool).map_err(refuse)?;
-        let list = adopt::match_files(&set, tool, &applied).map_err(refuse)?;
-        adopt::write(&mut s.db, &s.tracking, &run, tool, &list).map_err(refuse)?;
+        let mut list = adopt::match_files(&set, tool, &applied).map_err(refuse)?;
+        let repeatables = if tool == Tool::Flyway {
+            adopt::flyway_repeatables(&mut s.db, &set).map_err(refuse)?
+        } else {
+            Vec::new()
+        };
+        adopt::write(&mut s.db, &s.tracking, &run, tool, &list, &repeatables).map_err(refuse)?;
+        list.extend(repeatables);
         Ok(summary(&list))
     })?;
-    let pending = set.migrations.len() - list.lines().count();
+    let pending = set.migrations.len() + set.repeatables.len() - list.lines().count();
     Ok(Outcome::ok(format!(
         "adopted {} migration(s) from {} ({}, left untouched); {pending} pending:\n{list}",
         list.lines().count(),

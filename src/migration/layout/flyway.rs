@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{file_name, read_dir, Entry, Layout, Listing};
+use super::{file_name, not_a_migration_file, read_dir, Entry, Layout, Listing, Repeatable};
 use crate::migration::{FileError, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +102,15 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut out = Listing::default();
     let mut ups: BTreeMap<Version, (PathBuf, String)> = BTreeMap::new();
     let mut downs: BTreeMap<Version, PathBuf> = BTreeMap::new();
+    // Flyway runs repeatables in the order of their descriptions.
+    let mut repeatables: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in read_dir(dir)? {
         let n = file_name(&path);
-        if !n.ends_with(".sql") || path.is_dir() {
+        if !n.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        if let Some(e) = not_a_migration_file(&path) {
+            out.errors.push(e);
             continue;
         }
         let Some(name) = parse(&n) else {
@@ -115,12 +121,30 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
             continue;
         };
         if name.kind == Kind::Repeatable {
-            out.errors.push(FileError::Unsupported {
-                path,
-                message: "Flyway repeatable migrations (R__) are not supported yet: \
-                          move its SQL into a versioned migration, or keep running it with Flyway"
-                    .into(),
-            });
+            match no_transaction_conf(&path) {
+                Ok(false) => {}
+                Ok(true) => {
+                    out.errors.push(FileError::Unsupported {
+                        path,
+                        message: "a repeatable migration with executeInTransaction=false: \
+                                  pgrollout runs repeatables in a transaction, with their record; \
+                                  move the non-transactional SQL into a versioned migration"
+                            .into(),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    out.errors.push(e);
+                    continue;
+                }
+            }
+            if let Some(first) = repeatables.insert(name.description.clone(), path.clone()) {
+                out.errors.push(FileError::DuplicateVersion {
+                    version: format!("R__{}", name.description),
+                    first,
+                    second: path,
+                });
+            }
             continue;
         }
         let Some(v) = version(&name.version) else {
@@ -144,6 +168,10 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
             });
         }
     }
+    out.repeatables = repeatables
+        .into_iter()
+        .map(|(name, path)| Repeatable { name, path })
+        .collect();
     for (v, down) in &downs {
         if !ups.contains_key(v) {
             out.errors.push(FileError::OrphanDown {
@@ -170,4 +198,40 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
         });
     }
     Ok(out)
+}
+
+/// Flyway's checksum of a file, as `flyway_schema_history.checksum` holds it: CRC-32 of
+/// each line's UTF-8 bytes without its line break (`\n`, `\r\n` or `\r`, as Java's
+/// `readLine` splits), fed in order, the byte-order mark dropped; read as a signed
+/// 32-bit integer.
+pub fn checksum(text: &str) -> i32 {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut crc = crc32fast::Hasher::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        crc.update(&rest.as_bytes()[..end]);
+        rest = &rest[end..];
+        if let Some(r) = rest.strip_prefix("\r\n") {
+            rest = r;
+        } else if !rest.is_empty() {
+            rest = &rest[1..];
+        }
+    }
+    crc.finalize() as i32
+}
+
+#[cfg(test)]
+mod checksum_tests {
+    use super::checksum;
+
+    #[test]
+    fn line_breaks_and_the_bom_do_not_change_it() {
+        let lf = checksum("CREATE VIEW v AS\nSELECT 1;\n");
+        assert_eq!(lf, checksum("CREATE VIEW v AS\r\nSELECT 1;"));
+        assert_eq!(lf, checksum("\u{feff}CREATE VIEW v AS\rSELECT 1;\n"));
+        // CRC-32 of the two lines' bytes, concatenated.
+        assert_eq!(lf, crc32fast::hash(b"CREATE VIEW v ASSELECT 1;") as i32);
+        assert_ne!(lf, checksum("CREATE VIEW v AS\nSELECT 2;\n"));
+    }
 }

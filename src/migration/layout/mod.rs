@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{FileError, Version};
 
 mod diesel;
-mod flyway;
+pub mod flyway;
 pub use flyway::version as flyway_version;
 pub(crate) mod native;
 mod refinery;
@@ -104,11 +104,27 @@ pub struct Entry {
     pub no_transaction: bool,
 }
 
+/// A repeatable migration as a layout lists it: no version; it runs again whenever its
+/// checksum changes, after the versioned migrations, in description order.
+#[derive(Debug, Clone)]
+pub struct Repeatable {
+    pub name: String,
+    pub path: PathBuf,
+}
+
 /// A directory read by one layout.
 #[derive(Debug, Default)]
 pub struct Listing {
     pub entries: Vec<Entry>,
     pub errors: Vec<FileError>,
+    /// Entries of the directory that are neither read as migrations nor reported as
+    /// errors (a README, a `.txt`): warned about, never silently skipped.
+    pub stray: Vec<PathBuf>,
+    /// Flyway's repeatable migrations (`R__<description>.sql`), in description order.
+    pub repeatables: Vec<Repeatable>,
+    /// What the layout read but pgrollout cannot check, said in `status` and `plan`
+    /// (sqitch's dependencies on other projects' changes).
+    pub notes: Vec<String>,
 }
 
 impl Listing {
@@ -241,7 +257,47 @@ pub fn list(dir: &Path, opts: &LayoutOptions) -> Result<(Layout, Listing), FileE
         Layout::Diesel => diesel::list(dir)?,
         Layout::Sqitch => sqitch::list(dir)?,
     };
+    let mut listing = listing;
+    listing.stray = stray(dir, layout, &listing)?;
     Ok((layout, listing))
+}
+
+/// The top-level entries of `dir` that `listing` neither read nor reported. Hidden
+/// entries (`.gitkeep`, `.DS_Store`) are left out unless they end in `.sql`, and so are
+/// the companions a layout reads itself: Flyway's `<file>.sql.conf`, sqitch's plan,
+/// configuration and script directories.
+fn stray(dir: &Path, layout: Layout, listing: &Listing) -> Result<Vec<PathBuf>, FileError> {
+    let mut used: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    used.extend(listing.repeatables.iter().map(|r| r.path.clone()));
+    for e in &listing.entries {
+        for p in std::iter::once(&e.up).chain(e.down.as_ref()) {
+            used.insert(p.clone());
+            // diesel's `<version>_<name>/up.sql`: the directory is the migration.
+            if let Some(parent) = p.parent() {
+                used.insert(parent.to_path_buf());
+            }
+        }
+    }
+    for e in &listing.errors {
+        used.extend(e.paths().into_iter().map(Path::to_path_buf));
+    }
+    let companion = |name: &str| match layout {
+        Layout::Flyway => name.ends_with(".sql.conf"),
+        Layout::Sqitch => matches!(
+            name,
+            "sqitch.plan" | "sqitch.conf" | "deploy" | "revert" | "verify"
+        ),
+        _ => false,
+    };
+    let mut out = Vec::new();
+    for p in read_dir(dir)? {
+        let name = file_name(&p);
+        let hidden = name.starts_with('.') && !name.to_ascii_lowercase().ends_with(".sql");
+        if !hidden && !companion(&name) && !used.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// `.sql` files under `dir` (two levels deep: diesel's directories, sqitch's deploy/),

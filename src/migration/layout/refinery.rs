@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{file_name, read_dir, Entry, Found, Layout, Listing};
+use super::{file_name, not_a_migration_file, read_dir, Entry, Found, Layout, Listing};
 use crate::migration::FileError;
 
 fn parse(file_name: &str) -> Option<(String, String)> {
@@ -20,7 +20,11 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut found = Found::default();
     for path in read_dir(dir)? {
         let n = file_name(&path);
-        if !n.ends_with(".sql") || path.is_dir() {
+        if !n.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        if let Some(e) = not_a_migration_file(&path) {
+            out.errors.push(e);
             continue;
         }
         match parse(&n) {

@@ -114,6 +114,15 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
         }
         let down =
             Some(dir.join("revert").join(format!("{}.sql", c.script))).filter(|d| d.is_file());
+        for dep in c.requires.iter().filter(|d| d.contains(':')) {
+            out.notes.push(format!(
+                "{}:{}: change `{}` requires `{dep}` from another sqitch project; pgrollout \
+                 does not read other projects, so make sure that change is deployed first",
+                plan.display(),
+                c.line,
+                c.name
+            ));
+        }
         let version = digits(&plan, &(i + 1).to_string())?;
         out.push(Entry {
             version,

@@ -1,8 +1,9 @@
 //! The `verify` step: after apply, nothing pending, nothing failed, checksums intact.
 
-use super::super::{Runner, StepResult};
+use super::super::{Runner, StepError, StepResult};
+use crate::engine;
 use crate::plan::{self, State};
-use crate::report::Level;
+use crate::report::{Event, Level};
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn verify(&mut self) -> StepResult {
@@ -36,13 +37,36 @@ impl Runner<'_, '_> {
                 unexpected.join(", ")
             ));
         }
+        let applied = |v: &crate::migration::Version| {
+            p.entries
+                .iter()
+                .any(|e| e.version == v.text && matches!(e.state, State::Applied))
+        };
         for b in &bad {
             self.diag(Level::Error, &format!("verify: {b}"));
         }
+        let scripts = match engine::verify::run(&mut s, self.setup.set, applied, self.reporter) {
+            Ok(n) => n,
+            Err(e) => {
+                let message = format!("verify: {e}");
+                self.reporter.event(&Event::Diagnostic {
+                    level: Level::Error,
+                    location: e.location().as_ref(),
+                    message: &message,
+                });
+                bad.push(e.to_string());
+                0
+            }
+        };
         if bad.is_empty() {
-            Ok(self.verify_detail(state.rows.len(), p.to_apply.len()))
+            let detail = self.verify_detail(state.rows.len(), p.to_apply.len());
+            Ok(if scripts == 0 {
+                detail
+            } else {
+                format!("{detail}; {scripts} sqitch verify script(s) passed")
+            })
         } else {
-            Err(bad.join("; ").into())
+            Err(StepError::Reported(bad.join("; ")))
         }
     }
 
