@@ -199,7 +199,7 @@ fn install_signal_handler() {
 }
 
 /// Action mode's usage errors: an `::error::` annotation on stdout, where the runner reads
-/// workflow commands, and exit 2.
+/// workflow commands, the `status` output, and exit 2.
 fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
     let message = pgrollout::db::conn::redact(message, secrets);
     let _ = writeln!(std::io::stderr(), "error: {message}");
@@ -215,6 +215,25 @@ fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
             &message
         )
     );
+    // Every run writes `status`, this one too: a later step can tell why nothing ran.
+    let ci = Ci::from_env();
+    if let Some(path) = &ci.files.output {
+        let entries = [
+            (
+                "environment",
+                ci.input_environment().unwrap_or_default().to_string(),
+            ),
+            ("status", RunStatus::ConfigError.as_str().to_string()),
+            ("error", message.clone()),
+        ];
+        if let Err(e) = pgrollout::render::github::append_outputs(path, &entries) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: writing step outputs to {}: {e}",
+                path.display()
+            );
+        }
+    }
     ExitCode::from(exit::USAGE)
 }
 

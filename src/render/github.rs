@@ -154,6 +154,15 @@ pub fn output_entry(name: &str, value: &str) -> String {
     format!("{name}<<{d}\n{value}\n{d}\n")
 }
 
+/// Append `name<<delimiter` entries to the runner's `$GITHUB_OUTPUT` file.
+pub fn append_outputs(path: &Path, entries: &[(&str, String)]) -> std::io::Result<()> {
+    let text: String = entries.iter().map(|(n, v)| output_entry(n, v)).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+}
+
 /// The output names the action declares; `action.yml` is checked against this list.
 pub const OUTPUTS: &[&str] = &[
     "environment",
@@ -631,15 +640,9 @@ impl GitHub {
         let entries = self.outputs(summary_file);
         match self.files.output.clone() {
             Some(path) => {
-                let text: String = entries
-                    .iter()
-                    .map(|(n, v)| output_entry(n, &self.redact(v)))
-                    .collect();
-                let r = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(text.as_bytes()));
-                if let Err(e) = r {
+                let redacted: Vec<(&str, String)> =
+                    entries.iter().map(|(n, v)| (*n, self.redact(v))).collect();
+                if let Err(e) = append_outputs(&path, &redacted) {
                     self.cmd(command(
                         "warning",
                         &[],

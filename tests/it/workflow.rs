@@ -156,6 +156,21 @@ fn a_pipeline_file_error_writes_the_status_output() {
     );
 }
 
+/// Defect 4: a usage error in the action's inputs (before any command runs) writes
+/// `status` too.
+#[test]
+fn a_usage_error_in_the_action_inputs_writes_the_status_output() {
+    let ws = Workspace::new(PIPELINE, &[]);
+    let r = ws.run(&["action"], &[("INPUT_ARGS", "status --no-such-flag")]);
+    assert_eq!(r.code, 2, "{r}");
+    assert_eq!(
+        r.outputs.get("status").map(String::as_str),
+        Some("config-error"),
+        "{r}"
+    );
+    assert!(r.outputs["error"].contains("--no-such-flag"), "{r}");
+}
+
 /// Defect 4: a refused run names the refused environment and claims nothing it did
 /// not check: no `pending-count=0`, no "Dry run: no".
 #[test]
