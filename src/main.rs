@@ -10,6 +10,7 @@ use pgrollout::cli::commands::{self, CliError, Context};
 use pgrollout::cli::{action, exit, settings, Cli};
 use pgrollout::render::github::{safe_lines, GitHub};
 use pgrollout::render::terminal::Terminal;
+use pgrollout::report::summary::RunStatus;
 use pgrollout::report::{Event, Level, Location, Reporter};
 
 fn main() -> ExitCode {
@@ -78,6 +79,14 @@ fn main() -> ExitCode {
     } else {
         Box::new(Terminal::stderr(secrets.clone()))
     };
+    // The environment named on the command line or by the action, for the outputs of a
+    // run that fails before its pipeline decides.
+    let named_env = cli
+        .global
+        .env
+        .clone()
+        .or_else(|| ci.input_environment().map(str::to_string))
+        .filter(|e| !e.trim().is_empty());
     let result = match loaded {
         Err(e) => {
             // A bad pipeline file is an annotation at its line and column.
@@ -96,10 +105,24 @@ fn main() -> ExitCode {
             .map_err(|e| (e, false)),
     };
     if github {
-        if let Err((e, false)) = &result {
-            reporter.event(&Event::Diagnostic {
-                level: Level::Error,
-                location: None,
+        if let Err((e, reported)) = &result {
+            if !reported {
+                reporter.event(&Event::Diagnostic {
+                    level: Level::Error,
+                    location: None,
+                    message: &e.to_string(),
+                });
+            }
+            // The `status` output of a run that ended in an error, by its exit code.
+            let status = match e.code() {
+                exit::USAGE => RunStatus::ConfigError,
+                exit::REFUSED => RunStatus::Refused,
+                _ if pgrollout::cancelled() => RunStatus::Cancelled,
+                _ => RunStatus::Failed,
+            };
+            reporter.event(&Event::CommandFailed {
+                status,
+                environment: named_env.as_deref(),
                 message: &e.to_string(),
             });
         }
@@ -176,7 +199,7 @@ fn install_signal_handler() {
 }
 
 /// Action mode's usage errors: an `::error::` annotation on stdout, where the runner reads
-/// workflow commands, and exit 2.
+/// workflow commands, the `status` output, and exit 2.
 fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
     let message = pgrollout::db::conn::redact(message, secrets);
     let _ = writeln!(std::io::stderr(), "error: {message}");
@@ -192,6 +215,25 @@ fn usage_annotation(message: &str, secrets: &[String]) -> ExitCode {
             &message
         )
     );
+    // Every run writes `status`, this one too: a later step can tell why nothing ran.
+    let ci = Ci::from_env();
+    if let Some(path) = &ci.files.output {
+        let entries = [
+            (
+                "environment",
+                ci.input_environment().unwrap_or_default().to_string(),
+            ),
+            ("status", RunStatus::ConfigError.as_str().to_string()),
+            ("error", message.clone()),
+        ];
+        if let Err(e) = pgrollout::render::github::append_outputs(path, &entries) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: writing step outputs to {}: {e}",
+                path.display()
+            );
+        }
+    }
     ExitCode::from(exit::USAGE)
 }
 

@@ -48,8 +48,8 @@ run() {
     local url="${admin_url%/*}/$db"
     url="${url%%\?*}${admin_url#"${admin_url%%\?*}"}"
     # Paths as pgrollout sees them: in the container the files are mounted at /github/files.
-    local seen=$files
-    [ "$mode" = --image ] && seen=/github/files
+    local seen=$files workspace=$PWD
+    [ "$mode" = --image ] && seen=/github/files workspace=/github/workspace
     cat > "$files/env" <<VARS
 GITHUB_ACTIONS=true
 GITHUB_EVENT_NAME=$2
@@ -58,6 +58,7 @@ GITHUB_EVENT_PATH=$seen/event.json
 GITHUB_OUTPUT=$seen/output
 GITHUB_STEP_SUMMARY=$seen/summary
 RUNNER_TEMP=$seen/temp
+GITHUB_WORKSPACE=$workspace
 INPUT_CONFIG=$config
 INPUT_ENVIRONMENT=
 INPUT_CONFIRM=
@@ -108,7 +109,15 @@ expect pending-count 0
 run version-tag push refs/tags/v1.2.3 '{}'
 check 0 production success "$migrations"
 [ -n "$(output backup-marker "$files/output")" ] || fail "no backup-marker output"
-ls "$files"/temp/*.dump > /dev/null 2>&1 || fail "backup-marker { dump: true } wrote no dump into RUNNER_TEMP"
+# The dump is in the workspace, where a later step can upload it, and private.
+dump=$(output backup-file "$files/output")
+if [ -z "$dump" ] || [ ! -f "$dump" ]; then
+    fail "backup-marker { dump: true } wrote no dump at the backup-file output '$dump'"
+else
+    [ "$(stat -c %a "$dump")" = 600 ] || fail "the dump $dump has mode $(stat -c %a "$dump"), not 600"
+    rm -f "$dump"
+    rmdir pgrollout-backups 2>/dev/null || true
+fi
 
 run dispatch workflow_dispatch refs/heads/main \
     '{"inputs":{"environment":"production","confirm":"MIGRATE-PRODUCTION","dry_run":"false"},"sender":{"login":"ci"}}'
@@ -116,7 +125,7 @@ check 0 production success "$migrations"
 
 run dispatch-wrong-phrase workflow_dispatch refs/heads/main \
     '{"inputs":{"environment":"production","confirm":"migrate-production","dry_run":"false"}}'
-check 3 "" refused ""
+check 3 production refused ""
 
 if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed" >&2

@@ -4,12 +4,15 @@
 //! `RUNNER_TEMP` itself, so the core can be driven by a test, a server or another CI
 //! with plain values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::db::tracking::{new_run_id, RunContext};
 use crate::db::LibpqEnv;
 use crate::pipeline::GitHubEvent;
 use crate::render::github::Files;
+
+/// The directory, under `$GITHUB_WORKSPACE`, that dumps go to on a runner.
+pub const DUMP_DIR: &str = "pgrollout-backups";
 
 /// A snapshot of the CI-related environment variables, taken when the command starts.
 #[derive(Debug, Clone, Default)]
@@ -37,7 +40,11 @@ pub struct Ci {
 impl Ci {
     /// From the process environment (the binary).
     pub fn from_env() -> Ci {
-        Ci::from_vars(|k| std::env::var(k).ok())
+        let mut ci = Ci::from_vars(|k| std::env::var(k).ok());
+        if let (Some(w), Ok(cwd)) = (&ci.files.workspace, std::env::current_dir()) {
+            ci.files.cwd_in_workspace = within(w, &cwd);
+        }
+        ci
     }
 
     /// From `var` (the environment in the binary, a map in tests). Empty values count
@@ -69,6 +76,7 @@ impl Ci {
                 step_summary: path("GITHUB_STEP_SUMMARY"),
                 runner_temp: path("RUNNER_TEMP"),
                 workspace: path("GITHUB_WORKSPACE"),
+                cwd_in_workspace: None,
             },
             event_name: get("GITHUB_EVENT_NAME"),
             event_path: get("GITHUB_EVENT_PATH"),
@@ -77,6 +85,11 @@ impl Ci {
             input_dry_run: get("INPUT_DRY-RUN"),
             libpq: LibpqEnv::from_lookup(&var),
         }
+    }
+
+    /// The action's `environment` input (`INPUT_ENVIRONMENT`).
+    pub fn input_environment(&self) -> Option<&str> {
+        self.input_environment.as_deref()
     }
 
     /// Who and where, for the history rows of one command (a new run id each call).
@@ -91,10 +104,15 @@ impl Ci {
         }
     }
 
-    /// Where a dump goes when no directory is given: `$RUNNER_TEMP` on a runner (kept
-    /// until the job ends, and uploadable as an artifact), else `fallback`.
-    pub fn dump_dir(&self, fallback: impl FnOnce() -> PathBuf) -> PathBuf {
-        self.files.runner_temp.clone().unwrap_or_else(fallback)
+    /// Where a dump goes when no directory is given, and whether that is the CI job's
+    /// workspace: `$GITHUB_WORKSPACE/pgrollout-backups` on a runner — where a later step
+    /// of the job can upload it as an artifact, which `$RUNNER_TEMP` inside the action's
+    /// container is not — else `fallback`.
+    pub fn dump_dir(&self, fallback: impl FnOnce() -> PathBuf) -> (PathBuf, bool) {
+        match &self.files.workspace {
+            Some(w) => (w.join(DUMP_DIR), true),
+            None => (fallback(), false),
+        }
     }
 
     /// The event that triggered the workflow, with its payload read from
@@ -118,6 +136,18 @@ impl Ci {
             input_dry_run: self.input_dry_run.clone(),
         })
     }
+}
+
+/// `dir` relative to `workspace` when it lies inside it (`None` at its root or outside),
+/// comparing canonical paths: the runner's `GITHUB_WORKSPACE` may be spelled through a
+/// symlink.
+pub fn within(workspace: &Path, dir: &Path) -> Option<PathBuf> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let rel = canon(dir)
+        .strip_prefix(canon(workspace))
+        .ok()?
+        .to_path_buf();
+    (!rel.as_os_str().is_empty()).then_some(rel)
 }
 
 #[cfg(test)]
@@ -160,7 +190,12 @@ mod tests {
         assert_eq!(c.actor, "dev");
         assert_eq!(
             c.dump_dir(|| PathBuf::from("/fallback")),
-            PathBuf::from("/fallback")
+            (PathBuf::from("/fallback"), false)
+        );
+        let c = ci(&[("GITHUB_WORKSPACE", "/ws"), ("RUNNER_TEMP", "/tmp/r")]);
+        assert_eq!(
+            c.dump_dir(|| PathBuf::from("/fallback")),
+            (PathBuf::from("/ws/pgrollout-backups"), true)
         );
         assert!(c.run_context(None).ci_run_url.is_none());
     }

@@ -910,7 +910,33 @@ fn env_resolver(ctx: &Context, envs: &EnvUrls) -> Result<Box<dyn EnvResolver>, C
 }
 
 /// The environments a multi-environment command reads.
-fn environments(ctx: &Context, envs: &EnvUrls, all: bool) -> Result<Vec<Environment>, CliError> {
+fn environments(
+    ctx: &mut Context,
+    envs: &EnvUrls,
+    all: bool,
+) -> Result<Vec<Environment>, CliError> {
+    // A database named on the command line (or by DATABASE_URL, or --ephemeral) wins
+    // over the pipeline file's environments: it is what the user asked to read.
+    let explicit = match (&ctx.ephemeral_url, ctx.global.database_url_from) {
+        (Some(_), _) => Some("--ephemeral"),
+        (None, from) => from.filter(|_| ctx.target.is_some()),
+    };
+    if let (Some(from), true, false) = (explicit, envs.env_url.is_empty(), all) {
+        let target = ctx.need_target("report")?;
+        if let Some(loaded) = &ctx.global.pipeline {
+            let message = format!(
+                "reading the database given by {from} ({}), not the environments of {}",
+                target.redacted,
+                loaded.path.display()
+            );
+            ctx.reporter.event(&Event::Info { message: &message });
+        }
+        return Ok(vec![Environment {
+            name: target.dbname().unwrap_or("database").to_string(),
+            target: Some(target),
+            skipped: None,
+        }]);
+    }
     let listed = env_resolver(ctx, envs)?.all();
     if !listed.is_empty() {
         return Ok(listed);

@@ -158,6 +158,10 @@ pub struct Global {
     #[arg(skip)]
     pub defaulted: Vec<String>,
 
+    /// Where `database_url` came from: `--database-url` or `DATABASE_URL`.
+    #[arg(skip)]
+    pub database_url_from: Option<&'static str>,
+
     /// The pipeline file, when one was found.
     #[arg(skip)]
     pub pipeline: Option<settings::Loaded>,
@@ -447,7 +451,8 @@ pub enum Command {
         /// Text stored with the marker (default `pgrollout backup`).
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
-        /// Where --dump writes (default: $RUNNER_TEMP when set, else the current directory).
+        /// Where --dump writes, mode 0600 (default: $GITHUB_WORKSPACE/pgrollout-backups on a
+        /// runner, where a later step can upload it; else the current directory).
         #[arg(long, value_name = "DIR", requires = "dump")]
         output_dir: Option<PathBuf>,
     },

@@ -55,13 +55,18 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
             ctx.reporter.event(&Event::PipelineFinished { summary: &s });
             return Ok(outcome(ctx, &s));
         }
-        Decision::Refuse { trigger, reason } => {
+        Decision::Refuse {
+            trigger,
+            env,
+            reason,
+        } => {
             ctx.reporter.event(&Event::Diagnostic {
                 level: Level::Error,
                 location: None,
                 message: &format!("refused: {reason}; nothing was done"),
             });
-            let s = RunSummary::early(RunStatus::Refused, trigger, reason);
+            let mut s = RunSummary::early(RunStatus::Refused, trigger, reason);
+            s.environment = env;
             ctx.reporter.event(&Event::PipelineFinished { summary: &s });
             return Ok(outcome(ctx, &s));
         }
@@ -126,5 +131,6 @@ fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Failed => exit::FAILED,
         RunStatus::Cancelled => exit::INTERRUPTED,
         RunStatus::Refused => exit::REFUSED,
+        RunStatus::ConfigError => exit::USAGE,
     }
 }

@@ -42,6 +42,11 @@ pub fn record_defaults(global: &mut Global, matches: &ArgMatches) {
         .filter(|id| matches!(source(matches, id), None | Some(ValueSource::DefaultValue)))
         .map(|id| id.to_string())
         .collect();
+    global.database_url_from = match source(matches, "database_url") {
+        Some(ValueSource::CommandLine) => Some("--database-url"),
+        Some(ValueSource::EnvVariable) => Some("DATABASE_URL"),
+        _ => None,
+    };
 }
 
 /// A pipeline file that was found and parsed.

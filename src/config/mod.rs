@@ -317,9 +317,13 @@ impl Step {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackupOptions {
-    /// Run `pg_dump` into `$RUNNER_TEMP` and record its path, size and SHA-256.
+    /// Run `pg_dump` and record its path, size and SHA-256: into `dir`, else
+    /// `$GITHUB_WORKSPACE/pgrollout-backups` on a runner, else the temp dir.
     #[serde(default)]
     pub dump: bool,
+    /// Where the dump goes (relative to the working directory), created if missing.
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
     /// Instead of writing a marker, require one (or a dump) newer than this.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_age: Option<Duration>,

@@ -243,6 +243,7 @@ pub fn recent_backup_marker(
         wal_lsn: r.get(2),
         txid: r.get(3),
         dump: r.get::<_, Option<String>>(4).map(|path| DumpInfo {
+            in_job_workspace: false,
             path,
             size_bytes: r.get::<_, Option<i64>>(5).unwrap_or(0) as u64,
             sha256: r.get::<_, Option<String>>(6).unwrap_or_default(),

@@ -15,13 +15,50 @@ use crate::engine::{self, RunOptions};
 use crate::report::summary::{BackupInfo, DumpInfo};
 use crate::report::{Event, Reporter};
 
+/// Create the directory a dump goes to (and its parents), mode 0700, owned like its
+/// parent (see [`owned_like`]).
+pub fn create_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("creating the dump directory {}: {e}", dir.display()))?;
+    if let Some(parent) = dir.parent() {
+        owned_like(dir, parent)?;
+    }
+    Ok(())
+}
+
+/// A container action runs as root, the runner's later steps (upload-artifact) as the
+/// workspace's owner: a 0600 file of root's would be unreadable to them. As root, give
+/// `path` to the owner of `like`.
+fn owned_like(path: &Path, like: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let m = std::fs::metadata(like).map_err(|e| format!("reading {}: {e}", like.display()))?;
+    if m.uid() == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()))
+        .map_err(|e| format!("giving {} to the workspace's owner: {e}", path.display()))
+}
+
 /// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`
-/// and the UTC time; returns its path, size and SHA-256. The password goes through
-/// PGPASSWORD, never the command line (visible in `ps`).
+/// and the UTC time; returns its path, size and SHA-256. The file is created 0600
+/// before pg_dump writes into it (a dump holds every row of the database). The password
+/// goes through PGPASSWORD, never the command line (visible in `ps`).
 pub fn dump(
     target: &Target,
     dir: &Path,
     name: &str,
+    in_job_workspace: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<DumpInfo, String> {
     let pg_dump = which::which("pg_dump").map_err(|_| {
@@ -31,6 +68,16 @@ pub fn dump(
         "pgrollout-{name}-{}.dump",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("creating the dump file {}: {e}", path.display()))?;
+        owned_like(&path, dir)?;
+    }
     let (conninfo, password) = target.child_conninfo();
     reporter.event(&Event::Info {
         message: &format!("pg_dump → {}", path.display()),
@@ -48,6 +95,7 @@ pub fn dump(
     }
     let out = cmd.output().map_err(|e| format!("running pg_dump: {e}"))?;
     if !out.status.success() {
+        let _ = std::fs::remove_file(&path);
         let err =
             crate::db::conn::redact(String::from_utf8_lossy(&out.stderr).trim(), &target.secrets);
         return Err(format!("pg_dump failed ({}): {err}", out.status));
@@ -58,6 +106,7 @@ pub fn dump(
         path: path.display().to_string(),
         size_bytes: bytes.len() as u64,
         sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+        in_job_workspace,
     })
 }
 

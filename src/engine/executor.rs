@@ -761,14 +761,22 @@ fn section_error(
     non_tx: bool,
     attempts: u32,
 ) -> SectionError {
+    let db = e.as_db_error();
     let offset = index.and_then(|i| sec.statements.get(i)).map(|st| {
-        st.span.start
-            + match e.as_db_error().and_then(|d| d.position()) {
-                Some(ErrorPosition::Original(p)) => {
-                    sql::char_offset_to_byte(&sec.source[st.span.clone()], *p as usize)
-                }
-                _ => 0,
+        match db.and_then(|d| d.position()) {
+            Some(ErrorPosition::Original(p)) => {
+                st.span.start + sql::char_offset_to_byte(&sec.source[st.span.clone()], *p as usize)
             }
+            // Raised inside PL/pgSQL (a DO block, a function this section creates): the
+            // CONTEXT's "line N" counted from where the body starts.
+            _ => db
+                .and_then(|d| d.where_())
+                .and_then(|context| {
+                    let spans: Vec<_> = sec.statements.iter().map(|s| s.span.clone()).collect();
+                    sql::plpgsql::error_offset(sec.source, &spans, index?, context)
+                })
+                .unwrap_or(st.span.start),
+        }
     });
     let location = offset.and_then(|o| {
         let f = sec.file?;

@@ -11,7 +11,7 @@ use crate::db::tracking::RunContext;
 use crate::db::Target;
 use crate::engine::{self, ApplyError, RunOptions};
 use crate::migration::MigrationSet;
-use crate::report::summary::{RunStatus, RunSummary, StepRow, StepStatus};
+use crate::report::summary::{Failure, RunStatus, RunSummary, StepRow, StepStatus};
 use crate::report::{Event, Level, Reporter};
 
 /// Everything a run needs besides the decision.
@@ -35,8 +35,9 @@ pub struct Setup<'a> {
     pub long_transaction: Duration,
     /// Who and where, for the history rows this run writes.
     pub run: RunContext,
-    /// Where the backup-marker step writes a dump.
-    pub dump_dir: std::path::PathBuf,
+    /// Where the backup-marker step writes a dump unless it names a `dir`, and whether
+    /// that is the CI job's workspace (gone with the job unless uploaded).
+    pub dump_dir: (std::path::PathBuf, bool),
 }
 
 /// Run the chosen environment's steps. Emits `PipelineFinished` at the end.
@@ -60,12 +61,17 @@ pub fn run(
             .or_else(|| setup.fallback_url.clone())
     });
     let Some(url) = url else {
-        summary.status = RunStatus::Failed;
+        summary.status = RunStatus::ConfigError;
         summary.message = format!(
             "environment {env_name}: the variable {} is not set; pass the database URL from a secret \
              (env: {}: ${{{{ secrets.{} }}}})",
             env.database_url_env, env.database_url_env, env.database_url_env
         );
+        summary.failure = Some(Failure {
+            version: None,
+            location: None,
+            error: summary.message.clone(),
+        });
         reporter.event(&Event::Diagnostic {
             level: Level::Error,
             location: None,
@@ -81,8 +87,13 @@ pub fn run(
     let target = match parsed {
         Ok(t) => t,
         Err(e) => {
-            summary.status = RunStatus::Failed;
+            summary.status = RunStatus::ConfigError;
             summary.message = format!("environment {env_name} ({}): {e}", env.database_url_env);
+            summary.failure = Some(Failure {
+                version: None,
+                location: None,
+                error: summary.message.clone(),
+            });
             reporter.event(&Event::Diagnostic {
                 level: Level::Error,
                 location: None,
@@ -161,7 +172,7 @@ enum StepError {
     #[error("{0}")]
     Migration(String),
     /// A check failed and the step already reported each problem (at its file and line
-    /// where it has one).
+    /// where it has one: a failed migration's verify script, each failed smoke check).
     #[error("{0}")]
     Reported(String),
     /// Ctrl-C or a cancelled job stopped the step before anything was applied.
@@ -219,7 +230,12 @@ impl From<tokio_postgres::Error> for StepError {
 
 impl Runner<'_, '_> {
     fn run_steps(&mut self) {
-        let steps = self.env.steps.clone();
+        let steps = run_order(&self.env.steps);
+        if steps != self.env.steps {
+            self.reporter.event(&Event::Info {
+                message: "backup-marker runs after the review delay, right before apply: a marker taken before the delay would not hold the writes made during it",
+            });
+        }
         let total = steps.len();
         let mut stopped = false;
         for (index, step) in steps.iter().enumerate() {
@@ -250,6 +266,13 @@ impl Runner<'_, '_> {
                             });
                         }
                         stopped = true;
+                        if self.summary.failure.is_none() {
+                            self.summary.failure = Some(Failure {
+                                version: None,
+                                location: None,
+                                error: e.to_string(),
+                            });
+                        }
                         (StepStatus::Failed, e.to_string())
                     }
                 },
@@ -331,6 +354,34 @@ impl Runner<'_, '_> {
             message,
         });
     }
+}
+
+/// The steps in the order they run: a `backup-marker` step that writes a marker runs
+/// right before the next `apply` when a `review-delay` comes between them — restoring to
+/// a marker taken before the delay would lose every write made during it.
+pub fn run_order(steps: &[Step]) -> Vec<Step> {
+    let delay_before_apply = |rest: &[Step]| {
+        rest.iter()
+            .take_while(|s| !matches!(s, Step::Apply))
+            .any(|s| matches!(s, Step::ReviewDelay(_)))
+            && rest.iter().any(|s| matches!(s, Step::Apply))
+    };
+    let mut out = Vec::with_capacity(steps.len());
+    let mut held = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            Step::BackupMarker(b) if b.max_age.is_none() && delay_before_apply(&steps[i + 1..]) => {
+                held.push(s.clone())
+            }
+            Step::Apply => {
+                out.append(&mut held);
+                out.push(s.clone());
+            }
+            _ => out.push(s.clone()),
+        }
+    }
+    out.extend(held);
+    out
 }
 
 mod steps;

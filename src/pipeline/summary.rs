@@ -21,6 +21,7 @@ impl Runner<'_, '_> {
                 .collect(),
             None => Vec::new(),
         };
+        self.summary.database_read = rows.is_some();
         let applied_before: Vec<String> =
             rows.iter().flatten().map(|r| r.version.clone()).collect();
         for m in &self.setup.set.migrations {

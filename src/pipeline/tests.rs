@@ -247,3 +247,35 @@ fn deleted_tag_selects_nothing() {
         Decision::Skip { .. }
     ));
 }
+
+#[test]
+fn backup_marker_runs_after_the_review_delay_right_before_apply() {
+    let f = PipelineFile::parse(
+        Path::new("pgrollout.yml"),
+        "environments:\n  p:\n    database_url_env: X\n    steps: [health, backup-marker, dry-run, review-delay: 30s, apply, verify]\n  q:\n    database_url_env: X\n    steps: [backup-marker, apply, review-delay: 1s, verify]\n  r:\n    database_url_env: X\n    steps: [backup-marker: { max_age: 1h }, review-delay: 1s, apply]\n",
+    )
+    .unwrap();
+    let keys = |env: &str| -> Vec<&'static str> {
+        run_order(&f.environment(env).unwrap().steps)
+            .iter()
+            .map(|s| s.key())
+            .collect()
+    };
+    assert_eq!(
+        keys("p"),
+        [
+            "health",
+            "dry-run",
+            "review-delay",
+            "backup-marker",
+            "apply",
+            "verify"
+        ]
+    );
+    // No delay before apply, or a check that writes nothing: as written.
+    assert_eq!(
+        keys("q"),
+        ["backup-marker", "apply", "review-delay", "verify"]
+    );
+    assert_eq!(keys("r"), ["backup-marker", "review-delay", "apply"]);
+}

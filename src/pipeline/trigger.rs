@@ -54,8 +54,12 @@ pub enum Decision {
     },
     /// Nothing to do for this event (exit 0, with a notice saying why).
     Skip { trigger: String, reason: String },
-    /// A safety gate said no (exit 3, nothing touched).
-    Refuse { trigger: String, reason: String },
+    /// A safety gate said no (exit 3, nothing touched); `env`: the environment refused.
+    Refuse {
+        trigger: String,
+        env: Option<String>,
+        reason: String,
+    },
     /// The request itself is wrong (exit 2).
     Usage(String),
 }
@@ -111,6 +115,7 @@ pub fn decide(file: &PipelineFile, req: &Request, gh: &GitHubEvent) -> Decision 
                 if req.confirm.as_deref() != Some(phrase.as_str()) {
                     return Decision::Refuse {
                         trigger,
+                        env: Some(env.to_string()),
                         reason: format!(
                             "environment {env} needs its confirmation phrase: pass --confirm {phrase}"
                         ),
@@ -136,6 +141,7 @@ pub fn decide(file: &PipelineFile, req: &Request, gh: &GitHubEvent) -> Decision 
                 },
                 Some(env) => Decision::Refuse {
                     trigger,
+                    env: Some(env.to_string()),
                     reason: format!(
                         "environment {env} runs only on a push it lists in on.branches/on.tags or on workflow_dispatch, not on `{other}`"
                     ),
@@ -200,6 +206,7 @@ fn decide_push(
         }) {
             return Decision::Refuse {
                 trigger,
+                env: Some(n.to_string()),
                 reason: format!(
                     "tag {name} looks like a release for environment {n} (`{p}`) but is not a semantic version \
                      (vMAJOR.MINOR.PATCH, no leading zeros, e.g. v1.2.3): refusing to migrate {n}"
@@ -218,6 +225,7 @@ fn decide_push(
             if kind == "tag" && semver_pattern(p) && !is_semver_tag(&name) {
                 return Decision::Refuse {
                     trigger,
+                    env: Some(n.to_string()),
                     reason: format!(
                         "tag {name} matches `{p}` for environment {n} but is not a semantic version \
                          (vMAJOR.MINOR.PATCH, no leading zeros, e.g. v1.2.3): refusing to migrate {n}"
@@ -238,6 +246,7 @@ fn decide_push(
             } else {
                 Decision::Refuse {
                     trigger,
+                    env: Some(env.to_string()),
                     reason: format!(
                         "environment {env} does not run on a push to {kind} {name} (its on.{} do not match): \
                          refusing to migrate it from an unexpected ref",
@@ -286,6 +295,7 @@ fn decide_dispatch(
         (Some(a), Some(b)) if a != b => {
             return Decision::Refuse {
                 trigger,
+                env: Some(a.to_string()),
                 reason: format!(
                 "the dispatch chose environment {a} but the action was given {b}: they must agree"
             ),
@@ -306,6 +316,7 @@ fn decide_dispatch(
     let Some(phrase) = e.confirm_phrase(&env) else {
         return Decision::Refuse {
             trigger,
+            env: Some(env.to_string()),
             reason: format!(
                 "environment {env} does not accept manual runs: add `on: {{ dispatch: {{ confirm: PHRASE }} }}` to it"
             ),
@@ -320,6 +331,7 @@ fn decide_dispatch(
         Some(_) => {
             return Decision::Refuse {
                 trigger,
+                env: Some(env.to_string()),
                 reason: format!(
                     "the confirmation typed for {env} does not match its phrase exactly (expected `{phrase}`)"
                 ),
@@ -328,6 +340,7 @@ fn decide_dispatch(
         None => {
             return Decision::Refuse {
                 trigger,
+                env: Some(env.to_string()),
                 reason: format!("a manual run of {env} needs the confirmation phrase `{phrase}` in the `confirm` input"),
             }
         }

@@ -154,6 +154,15 @@ pub fn output_entry(name: &str, value: &str) -> String {
     format!("{name}<<{d}\n{value}\n{d}\n")
 }
 
+/// Append `name<<delimiter` entries to the runner's `$GITHUB_OUTPUT` file.
+pub fn append_outputs(path: &Path, entries: &[(&str, String)]) -> std::io::Result<()> {
+    let text: String = entries.iter().map(|(n, v)| output_entry(n, v)).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+}
+
 /// The output names the action declares; `action.yml` is checked against this list.
 pub const OUTPUTS: &[&str] = &[
     "environment",
@@ -165,7 +174,14 @@ pub const OUTPUTS: &[&str] = &[
     "rolled-back-count",
     "rolled-back",
     "summary-file",
+    "failed-version",
+    "failed-location",
+    "error",
+    "backup-file",
 ];
+
+/// The `error` output is cut here: the log and the summary have all of it.
+pub const MAX_ERROR_OUTPUT: usize = 4000;
 
 /// The runner's files for this step.
 #[derive(Debug, Clone, Default)]
@@ -176,6 +192,10 @@ pub struct Files {
     pub runner_temp: Option<PathBuf>,
     /// `$GITHUB_WORKSPACE`: absolute paths under it are shown relative.
     pub workspace: Option<PathBuf>,
+    /// The current directory relative to `$GITHUB_WORKSPACE` (`db` under the action's
+    /// `working-directory: db`): relative paths get it as a prefix, since GitHub
+    /// resolves an annotation's `file=` from the repository root.
+    pub cwd_in_workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +239,10 @@ pub struct GitHub {
     /// Lint findings seen, for the summary of a `lint` command (a pipeline's summary
     /// carries its own).
     lint_findings: Vec<crate::lint::Finding>,
+    /// The first migration that failed, for a command without a pipeline summary.
+    failed: Option<summary::Failure>,
+    /// How the command ended when it ended in an error outside a pipeline's result.
+    command_failed: Option<(RunStatus, Option<String>, String)>,
     finished: bool,
 }
 
@@ -241,6 +265,8 @@ impl GitHub {
             migrations: Vec::new(),
             summary: None,
             lint_findings: Vec::new(),
+            failed: None,
+            command_failed: None,
             finished: false,
         };
         for s in secrets {
@@ -313,13 +339,30 @@ impl GitHub {
         });
     }
 
+    /// A location's file as GitHub resolves it: relative to the repository root.
     fn file_of(&self, l: &Location) -> String {
-        let p = match &self.files.workspace {
-            Some(w) => l.path.strip_prefix(w).unwrap_or(&l.path),
-            None => &l.path,
+        self.workspace_path(&l.path)
+    }
+
+    /// `path` relative to the workspace (the repository root) — what GitHub resolves
+    /// annotations from and what a later step (upload-artifact) finds — when it is in it.
+    fn workspace_path(&self, path: &Path) -> String {
+        let p: PathBuf = if path.is_absolute() {
+            match &self.files.workspace {
+                Some(w) => path.strip_prefix(w).unwrap_or(path).to_path_buf(),
+                None => path.to_path_buf(),
+            }
+        } else {
+            let within: PathBuf = path
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            match &self.files.cwd_in_workspace {
+                Some(prefix) => prefix.join(within),
+                None => within,
+            }
         };
-        let s = p.to_string_lossy().replace('\\', "/");
-        s.strip_prefix("./").map_or(s.clone(), str::to_string)
+        p.to_string_lossy().replace('\\', "/")
     }
 
     fn annotation_line(&self, a: &Annotation) -> String {
@@ -402,8 +445,8 @@ impl GitHub {
         let mut tables = Tables::default();
         match &self.summary {
             Some(r) => {
-                pipeline_head(r, &mut s);
-                pipeline_tables(r, &mut tables);
+                pipeline_head(r, &|p| self.workspace_path(p), &mut s);
+                pipeline_tables(r, &|l| self.file_of(l), &mut tables);
             }
             None if self.migrations.is_empty() && !self.lint_findings.is_empty() => lint_markdown(
                 &self.lint_findings,
@@ -492,28 +535,82 @@ impl GitHub {
         Some(copy)
     }
 
+    /// The `failed-version`, `failed-location` and `error` outputs (empty when nothing
+    /// failed).
+    fn failure_outputs(&self, f: Option<&summary::Failure>) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "failed-version",
+                f.and_then(|f| f.version.clone()).unwrap_or_default(),
+            ),
+            (
+                "failed-location",
+                f.and_then(|f| f.location.as_ref())
+                    .map(|l| format!("{}:{}:{}", self.file_of(l), l.line, l.col))
+                    .unwrap_or_default(),
+            ),
+            (
+                "error",
+                f.map(|f| cap_utf16(&f.error, MAX_ERROR_OUTPUT))
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+
     fn outputs(&self, summary_file: Option<&Path>) -> Vec<(&'static str, String)> {
         let file = summary_file.map_or(String::new(), |p| p.display().to_string());
+        if let (None, Some((status, env, message))) = (&self.summary, &self.command_failed) {
+            let failure = summary::Failure {
+                version: self.failed.as_ref().and_then(|f| f.version.clone()),
+                location: self.failed.as_ref().and_then(|f| f.location.clone()),
+                error: self
+                    .failed
+                    .as_ref()
+                    .map_or(message.clone(), |f| f.error.clone()),
+            };
+            let mut out = vec![
+                ("environment", env.clone().unwrap_or_default()),
+                ("status", status.as_str().to_string()),
+            ];
+            out.extend(self.failure_outputs(Some(&failure)));
+            return out;
+        }
         match &self.summary {
-            Some(r) => vec![
-                ("environment", r.environment.clone().unwrap_or_default()),
-                ("status", r.status.as_str().to_string()),
-                ("applied-count", r.applied.len().to_string()),
-                ("applied", r.applied.join("\n")),
-                ("pending-count", r.pending.len().to_string()),
-                (
-                    "backup-marker",
-                    r.backup
-                        .as_ref()
-                        .map_or(String::new(), |b| b.id.to_string()),
-                ),
-                (
-                    "rolled-back-count",
-                    r.rolled_back_versions().len().to_string(),
-                ),
-                ("rolled-back", r.rolled_back_versions().join("\n")),
-                ("summary-file", file),
-            ],
+            Some(r) => {
+                let mut out = vec![
+                    ("environment", r.environment.clone().unwrap_or_default()),
+                    ("status", r.status.as_str().to_string()),
+                    ("applied-count", r.applied.len().to_string()),
+                    ("applied", r.applied.join("\n")),
+                ];
+                // Only what was read: a refused run checked nothing.
+                if r.database_read {
+                    out.push(("pending-count", r.pending.len().to_string()));
+                }
+                out.extend([
+                    (
+                        "backup-marker",
+                        r.backup
+                            .as_ref()
+                            .map_or(String::new(), |b| b.id.to_string()),
+                    ),
+                    (
+                        "backup-file",
+                        r.backup
+                            .as_ref()
+                            .and_then(|b| b.dump.as_ref())
+                            .map_or(String::new(), |d| self.workspace_path(Path::new(&d.path))),
+                    ),
+                    (
+                        "rolled-back-count",
+                        r.rolled_back_versions().len().to_string(),
+                    ),
+                    ("rolled-back", r.rolled_back_versions().join("\n")),
+                    ("summary-file", file),
+                ]);
+                out.extend(self.failure_outputs(r.failure.as_ref()));
+                out
+            }
             None => {
                 let applied: Vec<&str> = self
                     .migrations
@@ -523,7 +620,7 @@ impl GitHub {
                     .collect();
                 let failed = self.migrations.iter().any(|m| m.status == "failed")
                     || self.annotations.iter().any(|a| a.level == Level::Error);
-                vec![
+                let mut out = vec![
                     (
                         "status",
                         if failed { "failed" } else { "success" }.to_string(),
@@ -531,27 +628,21 @@ impl GitHub {
                     ("applied-count", applied.len().to_string()),
                     ("applied", applied.join("\n")),
                     ("summary-file", file),
-                ]
+                ];
+                out.extend(self.failure_outputs(self.failed.as_ref()));
+                out
             }
         }
     }
 
+    /// Every run writes at least `status`.
     fn write_outputs(&mut self, summary_file: Option<&Path>) {
-        if self.summary.is_none() && self.migrations.is_empty() {
-            return;
-        }
         let entries = self.outputs(summary_file);
         match self.files.output.clone() {
             Some(path) => {
-                let text: String = entries
-                    .iter()
-                    .map(|(n, v)| output_entry(n, &self.redact(v)))
-                    .collect();
-                let r = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|mut f| f.write_all(text.as_bytes()));
-                if let Err(e) = r {
+                let redacted: Vec<(&str, String)> =
+                    entries.iter().map(|(n, v)| (*n, self.redact(v))).collect();
+                if let Err(e) = append_outputs(&path, &redacted) {
                     self.cmd(command(
                         "warning",
                         &[],
@@ -592,14 +683,24 @@ impl GitHub {
                 direction: Direction::Up,
                 version,
                 name,
-                ..
-            } => self.migrations.push(MigrationRow {
-                version: version.to_string(),
-                name: name.to_string(),
-                status: "failed".into(),
-                duration_ms: None,
-                checksum: String::new(),
-            }),
+                location,
+                message,
+            } => {
+                self.migrations.push(MigrationRow {
+                    version: version.to_string(),
+                    name: name.to_string(),
+                    status: "failed".into(),
+                    duration_ms: None,
+                    checksum: String::new(),
+                });
+                if self.failed.is_none() {
+                    self.failed = Some(summary::Failure {
+                        version: Some(version.to_string()),
+                        location: location.cloned(),
+                        error: message.to_string(),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -621,6 +722,7 @@ fn status_badge(s: RunStatus) -> &'static str {
         RunStatus::Refused => "⛔ refused",
         RunStatus::Skipped => "⏭️ skipped",
         RunStatus::Cancelled => "🛑 cancelled",
+        RunStatus::ConfigError => "⚙️ configuration error",
     }
 }
 
@@ -746,7 +848,7 @@ fn lint_markdown(
 
 /// The head of a pipeline run's summary: status, message, backup marker, rollback
 /// instructions, drift — everything that must survive truncation.
-fn pipeline_head(r: &RunSummary, s: &mut String) {
+fn pipeline_head(r: &RunSummary, in_workspace: &dyn Fn(&Path) -> String, s: &mut String) {
     s.push_str(&format!(
         "## pgrollout{} — {}\n\n",
         r.environment
@@ -755,13 +857,23 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
             .unwrap_or_default(),
         status_badge(r.status)
     ));
-    s.push_str(&format!(
-        "**Trigger:** {} · **Dry run:** {} · **Applied:** {} · **Pending:** {}\n\n",
-        md(&r.trigger),
-        if r.dry_run { "yes" } else { "no" },
-        r.applied.len(),
-        r.pending.len()
-    ));
+    // Only what the run established: a refused or misconfigured run ran no step and
+    // read nothing, so it claims neither a dry-run mode nor a pending count.
+    let mut facts = vec![format!("**Trigger:** {}", md(&r.trigger))];
+    if r.steps.is_empty() {
+        facts.push("nothing was run: the database was not read".into());
+    } else {
+        facts.push(format!(
+            "**Dry run:** {}",
+            if r.dry_run { "yes" } else { "no" }
+        ));
+        facts.push(format!("**Applied:** {}", r.applied.len()));
+    }
+    if r.database_read {
+        facts.push(format!("**Pending:** {}", r.pending.len()));
+    }
+    s.push_str(&facts.join(" · "));
+    s.push_str("\n\n");
     if !r.message.is_empty() {
         s.push_str(&format!(
             "> {}\n",
@@ -779,12 +891,19 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
                 .as_ref()
                 .map(|d| format!(
                     " · dump {} ({} bytes, sha256 `{}`)",
-                    markdown::code(&d.path),
+                    markdown::code(&in_workspace(Path::new(&d.path))),
                     d.size_bytes,
                     &d.sha256[..16.min(d.sha256.len())]
                 ))
                 .unwrap_or_default()
         ));
+        // A failed run's rollback instructions say how to restore; a good one says it here.
+        if let (Some(d), None) = (&b.dump, &r.rollback) {
+            s.push_str(&format!(
+                "\n{}\n",
+                super::summary::dump_line(d, "DATABASE_URL").replace(['\r', '\n'], " ")
+            ));
+        }
     }
     if let Some(rb) = &r.rollback {
         s.push_str("\n### Rollback instructions\n\n");
@@ -793,6 +912,7 @@ fn pipeline_head(r: &RunSummary, s: &mut String) {
         }
         generated_markdown(&rb.generated, s);
     }
+    smoke_output_markdown(&r.smoke_output, s);
     rolled_back_markdown(&r.rolled_back, s);
     for d in &r.drift {
         s.push('\n');
@@ -808,7 +928,7 @@ fn said_above(message: &str, detail: &str) -> bool {
 }
 
 /// The pipeline run's tables: steps, migrations, lint findings.
-fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
+fn pipeline_tables(r: &RunSummary, file_of: &dyn Fn(&Location) -> String, tables: &mut Tables) {
     let steps = r
         .steps
         .iter()
@@ -847,9 +967,9 @@ fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
                 "| {} | {} | {} | {} |\n",
                 level_word(f.level),
                 f.rule.as_deref().map_or("—".into(), md),
-                f.location
-                    .as_ref()
-                    .map_or("—".into(), |l| markdown::code(&l.to_string())),
+                f.location.as_ref().map_or("—".into(), |l| {
+                    markdown::code(&format!("{}:{}:{}", file_of(l), l.line, l.col))
+                }),
                 md(&f.message)
             )
         })
@@ -865,13 +985,37 @@ fn pipeline_tables(r: &RunSummary, tables: &mut Tables) {
 /// backtick run in the SQL, so the SQL cannot close it).
 fn generated_markdown(generated: &[summary::GeneratedDown], s: &mut String) {
     for g in generated {
-        let longest = g.sql.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-        let fence = "`".repeat(longest.max(2) + 1);
         s.push_str(&format!(
-            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{fence}sql\n{}\n{fence}\n",
+            "\n**Generated rollback of {}** (GENERATED from its up section — review before running with `--allow-generated`):\n\n{}",
             md(&g.version),
-            g.sql.trim_end()
+            fenced("sql", &g.sql)
         ));
+    }
+}
+
+/// A fenced block no line of `text` can close: one backtick longer than its longest run.
+fn fenced(info: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{info}\n{}\n{fence}\n", text.trim_end())
+}
+
+/// The end of each failed smoke-test command's stdout and stderr, as inert code blocks.
+fn smoke_output_markdown(outputs: &[summary::CommandOutput], s: &mut String) {
+    for o in outputs {
+        s.push_str(&format!(
+            "\n**Smoke test {}** {}:\n",
+            markdown::code(&o.name),
+            md(&o.reason)
+        ));
+        for (name, tail) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            if tail.lines.is_empty() {
+                s.push_str(&format!("\n{}\n", tail.heading(name)));
+            } else {
+                s.push_str(&format!("\n{}:\n\n", tail.heading(name)));
+                s.push_str(&fenced("text", &tail.lines.join("\n")));
+            }
+        }
     }
 }
 
@@ -983,6 +1127,17 @@ impl Reporter for GitHub {
                     lint: true,
                 });
                 self.lint_findings.push((*f).clone());
+            }
+            Event::CommandFailed {
+                status,
+                environment,
+                message,
+            } => {
+                self.command_failed = Some((
+                    *status,
+                    environment.map(str::to_string),
+                    message.to_string(),
+                ));
             }
             Event::PipelineFinished { summary } => {
                 self.close_group();

@@ -22,9 +22,17 @@ pub fn rollback_lines(r: &Rollback) -> Vec<String> {
             ));
         }
     }
-    if r.reversible.is_empty() && r.irreversible.is_empty() {
-        out.push("No migration was applied by this run: the schema is as it was before.".into());
-    } else {
+    let nothing_applied = r.reversible.is_empty() && r.irreversible.is_empty();
+    if nothing_applied && !r.failed_partially_applied {
+        out.push(format!(
+            "No migration was applied by this run: the schema is as it was before and nothing needs restoring — {}.",
+            if r.failed.is_some() || r.failed_in_rehearsal.is_some() {
+                "fix the data and re-run (or fix the migration, if it is what is wrong)"
+            } else {
+                "fix the cause above and re-run"
+            }
+        ));
+    } else if !nothing_applied {
         let applied = if r.applied.is_empty() {
             r.reversible
                 .iter()
@@ -67,25 +75,58 @@ pub fn rollback_lines(r: &Rollback) -> Vec<String> {
             ));
         }
     }
-    if let Some(b) = &r.backup {
-        if let Some(lsn) = &b.wal_lsn {
-            out.push(format!(
-                "Point-in-time recovery: backup marker #{} recorded WAL LSN `{lsn}` (txid {}) at {} — restore with `recovery_target_lsn = '{lsn}'` (before this run's changes).",
-                b.id, b.txid, b.created_at
-            ));
+    // Restoring is advice only once something of this run is in effect.
+    let changed = !nothing_applied || r.failed_partially_applied;
+    match &r.backup {
+        Some(b) if changed => {
+            if let Some(lsn) = &b.wal_lsn {
+                out.push(format!(
+                    "Point-in-time recovery: backup marker #{} recorded WAL LSN `{lsn}` (txid {}) at {} — restore with `recovery_target_lsn = '{lsn}'` (before this run's changes).",
+                    b.id, b.txid, b.created_at
+                ));
+            }
+            if let Some(d) = &b.dump {
+                out.push(dump_line(d, &url));
+            }
         }
-        if let Some(d) = &b.dump {
-            out.push(format!(
-                "Dump taken before the run: `{}` ({} bytes, sha256 {}) — restore with `pg_restore --clean --if-exists --no-owner -d \"${url}\" '{}'`.",
-                d.path, d.size_bytes, d.sha256, d.path
-            ));
-        }
-    } else {
-        out.push(
+        Some(b) => out.push(format!(
+            "Backup marker #{}{} was taken; with nothing applied there is nothing to restore from it.",
+            b.id,
+            if b.dump.is_some() { " and its dump" } else { "" }
+        )),
+        None if changed => out.push(
             "No backup marker was recorded in this run (add the `backup-marker` step).".into(),
-        );
+        ),
+        None => {}
     }
     out
+}
+
+/// Where the dump is and the `pg_restore` command for it. A dump in a CI job's
+/// workspace is gone with the job: the command names the file a download of the
+/// uploaded artifact gives.
+pub fn dump_line(d: &crate::report::summary::DumpInfo, url: &str) -> String {
+    let restore =
+        |file: &str| format!("`pg_restore --clean --if-exists --no-owner -d \"${url}\" '{file}'`");
+    if d.in_job_workspace {
+        let file = std::path::Path::new(&d.path)
+            .file_name()
+            .map_or(d.path.clone(), |f| f.to_string_lossy().into_owned());
+        format!(
+            "Dump taken before this run's changes: `{file}` ({} bytes, sha256 {}). It lives in the job's workspace only until the job ends: upload it as an artifact (the `backup-file` output; the example workflows do), download it, and restore with {}.",
+            d.size_bytes,
+            d.sha256,
+            restore(&file)
+        )
+    } else {
+        format!(
+            "Dump taken before this run's changes: `{}` ({} bytes, sha256 {}) — restore with {}.",
+            d.path,
+            d.size_bytes,
+            d.sha256,
+            restore(&d.path)
+        )
+    }
 }
 
 /// The closing lines of a run for a terminal.

@@ -109,6 +109,8 @@ impl Reporter for Terminal {
         }
         match e {
             Event::LintFinding { finding } => self.lint_finding(finding),
+            // main prints the error itself, once.
+            Event::CommandFailed { .. } => {}
             Event::Connecting { target } => {
                 if self.connected_to.as_deref() != Some(*target) {
                     self.line(format!("connecting to {target}"))

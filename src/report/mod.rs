@@ -102,6 +102,18 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// `s` cut to at most `max` bytes on a character boundary, the cut marked with `…`.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A place in a file, for messages and annotations.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Location {
@@ -317,6 +329,13 @@ pub enum Event<'a> {
     /// Review delay: time left before `apply` (Ctrl-C / SIGTERM stops with nothing applied).
     Countdown {
         remaining: Duration,
+    },
+    /// The command ended with an error before (or instead of) a pipeline result: the
+    /// `status` output says which kind, with the environment when one was named.
+    CommandFailed {
+        status: summary::RunStatus,
+        environment: Option<&'a str>,
+        message: &'a str,
     },
     /// The pipeline's result: the job summary and step outputs are built from it.
     PipelineFinished {

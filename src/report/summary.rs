@@ -22,6 +22,9 @@ pub enum RunStatus {
     Skipped,
     /// Cancelled (SIGINT/SIGTERM) before anything was applied.
     Cancelled,
+    /// The pipeline file, a setting or the environment's database URL is wrong (or
+    /// missing): nothing was run.
+    ConfigError,
 }
 
 impl RunStatus {
@@ -34,6 +37,7 @@ impl RunStatus {
             RunStatus::Refused => "refused",
             RunStatus::Skipped => "skipped",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::ConfigError => "config-error",
         }
     }
 }
@@ -80,6 +84,10 @@ pub struct DumpInfo {
     pub path: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// Written into a CI job's workspace: gone when the job ends unless a later step
+    /// uploads it (the example workflows upload it as an artifact).
+    #[serde(default)]
+    pub in_job_workspace: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +112,8 @@ pub struct Rollback {
     pub failed: Option<String>,
     /// Whether the failed migration ran outside a transaction (partly applied).
     pub failed_partially_applied: bool,
+    /// The migration that failed its rehearsal (dry-run), if one did.
+    pub failed_in_rehearsal: Option<String>,
     pub backup: Option<BackupInfo>,
     /// Name of the environment variable holding the URL, for copy-paste commands.
     pub url_variable: Option<String>,
@@ -137,6 +147,52 @@ pub struct RunSummary {
     pub rolled_back: Vec<RolledBackRow>,
     /// The reports of `drift` steps.
     pub drift: Vec<crate::schema::DriftReport>,
+    /// Whether the tracking schema was read at the end: `pending` is known. A refused
+    /// or misconfigured run never reads it, and claims no pending count.
+    pub database_read: bool,
+    /// What failed, for the `failed-*` and `error` outputs.
+    pub failure: Option<Failure>,
+    /// The end of what each failed smoke-test command printed.
+    pub smoke_output: Vec<CommandOutput>,
+}
+
+/// The last lines a command printed on each stream (bounded), for a failed check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandOutput {
+    /// The check's name.
+    pub name: String,
+    /// How it ended: "exited with exit status: 22", "did not finish within 30 s".
+    pub reason: String,
+    pub stdout: StreamTail,
+    pub stderr: StreamTail,
+}
+
+/// The last lines of one output stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamTail {
+    pub lines: Vec<String>,
+    /// How many lines the stream had in all.
+    pub total_lines: usize,
+}
+
+impl StreamTail {
+    /// "stdout (last 20 of 61 lines)", "stderr (2 lines)", "stdout (empty)".
+    pub fn heading(&self, stream: &str) -> String {
+        match (self.total_lines, self.lines.len()) {
+            (0, _) => format!("{stream} (empty)"),
+            (t, n) if t == n => format!("{stream} ({t} line(s))"),
+            (t, n) => format!("{stream} (last {n} of {t} lines)"),
+        }
+    }
+}
+
+/// The failure that ended a run: the migration (version and position in its file) when
+/// one failed, and the error's text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub version: Option<String>,
+    pub location: Option<Location>,
+    pub error: String,
 }
 
 /// One migration handled by a `rollback` step.
@@ -186,6 +242,9 @@ impl RunSummary {
             rollback: None,
             rolled_back: Vec::new(),
             drift: Vec::new(),
+            database_read: false,
+            failure: None,
+            smoke_output: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod classify;
 mod locks;
 
 mod parse;
+pub mod plpgsql;
 mod split;
 
 pub use classify::{is_copy_from_stdin, non_transactional, statement_keyword, tx_control};

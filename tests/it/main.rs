@@ -19,3 +19,4 @@ mod rollback;
 mod shipping;
 mod soak;
 mod steps;
+mod workflow;

@@ -16,11 +16,15 @@ pub(super) fn backup(
     let opts = ctx.run_options(None, false)?;
     let run = ctx.ci.run_context(None);
     let dump = if dump {
-        // On a runner, RUNNER_TEMP survives until the job ends (and can be uploaded);
-        // elsewhere the operator expects the file where they are.
-        let dir = output_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| ctx.ci.dump_dir(|| PathBuf::from(".")));
+        // On a runner, the workspace (where a later step can upload it); elsewhere the
+        // operator expects the file where they are.
+        let (dir, in_job_workspace) = match output_dir {
+            Some(d) => (d.to_path_buf(), false),
+            None => ctx.ci.dump_dir(|| PathBuf::from(".")),
+        };
+        if in_job_workspace {
+            crate::engine::backup::create_dir(&dir).map_err(CliError::Failed)?;
+        }
         if !dir.is_dir() {
             return Err(CliError::Usage(format!(
                 "--output-dir {}: not a directory",
@@ -29,7 +33,7 @@ pub(super) fn backup(
         }
         let name = target.dbname().unwrap_or("database").to_string();
         Some(
-            crate::engine::backup::dump(&target, &dir, &name, ctx.reporter)
+            crate::engine::backup::dump(&target, &dir, &name, in_job_workspace, ctx.reporter)
                 .map_err(CliError::Failed)?,
         )
     } else {

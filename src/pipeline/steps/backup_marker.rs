@@ -22,10 +22,16 @@ impl Runner<'_, '_> {
             };
         }
         let dump = if b.dump {
+            let (dir, in_job_workspace) = match &b.dir {
+                Some(d) => (d.clone(), false),
+                None => self.setup.dump_dir.clone(),
+            };
+            crate::engine::backup::create_dir(&dir)?;
             Some(crate::engine::backup::dump(
                 &self.target,
-                &self.setup.dump_dir,
+                &dir,
                 self.env_name,
+                in_job_workspace,
                 self.reporter,
             )?)
         } else {

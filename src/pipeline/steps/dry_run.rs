@@ -53,6 +53,11 @@ impl Runner<'_, '_> {
     ) -> StepError {
         match f.error {
             ApplyError::Migration(me) => {
+                self.summary.failure = Some(crate::report::summary::Failure {
+                    version: Some(me.version.clone()),
+                    location: me.location.clone(),
+                    error: me.server.to_string(),
+                });
                 if rehearsal {
                     self.rehearsal_failed = Some(me.version.clone());
                 } else {

@@ -151,6 +151,7 @@ impl Runner<'_, '_> {
         let mut out = Rollback {
             failed: self.failed.as_ref().map(|(v, _)| v.clone()),
             failed_partially_applied: self.failed.as_ref().is_some_and(|(_, p)| *p),
+            failed_in_rehearsal: self.rehearsal_failed.clone(),
             backup: self.summary.backup.clone(),
             url_variable: Some(self.env.database_url_env.clone()),
             ..Default::default()

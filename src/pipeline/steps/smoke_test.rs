@@ -1,12 +1,22 @@
 //! The `smoke-test` step: SQL checks in a read-only transaction and commands with the database URL in their environment.
 
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::super::{Runner, StepResult};
+use super::super::{Runner, StepError, StepResult};
 use crate::config::SmokeCheck;
 use crate::db::health;
+use crate::report::summary::{CommandOutput, StreamTail};
 use crate::report::{Event, Level};
+
+/// Of a failed command's output, the log and the summary show at most this many last
+/// lines per stream…
+pub const TAIL_LINES: usize = 20;
+/// …and at most this many bytes of them (a line longer than that is cut).
+pub const TAIL_BYTES: usize = 4096;
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn smoke_test(&mut self, checks: &[SmokeCheck]) -> StepResult {
@@ -30,7 +40,16 @@ impl Runner<'_, '_> {
                     Err(e) => Err(e.to_string()),
                 }
             } else if let Some(command) = &c.command {
-                run_command(command, timeout, &self.url)
+                run_command(command, timeout, &self.url).map_err(|f| {
+                    let text = f.describe();
+                    self.summary.smoke_output.push(CommandOutput {
+                        name: c.name.clone(),
+                        reason: f.reason,
+                        stdout: f.stdout,
+                        stderr: f.stderr,
+                    });
+                    text
+                })
             } else {
                 Err("no sql or command".into())
             };
@@ -50,13 +69,12 @@ impl Runner<'_, '_> {
         if failures.is_empty() {
             Ok(format!("{} check(s) passed", checks.len()))
         } else {
-            Err(format!(
+            Err(StepError::Reported(format!(
                 "{} of {} check(s) failed: {}",
                 failures.len(),
                 checks.len(),
                 failures.join(", ")
-            )
-            .into())
+            )))
         }
     }
 }
@@ -73,38 +91,111 @@ pub(in crate::pipeline) fn check_value(
     }
 }
 
+/// A smoke-test command that failed: why, and the end of what it printed.
+pub(in crate::pipeline) struct CommandFailure {
+    pub reason: String,
+    pub stdout: StreamTail,
+    pub stderr: StreamTail,
+}
+
+impl CommandFailure {
+    /// The reason and both tails, for the log.
+    pub fn describe(&self) -> String {
+        let mut out = format!("the command {}", self.reason);
+        for (name, tail) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            out.push_str(&format!("\n  {}:", tail.heading(name)));
+            for l in &tail.lines {
+                out.push_str(&format!("\n    {l}"));
+            }
+        }
+        out
+    }
+}
+
+/// Keep the last [`TAIL_LINES`] lines of `pipe` within [`TAIL_BYTES`], counting all.
+fn tail_of(pipe: impl Read) -> StreamTail {
+    let mut reader = BufReader::new(pipe);
+    let mut kept: VecDeque<String> = VecDeque::new();
+    let mut total = 0;
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+        total += 1;
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        kept.push_back(crate::report::cut(text, TAIL_BYTES));
+        if kept.len() > TAIL_LINES {
+            kept.pop_front();
+        }
+        line.clear();
+    }
+    while kept.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES && kept.len() > 1 {
+        kept.pop_front();
+    }
+    StreamTail {
+        lines: kept.into(),
+        total_lines: total,
+    }
+}
+
 /// Run a smoke-test command with `sh -c`, `DATABASE_URL` set, killed after `timeout`.
+/// Its stdout and stderr are read as it runs; a failure carries the end of both.
 pub(in crate::pipeline) fn run_command(
     command: &str,
     timeout: Duration,
     url: &str,
-) -> Result<(), String> {
+) -> Result<(), CommandFailure> {
+    let failed = |reason: String| CommandFailure {
+        reason,
+        stdout: StreamTail::default(),
+        stderr: StreamTail::default(),
+    };
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
         .env("DATABASE_URL", url)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("starting `sh -c`: {e}"))?;
+        .map_err(|e| failed(format!("could not start (`sh -c`): {e}")))?;
+    let (tx_out, rx_out) = mpsc::channel();
+    let (tx_err, rx_err) = mpsc::channel();
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    std::thread::spawn(move || tx_out.send(tail_of(out)));
+    std::thread::spawn(move || tx_err.send(tail_of(err)));
     let started = Instant::now();
-    loop {
+    let reason = loop {
         match child.try_wait() {
             Ok(Some(st)) if st.success() => return Ok(()),
-            Ok(Some(st)) => return Err(format!("the command exited with {st}")),
+            Ok(Some(st)) => break format!("exited with {st}"),
             Ok(None) if started.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "the command did not finish within {}",
+                break format!(
+                    "did not finish within {}",
                     crate::report::human_duration(timeout)
-                ));
+                );
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("waiting for the command: {e}")),
+            Err(e) => break format!("could not be waited for: {e}"),
         }
-    }
+    };
+    // A process the command left behind may hold the pipes open: do not wait for it.
+    let collect = |rx: mpsc::Receiver<StreamTail>| {
+        rx.recv_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|_| StreamTail {
+                lines: vec![
+                    "(not available: a process the command started still holds it open)".into(),
+                ],
+                total_lines: 1,
+            })
+    };
+    Err(CommandFailure {
+        reason,
+        stdout: collect(rx_out),
+        stderr: collect(rx_err),
+    })
 }
 
 #[cfg(test)]

@@ -275,6 +275,7 @@ fn summary_and_outputs_written() {
         step_summary: Some(sum.clone()),
         runner_temp: Some(dir.path().to_path_buf()),
         workspace: None,
+        cwd_in_workspace: None,
     };
     let (mut g, _c) = reporter(&["s3cret"], files);
     let mut s = RunSummary::early(
@@ -285,6 +286,7 @@ fn summary_and_outputs_written() {
     s.environment = Some("staging".into());
     s.applied = vec!["0001".into(), "0002".into()];
     s.pending = vec!["0003".into()];
+    s.database_read = true;
     s.migrations.push(MigrationRow {
         version: "0003".into(),
         name: "a|b<c>".into(),
