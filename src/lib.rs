@@ -19,6 +19,7 @@ pub(crate) mod plan;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub(crate) mod serve;
 pub mod sql;
 
 use std::sync::{Condvar, Mutex};

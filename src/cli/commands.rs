@@ -22,6 +22,7 @@ mod adopt_cmd;
 mod apply_output;
 mod backup_cmd;
 mod rollback_cmd;
+mod serve_cmd;
 
 /// What a command produced: text for stdout and the exit code.
 #[derive(Debug)]
@@ -388,6 +389,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             force,
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
+        Command::Serve { listen, read_only } => serve_cmd::serve(ctx, listen, read_only),
         Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
         Command::Adopt { from, dry_run } => adopt_cmd::adopt(ctx, from, dry_run),
         Command::Backup {

@@ -489,6 +489,33 @@ pub enum Command {
   pgrollout lint --format json --fail-on warning")]
     Lint(LintArgs),
 
+    /// Serve a dashboard and a JSON API over the pipeline file's environments.
+    ///
+    /// Pages (an overview card per environment, each environment's migrations, history,
+    /// slowest migrations and last failure) and `/api/v1/` JSON for the same data; dry-run,
+    /// apply and rollback on the environments whose `serve: { actions: [...] }` allows them
+    /// (none by default), with the environment's `on.dispatch.confirm` phrase when it has
+    /// one. Runs go through the same lock, executor and audit rows as the CLI, with the
+    /// token's name as the actor, and stream their events to the page.
+    ///
+    /// Every route but /healthz needs a token of PGROLLOUT_SERVE_TOKENS=NAME:TOKEN,…
+    /// (`Authorization: Bearer TOKEN`; the dashboard signs in with a form). Without
+    /// tokens it starts only with --read-only on a loopback address. With --ephemeral,
+    /// each environment gets its own database on the throwaway server. Routes, JSON and a
+    /// reverse-proxy set-up: docs/serve.md.
+    #[command(after_help = "Examples:
+  PGROLLOUT_SERVE_TOKENS=me:$(openssl rand -hex 16) pgrollout --ephemeral serve
+  pgrollout serve --read-only                       read-only dashboard on 127.0.0.1:8080
+  curl -H \"Authorization: Bearer $TOKEN\" -d '{}' http://127.0.0.1:8080/api/v1/environments/staging/apply")]
+    Serve {
+        /// Address and port to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// Show only: no action can be started. Without tokens, only this on loopback.
+        #[arg(long)]
+        read_only: bool,
+    },
+
     /// Run the pipeline file's environments (`pipeline run`).
     Pipeline {
         #[command(subcommand)]

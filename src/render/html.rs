@@ -24,7 +24,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const CSS: &str = r#"
+/// The report's style sheet (also the dashboard's, which `pgrollout serve` renders).
+pub const CSS: &str = r#"
 :root{--ok:#1a7f37;--okbg:#dafbe1;--warn:#9a6700;--warnbg:#fff8c5;--err:#cf222e;--errbg:#ffebe9;
 --muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--fg:#1f2328;--info:#0969da;--infobg:#ddf4ff}
 *{box-sizing:border-box}
@@ -93,7 +94,8 @@ fn state_class(s: State) -> &'static str {
     }
 }
 
-fn badge(class: &str, text: &str) -> String {
+/// A coloured status pill; `class` picks the colour (`s-<class>`).
+pub fn badge(class: &str, text: &str) -> String {
     format!(
         "<span class=\"badge s-{}\">{}</span>",
         esc(class),
@@ -184,7 +186,8 @@ pub fn render(o: &Overview) -> String {
     h
 }
 
-fn card(h: &mut String, e: &EnvReport) {
+/// One environment's card: health, counts, latest migration, last backup marker.
+pub fn card(h: &mut String, e: &EnvReport) {
     let (class, word) = health_word(e.health.status);
     let reach = match e.reach {
         Reach::Ok => badge(class, word),
@@ -303,7 +306,8 @@ fn comparison(h: &mut String, o: &Overview) {
     h.push_str("</tbody></table></div>");
 }
 
-fn env_details(h: &mut String, e: &EnvReport) {
+/// One environment's details: slowest migrations, every migration, history, backups.
+pub fn env_details(h: &mut String, e: &EnvReport) {
     let (class, word) = health_word(e.health.status);
     let _ = write!(
         h,

@@ -15,6 +15,7 @@ mod lint;
 mod lock;
 mod report;
 mod rollback;
+mod serve;
 mod shipping;
 mod soak;
 mod steps;

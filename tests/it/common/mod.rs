@@ -330,6 +330,24 @@ pub fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
     postgres::Client::connect(url, tls.clone())
 }
 
+/// Debian's Chromium, headless, with a fresh profile in `profile` and nothing that
+/// reaches out to the network on its own: the tests' browser.
+pub fn headless_chromium(profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("/usr/bin/chromium");
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
 /// A double-quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
