@@ -334,7 +334,10 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
     }
     match command {
         Command::New { name } => new(ctx, &name),
-        Command::Status { all: false, envs } if envs.env_url.is_empty() => status(ctx),
+        Command::Status { runs: true, .. } => status_runs(ctx),
+        Command::Status {
+            all: false, envs, ..
+        } if envs.env_url.is_empty() => status(ctx),
         Command::Status { envs, .. } => status_all(ctx, &envs),
         Command::Drift {
             source,
@@ -374,13 +377,19 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
         Command::Rollback {
             steps,
             to,
+            last_run,
+            run,
             dry_run,
             allow_generated,
             use_file_down,
         } => rollback_cmd::rollback(
             ctx,
-            steps,
-            to.as_deref(),
+            rollback_cmd::Which {
+                steps,
+                to: to.as_deref(),
+                last_run,
+                run: run.as_deref(),
+            },
             dry_run,
             allow_generated,
             use_file_down,
@@ -471,6 +480,25 @@ fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
         code: if bad { exit::FAILED } else { exit::OK },
         stdout: out,
     })
+}
+
+/// `status --runs`: the runs as batches.
+fn status_runs(ctx: &mut Context) -> Result<Outcome, CliError> {
+    let target = ctx.need_target("status --runs")?;
+    let (mut s, _) = read_session(ctx, &target)?;
+    let schema = ctx.global.schema.clone();
+    let runs = crate::db::history::runs(&mut s.db, &schema, 20).map_err(|source| {
+        CliError::Failed(format!(
+            "reading the runs in {schema}.migration_history: {}",
+            crate::db::conn::error_text(&source)
+        ))
+    })?;
+    Ok(Outcome::ok(if ctx.json() {
+        serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).expect("serialisable")
+            + "\n"
+    } else {
+        text::runs_table(&runs)
+    }))
 }
 
 fn report_problems(ctx: &mut Context, problems: &[Problem]) {

@@ -224,12 +224,16 @@ pub enum Command {
     /// cannot be reached is named with the reason and the others are still shown; the
     /// exit code is then 1.
     #[command(
-        after_help = "Examples:\n  pgrollout status\n  pgrollout status --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL"
+        after_help = "Examples:\n  pgrollout status\n  pgrollout status --runs\n  pgrollout status --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL"
     )]
     Status {
         /// Every environment, side by side.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "runs")]
         all: bool,
+        /// The runs as batches instead: run id, who, when, the versions each applied and
+        /// rolled back (the newest 20; `rollback --run ID` undoes one).
+        #[arg(long)]
+        runs: bool,
         #[command(flatten)]
         envs: EnvUrls,
     },
@@ -372,20 +376,27 @@ pub enum Command {
     /// so a rollback works even if the file changed or was deleted since. Every migration
     /// to undo is checked first: if one has no down SQL, nothing is rolled back.
     #[command(
-        after_help = "Examples:\n  pgrollout rollback --steps 1\n  pgrollout rollback --to 20251107100000 --dry-run\n  pgrollout rollback --steps 2 --allow-generated"
+        after_help = "Examples:\n  pgrollout rollback --steps 1\n  pgrollout rollback --last-run\n  pgrollout rollback --run 3f9c2a7d1b0e4c55 --dry-run\n  pgrollout rollback --to 20251107100000 --dry-run\n  pgrollout rollback --steps 2 --allow-generated"
     )]
     Rollback {
         /// Roll back the newest N applied migrations.
         #[arg(
             long,
             value_name = "N",
-            required_unless_present = "to",
-            conflicts_with = "to"
+            required_unless_present_any = ["to", "last_run", "run"],
+            conflicts_with_all = ["to", "last_run", "run"]
         )]
         steps: Option<u32>,
         /// Roll back every migration newer than VERSION; VERSION itself stays applied.
-        #[arg(long, value_name = "VERSION")]
+        #[arg(long, value_name = "VERSION", conflicts_with_all = ["last_run", "run"])]
         to: Option<String>,
+        /// Roll back exactly the migrations the newest run applied (its batch), newest first.
+        #[arg(long, conflicts_with = "run")]
+        last_run: bool,
+        /// Roll back exactly the migrations run ID applied, newest first (ids: `status --runs`).
+        /// Refused while a later run's migrations are applied on top of them.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
         /// Show the down SQL that would run and rehearse it in a transaction that is rolled
         /// back. Nothing is written; generated rollbacks are shown even without --allow-generated.
         #[arg(long)]

@@ -375,6 +375,8 @@ pub fn env_details(h: &mut String, e: &EnvReport) {
         h.push_str("</tbody></table></div>");
     }
 
+    runs_table(h, &e.runs);
+
     h.push_str("<h3>Backup markers</h3>");
     if e.backups.is_empty() {
         h.push_str("<p class=\"small\">No backup marker recorded.</p>");
@@ -407,6 +409,28 @@ pub fn env_details(h: &mut String, e: &EnvReport) {
         h.push_str("</tbody></table></div>");
     }
     h.push_str("</details>");
+}
+
+/// The runs as batches: who ran what together (`rollback --run ID` undoes one).
+fn runs_table(h: &mut String, runs: &[crate::report::environments::RunBatch]) {
+    if runs.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Runs</h3><div class=\"wrap\"><table id=\"runs\"><thead><tr><th>Run</th><th>When</th><th>By</th><th>Applied</th><th>Rolled back</th><th class=\"hide-sm\">Failed</th></tr></thead><tbody>");
+    let list = |v: &[String]| esc(&v.join(", "));
+    for r in runs {
+        let _ = write!(
+            h,
+            "<tr data-run=\"{id}\"><td class=\"mono\">{id}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono err hide-sm\">{}</td></tr>",
+            esc(&when(Some(r.started_at))),
+            esc(&r.actor),
+            list(&r.applied),
+            list(&r.rolled_back),
+            list(&r.failed),
+            id = esc(&r.run_id),
+        );
+    }
+    h.push_str("</tbody></table></div>");
 }
 
 fn migration_table(h: &mut String, rows: &[MigrationRow]) {

@@ -505,6 +505,7 @@ fn env_json(app: &App, e: &EnvReport, full: bool) -> Value {
         v["slowest"] = json!(e.slowest);
         v["history"] = json!(e.history);
         v["backups"] = json!(e.backups);
+        v["batches"] = json!(e.runs);
         v["last_failure"] = json!(pages::last_failure(e));
         v["runs"] = Value::Array(
             app.runs

@@ -4,6 +4,7 @@
 mod common;
 
 mod architecture;
+mod batches;
 mod connection;
 mod drift;
 mod engine;
