@@ -14,6 +14,7 @@ pub(crate) mod environments;
 pub mod ephemeral;
 pub mod lint;
 pub mod migration;
+pub(crate) mod notify;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub mod render;

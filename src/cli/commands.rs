@@ -633,6 +633,27 @@ fn failure(
     Ok(Outcome { code, stdout })
 }
 
+/// The webhook of an environment's `notify:`, or None — with a warning when it is set
+/// up but cannot be used (its variable is unset, or not a URL).
+pub(crate) fn webhook(
+    ctx: &mut Context,
+    name: &str,
+    env: &crate::config::Environment,
+) -> Option<crate::notify::Webhook> {
+    let n = env.notify.as_ref()?;
+    match crate::notify::Webhook::from_config(n, name, &|k| std::env::var(k).ok()) {
+        Ok(w) => Some(w),
+        Err(message) => {
+            ctx.reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &message,
+            });
+            None
+        }
+    }
+}
+
 pub(crate) fn with_lock<T>(
     ctx: &mut Context,
     command: &str,

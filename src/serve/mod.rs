@@ -55,6 +55,8 @@ pub struct ServeEnv {
     pub confirm: Option<String>,
     /// The environment's merged run settings.
     pub opts: RunOptions,
+    /// Where the outcome of a run is sent (`notify:`), when it is set up.
+    pub notify: Option<crate::notify::Webhook>,
 }
 
 /// Everything `serve` needs, merged by the CLI.

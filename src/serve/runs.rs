@@ -14,6 +14,7 @@ use crate::db::tracking::RunContext;
 use crate::engine::rollback::{self, RollbackOptions, RollbackTarget};
 use crate::engine::{self, ApplyFailure};
 use crate::migration::MigrationSet;
+use crate::notify::{Notice, Recorder};
 use crate::report::{redact, Event, Reporter};
 
 use super::ServeEnv;
@@ -188,11 +189,38 @@ impl Runs {
             .insert(run.id.clone(), run.clone());
         let r = run.clone();
         let handle = std::thread::spawn(move || {
-            let mut reporter = Forward {
+            let mut forward = Forward {
                 run: r.clone(),
                 secrets,
             };
-            execute(&env, action, &request, &ctx, load, &mut reporter);
+            let mut recorder = Recorder::new(&mut forward);
+            let ended = execute(&env, action, &request, &ctx, load, &mut recorder);
+            let facts = recorder.facts;
+            if let Some(hook) = &env.notify {
+                let (succeeded, message) = match &ended {
+                    Ok(_) => (true, None),
+                    Err((_, e)) => (false, Some(e.as_str())),
+                };
+                let status = match (succeeded, action) {
+                    (true, ServeAction::DryRun) => "dry-run",
+                    (true, _) => "success",
+                    (false, _) => "failed",
+                };
+                let notice = Notice {
+                    environment: &env.name,
+                    status,
+                    succeeded,
+                    action: action.as_str(),
+                    run_id: &ctx.run_id,
+                    actor: &ctx.actor,
+                    run_url: ctx.ci_run_url.as_deref(),
+                    message,
+                    facts: &facts,
+                };
+                let secrets = forward.secrets.clone();
+                crate::notify::send(hook, &notice, &secrets, &mut forward);
+            }
+            forward.done(ended);
         });
         let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         threads.retain(|t| !t.is_finished());
@@ -209,46 +237,47 @@ impl Runs {
     }
 }
 
+/// What a run ended with: its report as JSON, and the error when it failed.
+type Ended = Result<Value, (Value, String)>;
+
 fn execute(
     env: &ServeEnv,
     action: ServeAction,
     request: &ActionRequest,
     ctx: &RunContext,
     load: Box<dyn FnOnce() -> Result<MigrationSet, String> + Send>,
-    reporter: &mut Forward,
-) {
+    reporter: &mut dyn Reporter,
+) -> Ended {
     let Some(target) = &env.target else {
         let why = env
             .skipped
             .clone()
             .unwrap_or_else(|| "no database URL".into());
-        return reporter.run.finish(false, Some(why), Value::Null);
+        return Err((Value::Null, why));
     };
-    let set = match load() {
-        Ok(s) => s,
-        Err(e) => return reporter.run.finish(false, Some(e), Value::Null),
-    };
+    let set = load().map_err(|e| (Value::Null, e))?;
     match action {
         ServeAction::DryRun | ServeAction::Apply => {
             let mut opts = env.opts.clone();
             opts.dry_run = action == ServeAction::DryRun;
-            let result = engine::apply(target, &set, &opts, ctx, reporter)
-                .map_err(|ApplyFailure { report, error }| (report, error.to_string()));
-            reporter.done(result)
+            engine::apply(target, &set, &opts, ctx, reporter)
+                .map(|r| value(&r))
+                .map_err(|ApplyFailure { report, error }| (value(&report), error.to_string()))
         }
         ServeAction::Rollback => {
             let target_spec = match (&request.to, request.steps) {
                 (Some(v), None) => match crate::migration::Version::parse(v) {
                     Some(v) => RollbackTarget::To(v),
                     None => {
-                        let e = format!("`to`: `{v}` is not a migration version");
-                        return reporter.run.finish(false, Some(e), Value::Null);
+                        return Err((
+                            Value::Null,
+                            format!("`to`: `{v}` is not a migration version"),
+                        ))
                     }
                 },
                 (None, n) => RollbackTarget::Steps(n.unwrap_or(1)),
                 (Some(_), Some(_)) => {
-                    let e = "give `steps` or `to`, not both".to_string();
-                    return reporter.run.finish(false, Some(e), Value::Null);
+                    return Err((Value::Null, "give `steps` or `to`, not both".into()))
                 }
             };
             let opts = RollbackOptions {
@@ -258,11 +287,18 @@ fn execute(
                 allow_generated: false,
                 use_file_down: false,
             };
-            let result = rollback::rollback(target, &set, &opts, ctx, reporter)
-                .map_err(|rollback::RollbackFailure { report, error }| (report, error.to_string()));
-            reporter.done(result)
+            rollback::rollback(target, &set, &opts, ctx, reporter)
+                .map(|r| value(&r))
+                .map_err(|rollback::RollbackFailure { report, error }| {
+                    (value(&report), error.to_string())
+                })
         }
     }
+}
+
+/// A run's report as JSON.
+fn value<T: serde::Serialize>(report: &T) -> Value {
+    serde_json::to_value(report).unwrap_or_default()
 }
 
 /// The run's reporter: every event as JSON into the run's log and broadcast, with the
@@ -274,13 +310,11 @@ struct Forward {
 
 impl Forward {
     /// The run is over: its report (what was done, also on failure) and error, masked.
-    fn done<T: serde::Serialize>(&self, result: Result<T, (T, String)>) {
-        let (ok, report, error) = match result {
-            Ok(r) => (true, r, None),
-            Err((r, e)) => (false, r, Some(redact(&e, &self.secrets))),
-        };
-        let v = serde_json::to_value(&report).unwrap_or_default();
-        self.run.finish(ok, error, v)
+    fn done(&self, ended: Ended) {
+        match ended {
+            Ok(v) => self.run.finish(true, None, v),
+            Err((v, e)) => self.run.finish(false, Some(redact(&e, &self.secrets)), v),
+        }
     }
 }
 

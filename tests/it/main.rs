@@ -14,6 +14,7 @@ mod inputs;
 mod layouts;
 mod lint;
 mod lock;
+mod notify;
 mod report;
 mod rollback;
 mod serve;

@@ -506,18 +506,13 @@ fn refuses_to_start_without_tokens_unless_read_only_on_loopback() {
 
 /// A throwaway migrations directory whose second migration's name is markup.
 fn hostile_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("1_create_t.sql"),
-        "CREATE TABLE t (id int);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("2_<img src=x onerror=document.title='pwned'>.sql"),
-        "-- migrate:up\nALTER TABLE t ADD COLUMN n int;\n-- migrate:down\nALTER TABLE t DROP COLUMN n;\n",
-    )
-    .unwrap();
-    dir
+    crate::common::migrations_dir(&[
+        ("1_create_t.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "2_<img src=x onerror=document.title='pwned'>.sql",
+            "-- migrate:up\nALTER TABLE t ADD COLUMN n int;\n-- migrate:down\nALTER TABLE t DROP COLUMN n;\n",
+        ),
+    ])
 }
 
 fn chromium_dom(url: &str, extra: &[&str]) -> String {

@@ -45,6 +45,7 @@ pub(super) fn serve(
                     actions: env.serve.actions.clone(),
                     confirm: env.confirm_phrase(name),
                     opts,
+                    notify: super::webhook(ctx, name, env),
                 });
             }
         }
@@ -58,6 +59,7 @@ pub(super) fn serve(
                 actions: Vec::new(),
                 confirm: None,
                 opts: ctx.run_options(None, false)?,
+                notify: None,
             });
         }
     }

@@ -154,6 +154,15 @@ pub fn db_from_template(template: &str) -> TestDb {
     TestDb { name, url }
 }
 
+/// A temporary migrations directory holding `files` (name, text).
+pub fn migrations_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("creating a migrations dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("writing a migration");
+    }
+    dir
+}
+
 /// The repository's sample migrations (`migrations/`).
 pub fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
