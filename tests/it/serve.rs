@@ -55,7 +55,11 @@ pub fn request(
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         req.push_str("Content-Type: application/json\r\n");
     }
     for (k, v) in headers {
@@ -621,4 +625,85 @@ fn sigterm_lets_a_running_migration_end_cleanly_and_stops_the_server() {
         "{run}"
     );
     assert_eq!(scalar(&url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"), "0", "{run}");
+}
+
+#[test]
+fn the_dashboard_signs_in_by_form_and_its_buttons_need_the_form_token() {
+    let e = envs();
+    let s = start(&sample_dir(), &urls(&e), Some(TOKEN), &[]);
+    let form = |body: &str| {
+        let mut st = TcpStream::connect(&s.addr).unwrap();
+        write!(
+            st,
+            "POST /login HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        st.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(form("token=wrongwrongwrongwrong").starts_with("HTTP/1.0 401"));
+    let ok = form(&format!("token={SECRET}"));
+    let cookie = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie: {ok}"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = request(
+        &s.addr,
+        "GET",
+        "/environments/staging",
+        &[("Cookie", &cookie)],
+        "",
+    );
+    let token = page
+        .body
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no form token: {}", page.body))
+        .to_string();
+    let post = |body: &str| {
+        request(
+            &s.addr,
+            "POST",
+            "/environments/staging/actions",
+            &[
+                ("Cookie", &cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+    };
+    let forged = post("action=apply&form_token=0000");
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(!tracked(&e.staging.url), "a forged form ran nothing");
+    let r = post(&format!("action=apply&form_token={token}"));
+    assert_eq!(r.status, 303, "{r:?}");
+    let location = r
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    let id = location.split("run=").nth(1).unwrap().trim().to_string();
+    assert_eq!(s.finished(&id)["status"], "succeeded");
+    assert_eq!(
+        scalar(
+            &e.staging.url,
+            "SELECT DISTINCT actor FROM pgrollout.migration_history"
+        ),
+        "alice"
+    );
+    let watch = request(&s.addr, "GET", location.trim(), &[("Cookie", &cookie)], "");
+    assert!(
+        watch.body.contains("/assets/live.js")
+            && watch.body.contains(&format!("/api/v1/runs/{id}/events")),
+        "{}",
+        watch.body
+    );
 }
