@@ -133,9 +133,19 @@ pub fn start(
     tokens: Option<&str>,
     args: &[&str],
 ) -> Server {
+    start_with(&pipeline(migrations), urls, tokens, args)
+}
+
+/// [`start`] with a pipeline file of the test's own.
+pub fn start_with(
+    pipeline_file: &str,
+    urls: &[(&str, &str)],
+    tokens: Option<&str>,
+    args: &[&str],
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pgrollout.yml");
-    std::fs::write(&config, pipeline(migrations)).unwrap();
+    std::fs::write(&config, pipeline_file).unwrap();
     let mut p = Pgrollout::new()
         .arg("--config")
         .arg(&config)
@@ -705,5 +715,206 @@ fn the_dashboard_signs_in_by_form_and_its_buttons_need_the_form_token() {
             && watch.body.contains(&format!("/api/v1/runs/{id}/events")),
         "{}",
         watch.body
+    );
+}
+
+/// Headless Chromium driven over the DevTools protocol on a pipe
+/// (`--remote-debugging-pipe`: JSON messages, each ended by a NUL byte, in on fd 3 and
+/// out on fd 4), so a test can sign in, press a button and watch the DOM change.
+struct Browser {
+    child: std::process::Child,
+    to: std::fs::File,
+    from: std::io::BufReader<std::fs::File>,
+    next: u64,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} not found: apt-get install chromium"
+        );
+        let pipe = || {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2(2) fills two descriptors this process then owns; close-on-exec
+            // keeps them out of every other child (dup2 below clears it on fds 3 and 4).
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            (fds[0], fds[1])
+        };
+        let ((in_read, in_write), (out_read, out_write)) = (pipe(), pipe());
+        let profile = tempfile::tempdir().unwrap();
+        let mut cmd = crate::common::headless_chromium(profile.path());
+        cmd.arg("--remote-debugging-pipe")
+            .arg("about:blank")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only an async-signal-safe call (dup2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(in_read, 3) < 0 || libc::dup2(out_write, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        // SAFETY: the parent's ends, owned from here on; the child's ends are closed.
+        let (to, from) = unsafe {
+            libc::close(in_read);
+            libc::close(out_write);
+            (
+                std::fs::File::from_raw_fd(in_write),
+                std::fs::File::from_raw_fd(out_read),
+            )
+        };
+        let mut b = Browser {
+            child,
+            to,
+            from: std::io::BufReader::new(from),
+            next: 0,
+            session: String::new(),
+            _profile: profile,
+        };
+        let target = b.call(
+            "Target.createTarget",
+            serde_json::json!({"url": "about:blank"}),
+        );
+        let attached = b.call(
+            "Target.attachToTarget",
+            serde_json::json!({"targetId": target["targetId"], "flatten": true}),
+        );
+        b.session = attached["sessionId"].as_str().unwrap().to_string();
+        b
+    }
+
+    /// One command and its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::BufRead;
+        self.next += 1;
+        let mut msg = serde_json::json!({"id": self.next, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = serde_json::json!(self.session);
+        }
+        let mut bytes = msg.to_string().into_bytes();
+        bytes.push(0);
+        self.to.write_all(&bytes).unwrap();
+        loop {
+            let mut buf = Vec::new();
+            let n = self.from.read_until(0, &mut buf).unwrap();
+            assert!(n > 0, "Chromium closed the DevTools pipe");
+            buf.pop();
+            let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            if v["id"] == self.next {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true}),
+        );
+        r["result"]["value"].clone()
+    }
+
+    fn open(&mut self, url: &str) {
+        self.call("Page.navigate", serde_json::json!({"url": url}));
+        self.wait_for(
+            &format!("{url} loaded"),
+            &format!(
+                "location.href === {} && document.readyState === 'complete'",
+                serde_json::json!(url)
+            ),
+        );
+    }
+
+    #[track_caller]
+    fn wait_for(&mut self, what: &str, expression: &str) {
+        let mut ok = false;
+        wait_until(what, Duration::from_secs(60), || {
+            ok = self.eval(expression) == serde_json::json!(true);
+            ok
+        });
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_apply_started_from_the_page_shows_its_migrations_appearing_live() {
+    let dir = crate::common::migrations_dir(&[
+        ("1_create_a.sql", "CREATE TABLE a (id int);\n"),
+        // Waits for an advisory lock the test holds: the run is caught half-way.
+        (
+            "2_gate.sql",
+            "SELECT pg_advisory_xact_lock(4242);\nCREATE TABLE b (id int);\n",
+        ),
+        ("3_create_c.sql", "CREATE TABLE c (id int);\n"),
+    ]);
+    let e = envs();
+    let mut gate = crate::common::connect(&e.staging.url).unwrap();
+    gate.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
+    let file = pipeline(dir.path()).replace(
+        "environments:",
+        "settings: { lock_timeout: 2min }\nenvironments:",
+    );
+    let server = start_with(&file, &urls(&e), Some(TOKEN), &[]);
+    let base = format!("http://{}", server.addr);
+
+    let mut b = Browser::start();
+    b.open(&format!("{base}/login"));
+    b.eval(&format!(
+        "document.querySelector('input[name=token]').value = '{SECRET}'; document.querySelector('form').submit(); true"
+    ));
+    b.wait_for(
+        "signed in",
+        &format!("location.href === '{base}/' && document.readyState === 'complete'"),
+    );
+    assert_eq!(b.eval("document.querySelectorAll('[data-env]').length"), 3);
+    b.open(&format!("{base}/environments/staging"));
+    b.eval("document.querySelector('select[name=action]').value = 'apply'; document.getElementById('run').click(); true");
+    // The first migration shows up while the run is still going.
+    b.wait_for(
+        "migration 1 appears as applied while the run waits",
+        "!!document.querySelector('#live li[data-kind=section_finished][data-version=\"1\"]')",
+    );
+    assert_eq!(
+        b.eval("document.getElementById('live').getAttribute('data-state')"),
+        "running"
+    );
+    assert_eq!(
+        b.eval(
+            "!!document.querySelector('#live li[data-kind=section_finished][data-version=\"3\"]')"
+        ),
+        false
+    );
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .unwrap();
+    b.wait_for(
+        "the run succeeds",
+        "document.getElementById('live').getAttribute('data-state') === 'succeeded'",
+    );
+    let finished = b.eval(
+        "Array.from(document.querySelectorAll('#live li[data-kind=section_finished]')).map(li => li.getAttribute('data-version')).join(',')",
+    );
+    assert_eq!(finished, "1,2,3");
+    assert_eq!(
+        scalar(
+            &e.staging.url,
+            "SELECT string_agg(DISTINCT actor, ',') FROM pgrollout.migration_history"
+        ),
+        "alice"
     );
 }
