@@ -308,6 +308,12 @@ fn comparison(h: &mut String, o: &Overview) {
 
 /// One environment's details: slowest migrations, every migration, history, backups.
 pub fn env_details(h: &mut String, e: &EnvReport) {
+    env_details_linked(h, e, None)
+}
+
+/// [`env_details`] with each migration's name a link to `{link_base}{version}` (the
+/// dashboard's migration pages).
+pub fn env_details_linked(h: &mut String, e: &EnvReport, link_base: Option<&str>) {
     let (class, word) = health_word(e.health.status);
     let _ = write!(
         h,
@@ -341,7 +347,7 @@ pub fn env_details(h: &mut String, e: &EnvReport) {
     }
 
     h.push_str("<h3>Migrations</h3>");
-    migration_table(h, &e.migrations);
+    migration_table(h, &e.migrations, link_base);
 
     h.push_str("<h3>Recent activity</h3>");
     if e.history.is_empty() {
@@ -433,7 +439,7 @@ fn runs_table(h: &mut String, runs: &[crate::report::environments::RunBatch]) {
     h.push_str("</tbody></table></div>");
 }
 
-fn migration_table(h: &mut String, rows: &[MigrationRow]) {
+fn migration_table(h: &mut String, rows: &[MigrationRow], link_base: Option<&str>) {
     h.push_str("<div class=\"wrap\"><table><thead><tr><th>Version</th><th>Name</th><th>Status</th><th>Applied at</th><th class=\"hide-sm\">By</th><th>Duration</th></tr></thead><tbody>");
     for m in rows {
         let err = m
@@ -445,7 +451,15 @@ fn migration_table(h: &mut String, rows: &[MigrationRow]) {
             h,
             "<tr><td class=\"mono\">{}</td><td>{}{err}</td><td>{}</td><td>{}</td><td class=\"hide-sm\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&m.version),
-            esc(&m.name),
+            match link_base {
+                Some(base) => format!(
+                    "<a href=\"{}{}\">{}</a>",
+                    esc(base),
+                    esc(&m.version),
+                    esc(&m.name)
+                ),
+                None => esc(&m.name),
+            },
             badge(state_class(m.state), state_word(m.state)),
             esc(&when(m.applied_at)),
             esc(m.applied_by.as_deref().unwrap_or_default()),

@@ -39,6 +39,9 @@ use runs::{ActionRequest, Runs};
 /// The JSON API's version (`/api/v1/`); its responses are documented in docs/serve.md.
 pub const API_VERSION: u32 = 1;
 
+/// History rows (and runs, backup markers) read for an environment's page and API.
+const HISTORY_ROWS: i64 = 200;
+
 /// Request bodies larger than this are refused (413): an action's body is a few fields.
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -282,6 +285,10 @@ fn router(app: Shared) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/environments/{name}", get(env_page))
         .route("/environments/{name}/actions", post(form_action))
+        .route(
+            "/environments/{name}/migrations/{version}",
+            get(migration_page),
+        )
         .route("/api/v1/environments", get(api_envs))
         .route("/api/v1/environments/{name}", get(api_env))
         .route("/api/v1/environments/{name}/{action}", post(api_action))
@@ -329,6 +336,17 @@ fn unauthorized_api() -> Response {
     )
 }
 
+fn page_error(status: StatusCode, message: &str) -> Response {
+    (status, Html(pages::error_page(message))).into_response()
+}
+
+fn no_env_page(name: &str) -> Response {
+    page_error(
+        StatusCode::NOT_FOUND,
+        &format!("no environment named `{name}`"),
+    )
+}
+
 fn unauthorized_page() -> Response {
     (StatusCode::UNAUTHORIZED, Html(pages::login(None))).into_response()
 }
@@ -342,17 +360,43 @@ async fn overview_page(State(app): State<Shared>, headers: HeaderMap) -> Respons
     }
     match app.read(None, 5).await {
         Ok(reports) => Html(app.redact(&pages::overview(&app, &reports))).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Html(pages::error_page(&app.redact(&e))),
-        )
-            .into_response(),
+        Err(e) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &app.redact(&e)),
     }
 }
 
 #[derive(serde::Deserialize)]
 struct EnvQuery {
+    /// A run of this server to watch live.
     run: Option<String>,
+    #[serde(flatten)]
+    filter: HistoryFilter,
+}
+
+/// History filters of an environment's page and API: rows whose field equals each
+/// given value (`batch` is the run id).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct HistoryFilter {
+    pub action: Option<String>,
+    pub status: Option<String>,
+    pub actor: Option<String>,
+    pub batch: Option<String>,
+}
+
+impl HistoryFilter {
+    fn apply(&self, history: &mut Vec<crate::report::environments::HistoryRow>) {
+        let keep = |want: &Option<String>, have: &str| {
+            want.as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .is_none_or(|w| w == have)
+        };
+        history.retain(|h| {
+            keep(&self.action, &h.action)
+                && keep(&self.status, &h.status)
+                && keep(&self.actor, &h.actor)
+                && keep(&self.batch, &h.run_id)
+        });
+    }
 }
 
 async fn env_page(
@@ -365,31 +409,134 @@ async fn env_page(
         return unauthorized_page();
     };
     let Some(env) = app.env(&name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(pages::error_page(&format!("no environment named `{name}`"))),
-        )
-            .into_response();
+        return no_env_page(&name);
     };
-    match app.read(Some(name), 50).await {
+    match app.read(Some(name), HISTORY_ROWS).await {
         Ok(mut reports) if !reports.is_empty() => {
-            let report = reports.remove(0);
+            let mut report = reports.remove(0);
+            q.filter.apply(&mut report.history);
             let form = auth::form_token(&app.form_key, caller.name());
             let runs = app.runs.of(&env.name, 10);
             let watch = q.run.and_then(|id| app.runs.get(&id));
-            let page = pages::environment(&app, &env, &report, &runs, watch.as_deref(), &form);
+            let page = pages::environment(
+                &app,
+                &env,
+                &report,
+                &runs,
+                watch.as_deref(),
+                &form,
+                &q.filter,
+            );
             Html(app.redact(&page)).into_response()
         }
-        Ok(_) => (
-            StatusCode::NOT_FOUND,
-            Html(pages::error_page("no such environment")),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Html(pages::error_page(&app.redact(&e))),
-        )
-            .into_response(),
+        Ok(_) => page_error(StatusCode::NOT_FOUND, "no such environment"),
+        Err(e) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &app.redact(&e)),
+    }
+}
+
+/// One migration in one environment: its SQL (the file's up and down, the down stored
+/// when it was applied) and its history.
+pub(crate) struct MigrationView {
+    pub env: String,
+    pub version: String,
+    pub name: String,
+    pub path: Option<String>,
+    pub up: Option<String>,
+    pub file_down: Option<String>,
+    /// None: not applied here (or the environment could not be read).
+    pub stored_down: Option<Option<String>>,
+    pub state: Option<crate::plan::State>,
+    pub history: Vec<crate::report::environments::HistoryRow>,
+    pub problem: Option<String>,
+}
+
+impl App {
+    fn migration(&self, env: &ServeEnv, version: &str) -> Result<MigrationView, String> {
+        let set = self.load()?;
+        let v = crate::migration::Version::parse(version)
+            .ok_or_else(|| format!("`{version}` is not a migration version"))?;
+        let file = set.get(&v);
+        let mut view = MigrationView {
+            env: env.name.clone(),
+            version: file.map_or(v.text.clone(), |m| m.version.text.clone()),
+            name: file.map(|m| m.name.clone()).unwrap_or_default(),
+            path: file.map(|m| m.path.display().to_string()),
+            up: file.map(|m| m.source[m.up.range.clone()].to_string()),
+            file_down: file.and_then(|m| m.down_text().map(str::to_string)),
+            stored_down: None,
+            state: None,
+            history: Vec::new(),
+            problem: None,
+        };
+        let Some(target) = &env.target else {
+            view.problem = env.skipped.clone();
+            return Ok(view);
+        };
+        let mut read = || -> Result<(), String> {
+            let schema = &self.setup.schema;
+            let mut s = crate::engine::connect(target, schema, Duration::from_secs(3), &mut Silent)
+                .map_err(|e| e.to_string())?;
+            let state = s.tracking.read(&mut s.db).map_err(|e| e.to_string())?;
+            let entries = crate::plan::status(&set, &state.rows);
+            let entry = entries.iter().find(|e| {
+                crate::migration::Version::parse(&e.version).is_some_and(|x| x.value == v.value)
+            });
+            view.state = entry.map(|e| e.state);
+            if let Some(e) = entry.filter(|e| e.applied.is_some()) {
+                view.name = e.name.clone();
+                let stored = s
+                    .tracking
+                    .stored_downs(&mut s.db)
+                    .map_err(|e| e.to_string())?;
+                view.stored_down = Some(
+                    stored
+                        .into_iter()
+                        .find(|d| d.version == e.version)
+                        .and_then(|d| d.sql),
+                );
+            }
+            view.history = crate::db::history::recent_history(&mut s.db, schema, HISTORY_ROWS)
+                .map_err(|e| crate::db::conn::error_text(&e))?
+                .into_iter()
+                .filter(|h| {
+                    h.version
+                        .as_deref()
+                        .and_then(crate::migration::Version::parse)
+                        .is_some_and(|x| x.value == v.value)
+                })
+                .collect();
+            Ok(())
+        };
+        if let Err(e) = read() {
+            view.problem = Some(e);
+        }
+        if view.path.is_none() && view.state.is_none() {
+            return Err(format!(
+                "no migration {version} in the files or in environment `{}`",
+                env.name
+            ));
+        }
+        Ok(view)
+    }
+}
+
+async fn migration_page(
+    State(app): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if app.caller(&headers, true).is_none() {
+        return unauthorized_page();
+    }
+    let Some(env) = app.env(&name) else {
+        return no_env_page(&name);
+    };
+    let a = app.clone();
+    let view = tokio::task::spawn_blocking(move || a.migration(&env, &version)).await;
+    match view {
+        Ok(Ok(v)) => Html(app.redact(&pages::migration(&v))).into_response(),
+        Ok(Err(e)) => page_error(StatusCode::NOT_FOUND, &app.redact(&e)),
+        Err(e) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 
@@ -447,24 +594,15 @@ async fn form_action(
         &f.form_token,
         &auth::form_token(&app.form_key, caller.name()),
     ) {
-        return (
+        return page_error(
             StatusCode::FORBIDDEN,
-            Html(pages::error_page(
-                "the form is stale or from another site: reload the page",
-            )),
-        )
-            .into_response();
+            "the form is stale or from another site: reload the page",
+        );
     }
     let steps = match f.steps.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => match s.parse() {
             Ok(n) => Some(n),
-            Err(_) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Html(pages::error_page("steps must be a number")),
-                )
-                    .into_response()
-            }
+            Err(_) => return page_error(StatusCode::BAD_REQUEST, "steps must be a number"),
         },
         None => None,
     };
@@ -544,6 +682,7 @@ async fn api_envs(State(app): State<Shared>, headers: HeaderMap) -> Response {
 async fn api_env(
     State(app): State<Shared>,
     Path(name): Path<String>,
+    Query(filter): Query<HistoryFilter>,
     headers: HeaderMap,
 ) -> Response {
     if app.caller(&headers, true).is_none() {
@@ -555,9 +694,10 @@ async fn api_env(
             &format!("no environment named `{name}`"),
         );
     }
-    match app.read(Some(name), 50).await {
-        Ok(reports) => match reports.first() {
+    match app.read(Some(name), HISTORY_ROWS).await {
+        Ok(mut reports) => match reports.first_mut() {
             Some(e) => {
+                filter.apply(&mut e.history);
                 let mut v = env_json(&app, e, true);
                 v["api_version"] = json!(API_VERSION);
                 redacted_json(&app, v)

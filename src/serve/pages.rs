@@ -153,6 +153,7 @@ pub fn environment(
     runs: &[std::sync::Arc<Run>],
     watch: Option<&Run>,
     form_token: &str,
+    filter: &super::HistoryFilter,
 ) -> String {
     let mut h = head(&format!("pgrollout: {}", e.name));
     let _ = write!(
@@ -210,7 +211,9 @@ pub fn environment(
         h.push_str("</tbody></table></div>");
     }
     if e.reach == Reach::Ok {
-        html::env_details(&mut h, e);
+        filter_form(&mut h, &e.name, filter);
+        let base = format!("/environments/{}/migrations/", url_part(&e.name));
+        html::env_details_linked(&mut h, e, Some(&base));
     }
     h.push_str(FOOT);
     h
@@ -239,4 +242,95 @@ fn actions_form(h: &mut String, app: &App, env: &ServeEnv, form_token: &str) {
         h.push_str("<label>confirmation phrase <input name=\"confirm\" required autocomplete=\"off\"></label>");
     }
     h.push_str("<button type=\"submit\" id=\"run\">Run</button></form>");
+}
+
+/// The history filters: a plain GET form, so they work without JavaScript.
+fn filter_form(h: &mut String, env: &str, f: &super::HistoryFilter) {
+    let field = |name: &str, label: &str, v: &Option<String>| {
+        format!(
+            "<label>{label} <input name=\"{name}\" value=\"{}\" size=\"12\"></label>",
+            esc(v.as_deref().unwrap_or_default())
+        )
+    };
+    let _ = write!(
+        h,
+        "<form class=\"actions\" id=\"filters\" method=\"get\" action=\"/environments/{}\">History: {}{}{}{}<button type=\"submit\">Filter</button></form>",
+        url_part(env),
+        field("action", "action", &f.action),
+        field("status", "status", &f.status),
+        field("actor", "actor", &f.actor),
+        field("batch", "run", &f.batch),
+    );
+}
+
+/// A migration's page: its SQL and its history in one environment.
+pub fn migration(v: &super::MigrationView) -> String {
+    let mut h = head(&format!("pgrollout: {} {}", v.version, v.name));
+    let _ = write!(
+        h,
+        "<nav><a href=\"/\">← Overview</a> · <a href=\"/environments/{}\">{}</a></nav>\
+         <h1><span class=\"mono\">{}</span> {}</h1><div class=\"meta\">{} · {}</div>",
+        url_part(&v.env),
+        esc(&v.env),
+        esc(&v.version),
+        esc(&v.name),
+        esc(v.path.as_deref().unwrap_or("no file on disk")),
+        match v.state.and_then(|s| serde_json::to_value(s).ok()) {
+            Some(serde_json::Value::String(s)) => badge(&s, &s.replace('_', " ")),
+            _ => badge("unknown", "state unknown"),
+        }
+    );
+    if let Some(p) = &v.problem {
+        let _ = write!(h, "<p class=\"failure\">{}</p>", esc(p));
+    }
+    let sql = |h: &mut String, title: &str, id: &str, text: Option<&str>| {
+        let _ = write!(
+            h,
+            "<h2>{title}</h2>{}",
+            match text {
+                Some(t) => format!(
+                    "<pre class=\"wrap mono\" id=\"{id}\" style=\"padding:10px\">{}</pre>",
+                    esc(t)
+                ),
+                None => "<p class=\"small\">None.</p>".to_string(),
+            }
+        );
+    };
+    sql(&mut h, "Up (the file)", "up", v.up.as_deref());
+    match &v.stored_down {
+        Some(stored) => sql(
+            &mut h,
+            "Down (stored when it was applied: what a rollback runs)",
+            "stored-down",
+            stored.as_deref(),
+        ),
+        None => h.push_str("<p class=\"small\">Not applied here: no down SQL is stored.</p>"),
+    }
+    sql(
+        &mut h,
+        "Down (the file)",
+        "file-down",
+        v.file_down.as_deref(),
+    );
+    h.push_str("<h2>History</h2>");
+    if v.history.is_empty() {
+        h.push_str("<p class=\"small\">No history recorded.</p>");
+    } else {
+        h.push_str("<div class=\"wrap\"><table><thead><tr><th>When</th><th>Action</th><th>Result</th><th>By</th><th>Run</th><th>Error / note</th></tr></thead><tbody>");
+        for r in &v.history {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"err\">{}</td></tr>",
+                esc(&r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                esc(&r.action),
+                badge(&r.status, &r.status),
+                esc(&r.actor),
+                esc(&r.run_id),
+                esc(r.error.as_deref().or(r.reason.as_deref()).unwrap_or_default()),
+            );
+        }
+        h.push_str("</tbody></table></div>");
+    }
+    h.push_str(FOOT);
+    h
 }

@@ -246,3 +246,33 @@ fn an_unanswering_receiver_costs_a_bounded_wait_and_a_warning_not_the_run() {
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stderr.contains("was not delivered"), "{r}");
 }
+
+#[test]
+fn a_run_started_from_the_dashboard_is_notified_with_its_actor() {
+    let db = fresh_db();
+    let dir = migrations_dir(&[("1_create_t.sql", "CREATE TABLE t (id int);\n")]);
+    let hook = Receiver::start(&[Answer::Status(200)]);
+    let file = format!(
+        "migrations: {}\nenvironments:\n  staging:\n    database_url_env: STAGING_URL\n    steps: [apply]\n    \
+         serve: {{ actions: [apply] }}\n    notify: {{ webhook_url_env: HOOK_URL, format: json, on_success: true }}\n",
+        dir.path().display()
+    );
+    let s = crate::serve::start_with(
+        &file,
+        &[("STAGING_URL", &db.url), ("HOOK_URL", &hook.url)],
+        Some("alice:0123456789abcdef0123"),
+        &[],
+    );
+    let r = s.post("/api/v1/environments/staging/apply", "{}");
+    assert_eq!(r.status, 202, "{r:?}");
+    let id = r.json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(s.finished(&id)["status"], "succeeded");
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let b = &bodies[0];
+    assert_eq!(b["action"], "apply");
+    assert_eq!(b["actor"], "alice");
+    assert_eq!(b["run_id"], id.as_str());
+    assert_eq!(b["status"], "success");
+    assert_eq!(b["applied"], serde_json::json!(["1 create_t"]));
+}

@@ -329,6 +329,35 @@ fn an_apply_from_the_api_is_audited_under_the_tokens_name() {
         ),
         "1"
     );
+    // The history filters.
+    let rows = |q: &str| {
+        s.get(&format!("/api/v1/environments/staging?{q}")).json()["history"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let n: usize = total.parse().unwrap();
+    assert_eq!(rows("actor=alice&action=apply&status=completed"), n);
+    assert_eq!(rows(&format!("batch={id}&status=completed")), n);
+    assert_eq!(rows("actor=bob"), 0);
+    assert_eq!(rows("action=rollback"), 0);
+    let filtered = s.get("/environments/staging?actor=bob");
+    assert!(
+        filtered.body.contains("No history recorded."),
+        "{}",
+        filtered.body
+    );
+    // A migration's page: its SQL, the stored down, its history.
+    let m = s.get("/environments/staging/migrations/20251101090000");
+    assert_eq!(m.status, 200, "{m:?}");
+    for expected in ["CREATE TABLE", "id=\"stored-down\"", "alice", &id] {
+        assert!(
+            m.body.contains(expected),
+            "the migration page lacks {expected}: {}",
+            m.body
+        );
+    }
+    assert_eq!(s.get("/environments/staging/migrations/99").status, 404);
     // The page shows them applied, by alice.
     let page = s.get("/environments/staging");
     assert!(page.body.contains("alice"), "{}", page.body);
@@ -589,6 +618,14 @@ fn the_dashboard_renders_in_chromium_with_hostile_names_as_text() {
     assert!(
         !page.contains("<img"),
         "an element was made from the name: {page}"
+    );
+    let m = chromium_dom(
+        &format!("http://{}/environments/staging/migrations/2", s.addr),
+        &[],
+    );
+    assert!(
+        m.contains("&lt;img src=x onerror=") && !m.contains("<img"),
+        "{m}"
     );
     assert!(
         page.contains("<title>pgrollout: staging</title>"),
