@@ -60,6 +60,8 @@ pub struct ServeEnv {
     pub opts: RunOptions,
     /// Where the outcome of a run is sent (`notify:`), when it is set up.
     pub notify: Option<crate::notify::Webhook>,
+    /// The environment's lint rule choices (`lint_disable`, `lint_severity`).
+    pub lint: crate::lint::LintOptions,
 }
 
 /// Everything `serve` needs, merged by the CLI.
@@ -201,6 +203,44 @@ impl App {
     }
 }
 
+impl App {
+    /// Lint findings of the migrations `report` shows as pending (from the files, without
+    /// the live table sizes `pgrollout lint` adds).
+    async fn lint_pending(
+        self: &Arc<Self>,
+        env: &Arc<ServeEnv>,
+        report: &EnvReport,
+    ) -> Vec<crate::lint::Finding> {
+        let pending: Vec<String> = report
+            .migrations
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.state,
+                    crate::plan::State::Pending | crate::plan::State::Failed
+                )
+            })
+            .map(|m| m.version.clone())
+            .collect();
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        let (app, env) = (self.clone(), env.clone());
+        tokio::task::spawn_blocking(move || {
+            let Ok(set) = app.load() else {
+                return Vec::new();
+            };
+            set.migrations
+                .iter()
+                .filter(|m| pending.contains(&m.version.text))
+                .flat_map(|m| crate::lint::lint_migration(m, &env.lint))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
 fn load(dir: &std::path::Path, layout: &LayoutOptions) -> Result<MigrationSet, String> {
     MigrationSet::load_in(dir, layout, true).map_err(|errors| {
         format!(
@@ -254,6 +294,14 @@ pub fn serve(setup: Setup, reporter: &mut dyn Reporter) -> Result<(), ServeError
             }
         ),
     });
+    if !addr.ip().is_loopback() {
+        reporter.event(&Event::Diagnostic {
+            level: crate::report::Level::Warning,
+            location: None,
+            message: "listening beyond loopback over plain HTTP: tokens and the sign-in cookie travel in clear; \
+                      put the server behind a TLS reverse proxy (docs/serve.md)",
+        });
+    }
     let router = router(app.clone());
     let mut cancel = crate::cancel_receiver();
     let result = rt.block_on(async move {
@@ -418,14 +466,18 @@ async fn env_page(
             let form = auth::form_token(&app.form_key, caller.name());
             let runs = app.runs.of(&env.name, 10);
             let watch = q.run.and_then(|id| app.runs.get(&id));
+            let findings = app.lint_pending(&env, &report).await;
             let page = pages::environment(
                 &app,
-                &env,
-                &report,
-                &runs,
-                watch.as_deref(),
-                &form,
-                &q.filter,
+                &pages::EnvPage {
+                    env: &env,
+                    report: &report,
+                    runs: &runs,
+                    watch: watch.as_deref(),
+                    form_token: &form,
+                    filter: &q.filter,
+                    findings: &findings,
+                },
             );
             Html(app.redact(&page)).into_response()
         }
@@ -698,7 +750,10 @@ async fn api_env(
         Ok(mut reports) => match reports.first_mut() {
             Some(e) => {
                 filter.apply(&mut e.history);
+                let env = app.env(&e.name).expect("checked above");
+                let findings = app.lint_pending(&env, e).await;
                 let mut v = env_json(&app, e, true);
+                v["lint"] = json!(findings);
                 v["api_version"] = json!(API_VERSION);
                 redacted_json(&app, v)
             }

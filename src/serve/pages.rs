@@ -146,15 +146,29 @@ fn run_state(s: RunState) -> String {
     }
 }
 
-pub fn environment(
-    app: &App,
-    env: &ServeEnv,
-    e: &EnvReport,
-    runs: &[std::sync::Arc<Run>],
-    watch: Option<&Run>,
-    form_token: &str,
-    filter: &super::HistoryFilter,
-) -> String {
+/// What an environment's page shows.
+pub struct EnvPage<'a> {
+    pub env: &'a ServeEnv,
+    pub report: &'a EnvReport,
+    /// The runs this server started there, newest first.
+    pub runs: &'a [std::sync::Arc<Run>],
+    /// The run to stream live, if any.
+    pub watch: Option<&'a Run>,
+    pub form_token: &'a str,
+    pub filter: &'a super::HistoryFilter,
+    pub findings: &'a [crate::lint::Finding],
+}
+
+pub fn environment(app: &App, p: &EnvPage) -> String {
+    let EnvPage {
+        env,
+        report: e,
+        runs,
+        watch,
+        form_token,
+        filter,
+        findings,
+    } = *p;
     let mut h = head(&format!("pgrollout: {}", e.name));
     let _ = write!(
         h,
@@ -210,6 +224,7 @@ pub fn environment(
         }
         h.push_str("</tbody></table></div>");
     }
+    lint_table(&mut h, findings);
     if e.reach == Reach::Ok {
         filter_form(&mut h, &e.name, filter);
         let base = format!("/environments/{}/migrations/", url_part(&e.name));
@@ -333,4 +348,29 @@ pub fn migration(v: &super::MigrationView) -> String {
     }
     h.push_str(FOOT);
     h
+}
+
+/// Lint findings of the pending migrations, most severe first.
+fn lint_table(h: &mut String, findings: &[crate::lint::Finding]) {
+    if findings.is_empty() {
+        return;
+    }
+    let mut sorted: Vec<&crate::lint::Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    h.push_str("<h2>Lint findings of pending migrations</h2><div class=\"wrap\"><table id=\"lint\"><thead><tr><th>Severity</th><th>Where</th><th>Rule</th><th>Finding</th></tr></thead><tbody>");
+    for f in sorted {
+        let sev = f.severity.as_str();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"mono\">{}:{}:{}</td><td class=\"mono\">{}</td><td>{}<div class=\"small\">{}</div></td></tr>",
+            badge(if sev == "info" { "none" } else { sev }, sev),
+            esc(&f.path.display().to_string()),
+            f.line,
+            f.col,
+            esc(f.rule),
+            esc(&f.message),
+            esc(&f.fix),
+        );
+    }
+    h.push_str("</tbody></table></div>");
 }

@@ -141,6 +141,9 @@ impl Run {
     }
 }
 
+/// How many runs (with their events) the server keeps in memory.
+pub const KEPT_RUNS: usize = 200;
+
 /// The runs this server started, by id.
 #[derive(Default)]
 pub struct Runs {
@@ -183,10 +186,23 @@ impl Runs {
         ctx.run_id = crate::db::tracking::new_run_id();
         ctx.environment = Some(env.name.clone());
         let run = Run::new(ctx.run_id.clone(), &env.name, action, &ctx.actor);
-        self.runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run.id.clone(), run.clone());
+        {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            // Memory stays bounded: the oldest finished runs go (their rows stay in
+            // migration_history).
+            while runs.len() >= KEPT_RUNS {
+                let oldest = runs
+                    .values()
+                    .filter(|r| r.state() != RunState::Running)
+                    .min_by_key(|r| r.started_at)
+                    .map(|r| r.id.clone());
+                match oldest {
+                    Some(id) => runs.remove(&id),
+                    None => break,
+                };
+            }
+            runs.insert(run.id.clone(), run.clone());
+        }
         let r = run.clone();
         let handle = std::thread::spawn(move || {
             let mut forward = Forward {

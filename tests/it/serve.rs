@@ -955,3 +955,30 @@ fn an_apply_started_from_the_page_shows_its_migrations_appearing_live() {
         "alice"
     );
 }
+
+#[test]
+fn pending_migrations_lint_findings_are_listed() {
+    let dir = crate::common::migrations_dir(&[
+        ("1_create_t.sql", "CREATE TABLE t (id int);\n"),
+        (
+            "2_index.sql",
+            "-- the index\nCREATE INDEX t_id ON t (id);\n",
+        ),
+    ]);
+    let e = envs();
+    let s = start(dir.path(), &urls(&e), Some(TOKEN), &[]);
+    let v = s.get("/api/v1/environments/staging").json();
+    let lint = v["lint"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let f = lint
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("2_index.sql"))
+        .unwrap_or_else(|| panic!("no finding on 2_index.sql: {lint:?}"));
+    assert_eq!(f["line"], 2, "{f}");
+    let rule = f["rule"].as_str().unwrap();
+    let page = s.get("/environments/staging");
+    assert!(
+        page.body.contains("id=\"lint\"") && page.body.contains(rule),
+        "{}",
+        page.body
+    );
+}

@@ -46,6 +46,7 @@ pub(super) fn serve(
                     confirm: env.confirm_phrase(name),
                     opts,
                     notify: super::webhook(ctx, name, env),
+                    lint: merged.lint_options(),
                 });
             }
         }
@@ -60,6 +61,12 @@ pub(super) fn serve(
                 confirm: None,
                 opts: ctx.run_options(None, false)?,
                 notify: None,
+                lint: ctx
+                    .global
+                    .pipeline
+                    .as_ref()
+                    .map(|l| l.file.settings.lint_options())
+                    .unwrap_or_default(),
             });
         }
     }
