@@ -60,6 +60,12 @@ pub fn parse_tokens(spec: &str) -> Result<Vec<Token>, String> {
                 i + 1
             ));
         }
+        if !secret.chars().all(|c| c.is_ascii_graphic() && c != ';') {
+            return Err(format!(
+                "{TOKENS_ENV}: the token of `{name}` must be printable ASCII without spaces or `;` \
+                 (it travels in a header and a cookie)"
+            ));
+        }
         if secret.len() < MIN_TOKEN_LEN {
             return Err(format!(
                 "{TOKENS_ENV}: the token of `{name}` is shorter than {MIN_TOKEN_LEN} characters; \
@@ -77,12 +83,14 @@ pub fn parse_tokens(spec: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
-/// The token `given` matches, if any. Every token is compared, each in constant time,
-/// so the time taken says nothing about which one (or how much of one) matched.
+/// The token `given` matches, if any. Every token is compared, each in constant time
+/// over SHA-256 digests (equal lengths: the time says nothing about a token's length
+/// either), so the time taken says nothing about which one, or how much of one, matched.
 pub fn check<'t>(tokens: &'t [Token], given: &str) -> Option<&'t Token> {
+    let given = Sha256::digest(given.as_bytes());
     let mut found = None;
     for t in tokens {
-        if bool::from(t.secret.as_bytes().ct_eq(given.as_bytes())) {
+        if bool::from(Sha256::digest(t.secret.as_bytes()).ct_eq(&given)) {
             found = Some(t);
         }
     }
@@ -122,7 +130,7 @@ pub fn form_token(key: &[u8; 32], who: &str) -> String {
 
 /// Constant-time equality of two texts (form tokens, confirmation phrases).
 pub fn same(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    bool::from(Sha256::digest(a.as_bytes()).ct_eq(&Sha256::digest(b.as_bytes())))
 }
 
 #[cfg(test)]
@@ -138,6 +146,8 @@ mod tests {
         assert!(check(&t, "").is_none());
         assert!(parse_tokens("alice").is_err());
         assert!(parse_tokens("alice:short").is_err());
+        assert!(parse_tokens("alice:0123456789abcdef;0").is_err());
+        assert!(parse_tokens("alice:0123456789abcdéf0").is_err());
         let e = parse_tokens("a:0123456789abcdef0,a:0123456789abcdef1").unwrap_err();
         assert!(!e.contains("0123456789abcdef"), "{e}");
     }
