@@ -329,6 +329,24 @@ fn an_apply_from_the_api_is_audited_under_the_tokens_name() {
         ),
         "1"
     );
+    // A rollback from the API: the newest two, newest first, by alice.
+    let rb = s.post("/api/v1/environments/staging/rollback", r#"{"steps": 2}"#);
+    assert_eq!(rb.status, 202, "{rb:?}");
+    let rb_id = rb.json()["run_id"].as_str().unwrap().to_string();
+    let done = s.finished(&rb_id);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        scalar(&e.staging.url, &format!(
+            "SELECT string_agg(version_text, ',' ORDER BY id) FROM pgrollout.migration_history \
+             WHERE action = 'rollback' AND status = 'completed' AND actor = 'alice' AND run_id = '{rb_id}'"
+        )),
+        "20251118100500,20251118100000"
+    );
+    let reapply = s.post("/api/v1/environments/staging/apply", "{}");
+    assert_eq!(
+        s.finished(reapply.json()["run_id"].as_str().unwrap())["status"],
+        "succeeded"
+    );
     // The history filters.
     let rows = |q: &str| {
         s.get(&format!("/api/v1/environments/staging?{q}")).json()["history"]
@@ -337,10 +355,14 @@ fn an_apply_from_the_api_is_audited_under_the_tokens_name() {
             .len()
     };
     let n: usize = total.parse().unwrap();
-    assert_eq!(rows("actor=alice&action=apply&status=completed"), n);
+    assert_eq!(
+        rows("actor=alice&action=apply&status=completed"),
+        n + 2,
+        "first apply, and the two re-applied"
+    );
     assert_eq!(rows(&format!("batch={id}&status=completed")), n);
     assert_eq!(rows("actor=bob"), 0);
-    assert_eq!(rows("action=rollback"), 0);
+    assert_eq!(rows("action=rollback&status=completed"), 2);
     let filtered = s.get("/environments/staging?actor=bob");
     assert!(
         filtered.body.contains("No history recorded."),
