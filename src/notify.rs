@@ -274,8 +274,10 @@ pub fn send(hook: &Webhook, n: &Notice, secrets: &[String], reporter: &mut dyn R
         .timeout_global(Some(hook.timeout))
         .http_status_as_error(false)
         .tls_config(
+            // The system's CA store, as the PostgreSQL connections use (a company CA works).
             ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::NativeTls)
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
                 .build(),
         )
         .user_agent(format!("pgrollout/{}", env!("CARGO_PKG_VERSION")))
