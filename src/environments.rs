@@ -179,6 +179,7 @@ fn empty(e: &Environment, reach: Reach, reason: String, status: HealthStatus) ->
         slowest: Vec::new(),
         history: Vec::new(),
         backups: Vec::new(),
+        runs: Vec::new(),
     }
 }
 
@@ -209,18 +210,19 @@ fn read_env(
         Ok(st) => st,
         Err(err) => return unreachable(err.to_string()),
     };
-    let (history, backups) = if opts.history_limit > 0 {
+    let (history, backups, runs) = if opts.history_limit > 0 {
         match (
             history::recent_history(&mut s.db, &opts.schema, opts.history_limit),
             history::backup_markers(&mut s.db, &opts.schema, opts.history_limit),
+            history::runs(&mut s.db, &opts.schema, opts.history_limit),
         ) {
-            (Ok(h), Ok(b)) => (h, b),
-            (Err(err), _) | (_, Err(err)) => {
+            (Ok(h), Ok(b), Ok(r)) => (h, b, r),
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
                 return unreachable(format!("reading the history in {}: {err}", opts.schema))
             }
         }
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     let entries = plan::status(set, &state.rows);
     let migrations: Vec<MigrationRow> = entries.iter().map(row).collect();
@@ -248,6 +250,7 @@ fn read_env(
         slowest,
         history,
         backups,
+        runs,
     }
 }
 

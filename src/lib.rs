@@ -14,11 +14,13 @@ pub(crate) mod environments;
 pub mod ephemeral;
 pub mod lint;
 pub mod migration;
+pub(crate) mod notify;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub(crate) mod serve;
 pub mod sql;
 
 use std::sync::{Condvar, Mutex};

@@ -23,6 +23,7 @@ mod apply_output;
 mod backup_cmd;
 mod new_cmd;
 mod rollback_cmd;
+mod serve_cmd;
 
 /// What a command produced: text for stdout and the exit code.
 #[derive(Debug)]
@@ -377,7 +378,10 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
                 None => new(ctx, name.as_deref().unwrap_or_default()),
             },
         },
-        Command::Status { all: false, envs } if envs.env_url.is_empty() => status(ctx),
+        Command::Status { runs: true, .. } => status_runs(ctx),
+        Command::Status {
+            all: false, envs, ..
+        } if envs.env_url.is_empty() => status(ctx),
         Command::Status { envs, .. } => status_all(ctx, &envs),
         Command::Drift {
             source,
@@ -417,13 +421,19 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
         Command::Rollback {
             steps,
             to,
+            last_run,
+            run,
             dry_run,
             allow_generated,
             use_file_down,
         } => rollback_cmd::rollback(
             ctx,
-            steps,
-            to.as_deref(),
+            rollback_cmd::Which {
+                steps,
+                to: to.as_deref(),
+                last_run,
+                run: run.as_deref(),
+            },
             dry_run,
             allow_generated,
             use_file_down,
@@ -432,6 +442,7 @@ pub fn run(command: Command, ctx: &mut Context) -> Result<Outcome, CliError> {
             force,
             allow_generated,
         } => rollback_cmd::test(ctx, force, allow_generated),
+        Command::Serve { listen, read_only } => serve_cmd::serve(ctx, listen, read_only),
         Command::Lint(args) => crate::cli::lint_cmd::run(ctx, &args),
         Command::Adopt { from, dry_run } => adopt_cmd::adopt(ctx, from, dry_run),
         Command::Backup {
@@ -517,6 +528,25 @@ fn status(ctx: &mut Context) -> Result<Outcome, CliError> {
         code: if bad { exit::FAILED } else { exit::OK },
         stdout: out,
     })
+}
+
+/// `status --runs`: the runs as batches.
+fn status_runs(ctx: &mut Context) -> Result<Outcome, CliError> {
+    let target = ctx.need_target("status --runs")?;
+    let (mut s, _) = read_session(ctx, &target)?;
+    let schema = ctx.global.schema.clone();
+    let runs = crate::db::history::runs(&mut s.db, &schema, 20).map_err(|source| {
+        CliError::Failed(format!(
+            "reading the runs in {schema}.migration_history: {}",
+            crate::db::conn::error_text(&source)
+        ))
+    })?;
+    Ok(Outcome::ok(if ctx.json() {
+        serde_json::to_string_pretty(&serde_json::json!({ "runs": runs })).expect("serialisable")
+            + "\n"
+    } else {
+        text::runs_table(&runs)
+    }))
 }
 
 fn report_problems(ctx: &mut Context, problems: &[Problem]) {
@@ -666,6 +696,27 @@ fn failure(
         }
     ));
     Ok(Outcome { code, stdout })
+}
+
+/// The webhook of an environment's `notify:`, or None — with a warning when it is set
+/// up but cannot be used (its variable is unset, or not a URL).
+pub(crate) fn webhook(
+    ctx: &mut Context,
+    name: &str,
+    env: &crate::config::Environment,
+) -> Option<crate::notify::Webhook> {
+    let n = env.notify.as_ref()?;
+    match crate::notify::Webhook::from_config(n, name, &|k| std::env::var(k).ok()) {
+        Ok(w) => Some(w),
+        Err(message) => {
+            ctx.reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &message,
+            });
+            None
+        }
+    }
 }
 
 pub(crate) fn with_lock<T>(

@@ -234,12 +234,16 @@ pub enum Command {
     /// cannot be reached is named with the reason and the others are still shown; the
     /// exit code is then 1.
     #[command(
-        after_help = "Examples:\n  pgrollout status\n  pgrollout status --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL"
+        after_help = "Examples:\n  pgrollout status\n  pgrollout status --runs\n  pgrollout status --all --env-url staging=$STAGING_DATABASE_URL --env-url production=$PROD_DATABASE_URL"
     )]
     Status {
         /// Every environment, side by side.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "runs")]
         all: bool,
+        /// The runs as batches instead: run id, who, when, the versions each applied and
+        /// rolled back (the newest 20; `rollback --run ID` undoes one).
+        #[arg(long)]
+        runs: bool,
         #[command(flatten)]
         envs: EnvUrls,
     },
@@ -382,20 +386,27 @@ pub enum Command {
     /// so a rollback works even if the file changed or was deleted since. Every migration
     /// to undo is checked first: if one has no down SQL, nothing is rolled back.
     #[command(
-        after_help = "Examples:\n  pgrollout rollback --steps 1\n  pgrollout rollback --to 20251107100000 --dry-run\n  pgrollout rollback --steps 2 --allow-generated"
+        after_help = "Examples:\n  pgrollout rollback --steps 1\n  pgrollout rollback --last-run\n  pgrollout rollback --run 3f9c2a7d1b0e4c55 --dry-run\n  pgrollout rollback --to 20251107100000 --dry-run\n  pgrollout rollback --steps 2 --allow-generated"
     )]
     Rollback {
         /// Roll back the newest N applied migrations.
         #[arg(
             long,
             value_name = "N",
-            required_unless_present = "to",
-            conflicts_with = "to"
+            required_unless_present_any = ["to", "last_run", "run"],
+            conflicts_with_all = ["to", "last_run", "run"]
         )]
         steps: Option<u32>,
         /// Roll back every migration newer than VERSION; VERSION itself stays applied.
-        #[arg(long, value_name = "VERSION")]
+        #[arg(long, value_name = "VERSION", conflicts_with_all = ["last_run", "run"])]
         to: Option<String>,
+        /// Roll back exactly the migrations the newest run applied (its batch), newest first.
+        #[arg(long, conflicts_with = "run")]
+        last_run: bool,
+        /// Roll back exactly the migrations run ID applied, newest first (ids: `status --runs`).
+        /// Refused while a later run's migrations are applied on top of them.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
         /// Show the down SQL that would run and rehearse it in a transaction that is rolled
         /// back. Nothing is written; generated rollbacks are shown even without --allow-generated.
         #[arg(long)]
@@ -503,6 +514,33 @@ pub enum Command {
   pgrollout lint migrations/0042_add_index.sql     one file
   pgrollout lint --format json --fail-on warning")]
     Lint(LintArgs),
+
+    /// Serve a dashboard and a JSON API over the pipeline file's environments.
+    ///
+    /// Pages (an overview card per environment, each environment's migrations, history,
+    /// slowest migrations and last failure) and `/api/v1/` JSON for the same data; dry-run,
+    /// apply and rollback on the environments whose `serve: { actions: [...] }` allows them
+    /// (none by default), with the environment's `on.dispatch.confirm` phrase when it has
+    /// one. Runs go through the same lock, executor and audit rows as the CLI, with the
+    /// token's name as the actor, and stream their events to the page.
+    ///
+    /// Every route but /healthz needs a token of PGROLLOUT_SERVE_TOKENS=NAME:TOKEN,…
+    /// (`Authorization: Bearer TOKEN`; the dashboard signs in with a form). Without
+    /// tokens it starts only with --read-only on a loopback address. With --ephemeral,
+    /// each environment gets its own database on the throwaway server. Routes, JSON and a
+    /// reverse-proxy set-up: docs/serve.md.
+    #[command(after_help = "Examples:
+  PGROLLOUT_SERVE_TOKENS=me:$(openssl rand -hex 16) pgrollout --ephemeral serve
+  pgrollout serve --read-only                       read-only dashboard on 127.0.0.1:8080
+  curl -H \"Authorization: Bearer $TOKEN\" -d '{}' http://127.0.0.1:8080/api/v1/environments/staging/apply")]
+    Serve {
+        /// Address and port to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// Show only: no action can be started. Without tokens, only this on loopback.
+        #[arg(long)]
+        read_only: bool,
+    },
 
     /// Run the pipeline file's environments (`pipeline run`).
     Pipeline {

@@ -81,6 +81,7 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         .environment(&env_name)
         .expect("decide() checked the name");
     let merged = loaded.file.settings.merged(&env.settings);
+    let hook = super::commands::webhook(ctx, &env_name, env);
     settings::apply_settings(&mut ctx.global, &merged);
     let t = &ctx.global.timing;
     let (lock_timeout, statement_timeout) =
@@ -120,7 +121,26 @@ fn pipeline_run(ctx: &mut Context, args: &PipelineRunArgs) -> Result<Outcome, Cl
         run: ctx.ci.run_context(Some(env_name.clone())),
         dump_dir: ctx.ci.dump_dir(std::env::temp_dir),
     };
-    let summary = pipeline::run(&setup, &env_name, &trigger, dry_run, ctx.reporter);
+    let mut recorder = crate::notify::Recorder::new(ctx.reporter);
+    let summary = pipeline::run(&setup, &env_name, &trigger, dry_run, &mut recorder);
+    let facts = recorder.facts;
+    if let Some(hook) = hook {
+        let succeeded = matches!(summary.status, RunStatus::Success | RunStatus::DryRun);
+        let notice = crate::notify::Notice {
+            environment: &env_name,
+            status: summary.status.as_str(),
+            succeeded,
+            action: "pipeline run",
+            run_id: &setup.run.run_id,
+            actor: &setup.run.actor,
+            run_url: setup.run.ci_run_url.as_deref(),
+            message: (!summary.message.is_empty()).then_some(summary.message.as_str()),
+            facts: &facts,
+        };
+        let mut secrets = settings::pipeline_secrets(&ctx.global, &ctx.ci.libpq);
+        secrets.extend(ctx.target.iter().flat_map(|t| t.secrets.clone()));
+        crate::notify::send(&hook, &notice, &secrets, ctx.reporter);
+    }
     Ok(outcome(ctx, &summary))
 }
 

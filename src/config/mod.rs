@@ -49,6 +49,68 @@ pub struct Environment {
     #[serde(default)]
     pub settings: Settings,
     pub steps: Vec<Step>,
+    /// What `pgrollout serve` may do to this environment (nothing by default).
+    #[serde(default)]
+    pub serve: ServeSettings,
+    /// Where a run's outcome is sent (a webhook), and when.
+    #[serde(default)]
+    pub notify: Option<Notify>,
+}
+
+/// `serve:` of an environment.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSettings {
+    /// The actions the dashboard and the API may start here; empty: read-only.
+    #[serde(default)]
+    pub actions: Vec<ServeAction>,
+}
+
+/// An action `pgrollout serve` can start on an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServeAction {
+    DryRun,
+    Apply,
+    Rollback,
+}
+
+impl ServeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServeAction::DryRun => "dry-run",
+            ServeAction::Apply => "apply",
+            ServeAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// `notify:` of an environment: a webhook told of each run's outcome.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Name of the environment variable holding the webhook URL (it is a secret).
+    pub webhook_url_env: String,
+    /// The body: `slack` (an incoming-webhook message) or `json` (pgrollout's own).
+    #[serde(default)]
+    pub format: NotifyFormat,
+    /// Also notify runs that succeeded (failures are always sent).
+    #[serde(default)]
+    pub on_success: bool,
+    /// How long one attempt may take (default 10s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Attempts after the first one failed (default 2).
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    #[default]
+    Slack,
+    Json,
 }
 
 /// The events that select an environment.

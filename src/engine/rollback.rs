@@ -31,6 +31,9 @@ pub enum RollbackTarget {
     Steps(u32),
     /// Every applied migration newer than this version; the version itself stays applied.
     To(Version),
+    /// Exactly the migrations one run applied (its batch): the run with this id, or
+    /// (None) the newest run that applied a migration still applied.
+    Run(Option<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -256,12 +259,55 @@ pub fn plan(
             }
             rows.iter().copied().filter(|r| r.value > v.value).collect()
         }
+        RollbackTarget::Run(id) => run_batch(&rows, id.as_deref())?,
     };
     let mut out = Vec::new();
     for r in selected {
         out.push(plan_one(r, stored, set, opts)?);
     }
     Ok(out)
+}
+
+/// The still-applied migrations of one run, newest first — refused when a migration of
+/// another run is applied on top of them (undoing the batch would leave a newer
+/// migration standing on what was removed).
+fn run_batch<'r>(
+    rows: &[&'r AppliedRow],
+    id: Option<&str>,
+) -> Result<Vec<&'r AppliedRow>, RollbackError> {
+    let by_run = |r: &&&AppliedRow| r.status != RowStatus::Baseline;
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => rows
+            .iter()
+            .filter(by_run)
+            .max_by_key(|r| (r.applied_at, r.value))
+            .map(|r| r.run_id.clone())
+            .ok_or_else(|| {
+                RollbackError::Blocked(
+                    "--last-run: no migration applied by a run is applied".into(),
+                )
+            })?,
+    };
+    let batch: Vec<&AppliedRow> = rows
+        .iter()
+        .filter(by_run)
+        .filter(|r| r.run_id == id)
+        .copied()
+        .collect();
+    let Some(oldest) = batch.iter().map(|r| r.value).min() else {
+        return Err(RollbackError::Blocked(format!(
+            "run {id} has no migration that is still applied (see `pgrollout status --runs`)"
+        )));
+    };
+    if let Some(r) = rows.iter().find(|r| r.run_id != id && r.value > oldest) {
+        return Err(RollbackError::Blocked(format!(
+            "migration {} {} (run {}) is applied on top of run {id}'s migrations: roll back run {} first \
+             (`pgrollout rollback --run {}`), or use --to",
+            r.version, r.name, r.run_id, r.run_id, r.run_id
+        )));
+    }
+    Ok(batch)
 }
 
 fn plan_one(

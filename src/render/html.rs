@@ -24,7 +24,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const CSS: &str = r#"
+/// The report's style sheet (also the dashboard's, which `pgrollout serve` renders).
+pub const CSS: &str = r#"
 :root{--ok:#1a7f37;--okbg:#dafbe1;--warn:#9a6700;--warnbg:#fff8c5;--err:#cf222e;--errbg:#ffebe9;
 --muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--fg:#1f2328;--info:#0969da;--infobg:#ddf4ff}
 *{box-sizing:border-box}
@@ -93,7 +94,8 @@ fn state_class(s: State) -> &'static str {
     }
 }
 
-fn badge(class: &str, text: &str) -> String {
+/// A coloured status pill; `class` picks the colour (`s-<class>`).
+pub fn badge(class: &str, text: &str) -> String {
     format!(
         "<span class=\"badge s-{}\">{}</span>",
         esc(class),
@@ -184,7 +186,8 @@ pub fn render(o: &Overview) -> String {
     h
 }
 
-fn card(h: &mut String, e: &EnvReport) {
+/// One environment's card: health, counts, latest migration, last backup marker.
+pub fn card(h: &mut String, e: &EnvReport) {
     let (class, word) = health_word(e.health.status);
     let reach = match e.reach {
         Reach::Ok => badge(class, word),
@@ -303,7 +306,14 @@ fn comparison(h: &mut String, o: &Overview) {
     h.push_str("</tbody></table></div>");
 }
 
-fn env_details(h: &mut String, e: &EnvReport) {
+/// One environment's details: slowest migrations, every migration, history, backups.
+pub fn env_details(h: &mut String, e: &EnvReport) {
+    env_details_linked(h, e, None)
+}
+
+/// [`env_details`] with each migration's name a link to `{link_base}{version}` (the
+/// dashboard's migration pages).
+pub fn env_details_linked(h: &mut String, e: &EnvReport, link_base: Option<&str>) {
     let (class, word) = health_word(e.health.status);
     let _ = write!(
         h,
@@ -337,7 +347,7 @@ fn env_details(h: &mut String, e: &EnvReport) {
     }
 
     h.push_str("<h3>Migrations</h3>");
-    migration_table(h, &e.migrations);
+    migration_table(h, &e.migrations, link_base);
 
     h.push_str("<h3>Recent activity</h3>");
     if e.history.is_empty() {
@@ -370,6 +380,8 @@ fn env_details(h: &mut String, e: &EnvReport) {
         }
         h.push_str("</tbody></table></div>");
     }
+
+    runs_table(h, &e.runs);
 
     h.push_str("<h3>Backup markers</h3>");
     if e.backups.is_empty() {
@@ -405,7 +417,29 @@ fn env_details(h: &mut String, e: &EnvReport) {
     h.push_str("</details>");
 }
 
-fn migration_table(h: &mut String, rows: &[MigrationRow]) {
+/// The runs as batches: who ran what together (`rollback --run ID` undoes one).
+fn runs_table(h: &mut String, runs: &[crate::report::environments::RunBatch]) {
+    if runs.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Runs</h3><div class=\"wrap\"><table id=\"runs\"><thead><tr><th>Run</th><th>When</th><th>By</th><th>Applied</th><th>Rolled back</th><th class=\"hide-sm\">Failed</th></tr></thead><tbody>");
+    let list = |v: &[String]| esc(&v.join(", "));
+    for r in runs {
+        let _ = write!(
+            h,
+            "<tr data-run=\"{id}\"><td class=\"mono\">{id}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono err hide-sm\">{}</td></tr>",
+            esc(&when(Some(r.started_at))),
+            esc(&r.actor),
+            list(&r.applied),
+            list(&r.rolled_back),
+            list(&r.failed),
+            id = esc(&r.run_id),
+        );
+    }
+    h.push_str("</tbody></table></div>");
+}
+
+fn migration_table(h: &mut String, rows: &[MigrationRow], link_base: Option<&str>) {
     h.push_str("<div class=\"wrap\"><table><thead><tr><th>Version</th><th>Name</th><th>Status</th><th>Applied at</th><th class=\"hide-sm\">By</th><th>Duration</th></tr></thead><tbody>");
     for m in rows {
         let err = m
@@ -417,7 +451,15 @@ fn migration_table(h: &mut String, rows: &[MigrationRow]) {
             h,
             "<tr><td class=\"mono\">{}</td><td>{}{err}</td><td>{}</td><td>{}</td><td class=\"hide-sm\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&m.version),
-            esc(&m.name),
+            match link_base {
+                Some(base) => format!(
+                    "<a href=\"{}{}\">{}</a>",
+                    esc(base),
+                    esc(&m.version),
+                    esc(&m.name)
+                ),
+                None => esc(&m.name),
+            },
             badge(state_class(m.state), state_word(m.state)),
             esc(&when(m.applied_at)),
             esc(m.applied_by.as_deref().unwrap_or_default()),

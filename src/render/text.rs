@@ -101,6 +101,35 @@ fn nonzero(fmt: &str, n: usize) -> String {
     }
 }
 
+/// `status --runs`: one line per run, newest first — the batches `rollback --run ID` undoes.
+pub fn runs_table(runs: &[crate::report::environments::RunBatch]) -> String {
+    if runs.is_empty() {
+        return "no runs recorded: nothing has been applied or rolled back by pgrollout\n".into();
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let mut what = Vec::new();
+            for (verb, list) in [
+                ("applied", &r.applied),
+                ("rolled back", &r.rolled_back),
+                ("failed", &r.failed),
+            ] {
+                if !list.is_empty() {
+                    what.push(format!("{verb} {}", list.join(", ")));
+                }
+            }
+            vec![
+                r.run_id.clone(),
+                r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                r.actor.clone(),
+                what.join("; "),
+            ]
+        })
+        .collect();
+    table(&["RUN", "WHEN (UTC)", "ACTOR", "MIGRATIONS"], &rows)
+}
+
 /// What `status` adds under the table for each migration recorded as running: whether
 /// it is running now or was interrupted, and what to do.
 pub fn running_notes(rows: &[RunningRow]) -> String {

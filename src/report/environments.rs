@@ -91,6 +91,25 @@ pub struct EnvReport {
     pub history: Vec<HistoryRow>,
     /// Newest first.
     pub backups: Vec<BackupMarker>,
+    /// Runs (batches) that applied or rolled back migrations, newest first.
+    pub runs: Vec<RunBatch>,
+}
+
+/// One run's work in `migration_history`: a batch of migrations applied (or rolled
+/// back) together by one command, as `status --runs` and `rollback --run ID` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunBatch {
+    pub run_id: String,
+    pub actor: String,
+    pub environment: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub git_ref: Option<String>,
+    /// Versions the run applied, oldest first.
+    pub applied: Vec<String>,
+    /// Versions the run rolled back, newest first.
+    pub rolled_back: Vec<String>,
+    /// Versions whose apply or rollback failed in this run.
+    pub failed: Vec<String>,
 }
 
 /// One version across environments (the comparison table).
@@ -121,6 +140,8 @@ pub struct Overview {
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
     pub id: i64,
+    /// The command run that wrote the row (its batch).
+    pub run_id: String,
     /// apply, rollback, baseline, repair, accept.
     pub action: String,
     /// started, completed, failed.

@@ -4,6 +4,7 @@
 mod common;
 
 mod architecture;
+mod batches;
 mod connection;
 mod drift;
 mod engine;
@@ -14,8 +15,10 @@ mod layouts;
 mod lint;
 mod lock;
 mod patterns;
+mod notify;
 mod report;
 mod rollback;
+mod serve;
 mod shipping;
 mod soak;
 mod steps;

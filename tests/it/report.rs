@@ -2,7 +2,6 @@
 //! Chromium; the JSON checked against its documented schema (docs/report.schema.json).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -276,18 +275,7 @@ fn html_report_renders_in_headless_chromium() {
 
     let chromium = |extra: &[String]| {
         let profile = tempfile::tempdir().unwrap();
-        Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
+        crate::common::headless_chromium(profile.path())
             .args(extra)
             .arg(format!("file://{}", html_path.display()))
             .output()

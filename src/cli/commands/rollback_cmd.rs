@@ -9,20 +9,50 @@ use crate::engine::test::{self, TestError, TestOptions, TestReport, Verdict};
 use crate::migration::MigrationSet;
 use crate::report::{Event, Level};
 
+/// What to roll back: exactly one of these is given (clap checks it).
+pub(super) struct Which<'a> {
+    pub steps: Option<u32>,
+    pub to: Option<&'a str>,
+    pub last_run: bool,
+    pub run: Option<&'a str>,
+}
+
 pub(super) fn rollback(
     ctx: &mut Context,
-    steps: Option<u32>,
-    to: Option<&str>,
+    which: Which,
     dry_run: bool,
     allow_generated: bool,
     use_file_down: bool,
 ) -> Result<Outcome, CliError> {
-    let target = match (steps, to) {
-        (Some(n), None) => RollbackTarget::Steps(n),
-        (None, Some(v)) => RollbackTarget::To(parse_version(v)?),
+    let target = match which {
+        Which {
+            steps: Some(n),
+            to: None,
+            last_run: false,
+            run: None,
+        } => RollbackTarget::Steps(n),
+        Which {
+            steps: None,
+            to: Some(v),
+            last_run: false,
+            run: None,
+        } => RollbackTarget::To(parse_version(v)?),
+        Which {
+            steps: None,
+            to: None,
+            last_run: true,
+            run: None,
+        } => RollbackTarget::Run(None),
+        Which {
+            steps: None,
+            to: None,
+            last_run: false,
+            run: Some(id),
+        } => RollbackTarget::Run(Some(id.trim().to_string())),
         _ => {
             return Err(CliError::Usage(
-                "rollback needs exactly one of --steps N or --to VERSION".into(),
+                "rollback needs exactly one of --steps N, --to VERSION, --last-run or --run ID"
+                    .into(),
             ))
         }
     };

@@ -154,6 +154,15 @@ pub fn db_from_template(template: &str) -> TestDb {
     TestDb { name, url }
 }
 
+/// A temporary migrations directory holding `files` (name, text).
+pub fn migrations_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("creating a migrations dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("writing a migration");
+    }
+    dir
+}
+
 /// The repository's sample migrations (`migrations/`).
 pub fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
@@ -328,6 +337,24 @@ pub fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
         postgres_native_tls::MakeTlsConnector::new(connector)
     });
     postgres::Client::connect(url, tls.clone())
+}
+
+/// Debian's Chromium, headless, with a fresh profile in `profile` and nothing that
+/// reaches out to the network on its own: the tests' browser.
+pub fn headless_chromium(profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("/usr/bin/chromium");
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
 }
 
 /// A double-quoted SQL identifier.
