@@ -234,7 +234,7 @@ impl<'r> Context<'r> {
         load_set(&self.migrations_dir, &self.layout, false, self.reporter)
     }
 
-    fn run_options(
+    pub(crate) fn run_options(
         &self,
         flags: Option<&PlanFlags>,
         dry_run: bool,

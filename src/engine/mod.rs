@@ -12,6 +12,7 @@ pub mod backup;
 pub mod drift;
 pub mod executor;
 pub mod lint;
+pub mod rehearse;
 pub mod rollback;
 pub mod session;
 pub mod test;

@@ -24,7 +24,7 @@ use crate::sql::Item;
 
 pub use context::RuleContext;
 pub use registry::{rule, Category, RuleInfo, RULES};
-pub use stats::{apply_table_stats, tables_of_interest, TableStats};
+pub use stats::{apply_table_stats, describe_size, tables_of_interest, TableStats};
 
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
 #[derive(
@@ -115,6 +115,35 @@ pub fn suggest_rule(unknown: &str) -> Option<&'static str> {
 /// directives that are malformed, name an unknown rule, or suppress nothing yield
 /// findings of their own (`allow-missing-reason`, `allow-unknown-rule`, `unused-allow`).
 pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
+    lint_with(m, opts, None)
+}
+
+/// What a rehearsal on a shadow database saw of one migration, for [`lint_rehearsed`].
+#[derive(Debug, Clone, Default)]
+pub struct Rehearsed {
+    /// Findings of the `observed-*` rules, each with the index (in the up section's
+    /// items) of the statement it is about.
+    pub findings: Vec<(usize, Finding)>,
+    /// The items (statements) that ran observed.
+    pub items: Vec<usize>,
+}
+
+/// Lint the up section of one migration with what a rehearsal observed.
+///
+/// On a statement that ran observed, the observation replaces the syntax rules' guesses
+/// about locks (the [`Category::Locking`] findings): it says what really happened. Such a
+/// guess still carries its fix over to the observed finding of the statement, and a
+/// `pgrollout:allow` of the guessed rule (written before the rehearsal existed) also
+/// suppresses the observed finding of that statement.
+pub fn lint_rehearsed(m: &Migration, opts: &LintOptions, rehearsed: Rehearsed) -> Vec<Finding> {
+    lint_with(m, opts, Some(rehearsed))
+}
+
+fn is_locking(f: &Finding) -> bool {
+    rule(f.rule).is_some_and(|r| r.category == Category::Locking)
+}
+
+fn lint_with(m: &Migration, opts: &LintOptions, rehearsed: Option<Rehearsed>) -> Vec<Finding> {
     let facts = context::FileFacts::new(m);
     let checks: Vec<&RuleInfo> = RULES
         .iter()
@@ -170,7 +199,41 @@ pub fn lint_migration(m: &Migration, opts: &LintOptions) -> Vec<Finding> {
     }
     raw.retain(|(_, f)| !opts.is_disabled(f.rule));
 
-    let mut findings = allow::apply_allows(m, raw, opts);
+    // Guessed lock findings on observed statements, and the observed findings.
+    let mut guessed: Vec<(usize, Finding)> = Vec::new();
+    let mut seen: Vec<(usize, Finding)> = Vec::new();
+    let was_rehearsed = rehearsed.is_some();
+    if let Some(r) = rehearsed {
+        guessed = raw
+            .iter()
+            .filter(|(i, f)| r.items.contains(i) && is_locking(f))
+            .cloned()
+            .collect();
+        for (item, mut f) in r.findings {
+            if opts.is_disabled(f.rule) {
+                continue;
+            }
+            if let Some((_, g)) = guessed.iter().find(|(i, _)| *i == item) {
+                f.fix = g.fix.clone();
+            }
+            raw.push((item, f.clone()));
+            seen.push((item, f));
+        }
+    }
+
+    let mut findings = allow::apply_allows(m, raw, opts, was_rehearsed);
+    if was_rehearsed {
+        // A guess that an allow suppressed: the author accepted that statement's hazard.
+        let accepted: Vec<usize> = guessed
+            .iter()
+            .filter(|(_, g)| !findings.contains(g))
+            .map(|(i, _)| *i)
+            .collect();
+        findings.retain(|f| {
+            !guessed.iter().any(|(_, g)| g == f)
+                && !seen.iter().any(|(i, s)| s == f && accepted.contains(i))
+        });
+    }
     for f in &mut findings {
         if let Some(sev) = opts.severity_overrides.get(f.rule) {
             f.severity = *sev;
