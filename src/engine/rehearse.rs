@@ -24,14 +24,15 @@ use std::time::{Duration, Instant};
 
 use crate::db::observe::{self, RelationState, Snapshot};
 use crate::db::{stats, Db, Target};
-use crate::engine::apply::{up_section, RunOptions};
+use crate::engine::apply::{self, up_section, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 use crate::engine::executor::{self, ExecError, Observer, SectionError};
 use crate::engine::lint::Linted;
 use crate::engine::session::connect;
 use crate::ephemeral::{Cluster, ClusterOptions};
 use crate::lint::{self, Finding, LintOptions, Rehearsed, Severity, TableStats};
-use crate::migration::Migration;
-use crate::report::{Event, Reporter, Silent};
+use crate::migration::{Migration, MigrationSet};
+use crate::plan;
+use crate::report::{Event, Level, RehearsalPlace, Reporter, Silent};
 use crate::sql::Item;
 
 #[derive(Debug, thiserror::Error)]
@@ -618,7 +619,7 @@ pub fn lint_rehearsed<'a>(
                     reporter.event(&Event::Rehearsed {
                         version: &m.version.text,
                         name: &m.name,
-                        place: crate::report::RehearsalPlace::Shadow,
+                        place: RehearsalPlace::Shadow,
                         reason: None,
                     });
                     lint::lint_rehearsed(
@@ -635,6 +636,134 @@ pub fn lint_rehearsed<'a>(
             }
         })
         .collect())
+}
+
+/// The pipeline's `dry-run`: a production rehearsal that never rewrites or scans a
+/// production table under a heavy lock. The pending migrations are rehearsed on a
+/// shadow of the target's schema first; on the target, in a transaction rolled back,
+/// run only the ones before the first that the shadow saw rewrite or scan a table
+/// (`lock_timeout` bounds the wait for a lock, not how long it is then held: a rewrite
+/// of a 12 GB table rehearsed on production holds ACCESS EXCLUSIVE for all of it). One
+/// [`Event::Rehearsed`] per pending migration says where it was rehearsed and why.
+///
+/// Without a shadow (no initdb/pg_ctl or pg_dump here, an extension missing), nothing
+/// proves a migration catalog-only, so the target rehearsal is skipped with a warning
+/// that says why.
+#[allow(clippy::result_large_err)]
+pub fn guarded_dry_run(
+    target: &Target,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
+    let none = HashMap::new();
+    let mut s = connect(target, &opts.schema, opts.connect_retry, &mut Silent)?;
+    let state = s.tracking.read(&mut s.db)?;
+    drop(s);
+    let p = plan::plan(set, &state.rows, &opts.plan);
+    if p.blocked() || p.to_apply.is_empty() {
+        // Nothing to run: the rehearsal on the target says so (or why it is blocked).
+        return apply::rehearse_on_target(target, set, opts, &none, reporter);
+    }
+    let Ok(pending) = apply::parse_pending(set, &p, &mut Silent) else {
+        // It reports the file problems and stops before running anything.
+        return apply::rehearse_on_target(target, set, opts, &none, reporter);
+    };
+    let migrations: Vec<&Migration> = pending.migrations.iter().collect();
+    let mut skip: HashMap<String, String> = HashMap::new();
+    let mut place = RehearsalPlace::ShadowOnly;
+    let rehearsals = Shadow::of_target(target, reporter)
+        .and_then(|shadow| rehearse(&shadow, &migrations, Baseline::Start, opts));
+    match rehearsals {
+        Err(RehearseError::Migration(e)) => {
+            let message = format!(
+                "{} (rehearsed on a shadow of the target's schema; the target was not touched)",
+                e.body()
+            );
+            reporter.event(&Event::SectionFailed {
+                direction: e.direction,
+                version: &e.version,
+                name: &e.name,
+                location: e.location.as_ref(),
+                message: &message,
+            });
+            return Err(ApplyFailure {
+                report: ApplyReport::default(),
+                error: ApplyError::Migration(e),
+            });
+        }
+        Err(e) => {
+            let why = format!(
+                "the target rehearsal is skipped: without a shadow database nothing shows which migrations \
+                 are catalog-only, and rehearsing a rewrite or scan on the target would hold its lock on \
+                 production tables ({e})"
+            );
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &format!("dry-run: {why}"),
+            });
+            place = RehearsalPlace::Nowhere;
+            for m in &migrations {
+                skip.insert(
+                    m.version.text.clone(),
+                    "no shadow database could be built: see the warning above".into(),
+                );
+            }
+        }
+        Ok(rehearsals) => {
+            let mut after: Option<String> = None;
+            for (m, r) in migrations.iter().zip(&rehearsals) {
+                if let Some(first) = &after {
+                    skip.insert(
+                        m.version.text.clone(),
+                        format!("it comes after {first}, which was not rehearsed on the target"),
+                    );
+                } else if let Some(o) = r.touches_data() {
+                    let what = match o.kind {
+                        Kind::Rewrite => "rewrites",
+                        _ => "scans",
+                    };
+                    let under = o
+                        .held
+                        .map_or(String::new(), |h| format!(" under {}", h.as_str()));
+                    skip.insert(
+                        m.version.text.clone(),
+                        format!(
+                            "line {}: `{}` {what} `{}`{under}: on the target it would hold that lock on the \
+                             production table for the whole {}",
+                            o.line,
+                            o.statement,
+                            o.table,
+                            if o.kind == Kind::Rewrite { "rewrite" } else { "scan" }
+                        ),
+                    );
+                    after = Some(format!("{} {}", m.version.text, m.name));
+                }
+            }
+        }
+    }
+    let report = apply::rehearse_on_target(target, set, opts, &skip, reporter)?;
+    for m in &migrations {
+        let v = &m.version.text;
+        let (place, reason) = if let Some(why) = skip.get(v) {
+            (place, Some(why.as_str()))
+        } else if report.rehearsed.iter().any(|a| &a.version == v) {
+            (RehearsalPlace::ShadowAndTarget, None)
+        } else {
+            (
+                RehearsalPlace::ShadowOnly,
+                Some("transaction:false: it cannot be rolled back on the target"),
+            )
+        };
+        reporter.event(&Event::Rehearsed {
+            version: v,
+            name: &m.name,
+            place,
+            reason,
+        });
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod inputs;
 mod layouts;
 mod lint;
 mod lock;
+mod rehearse;
 mod report;
 mod rollback;
 mod shipping;
