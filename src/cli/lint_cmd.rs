@@ -117,20 +117,21 @@ fn rehearsed<'a>(
     let last = selected.iter().map(|m| m.version.value).max();
     let upto = |m: &&Migration| Some(m.version.value) <= last;
     let ephemeral = ctx.ephemeral_url.is_some();
-    let (shadow, plan_run, baseline) = if ephemeral {
-        (
-            Shadow::ephemeral(&target),
-            set.migrations.iter().filter(upto).collect(),
-            Baseline::EachMigration,
-        )
+    let plan_run: Vec<&Migration> = if ephemeral {
+        set.migrations.iter().filter(upto).collect()
+    } else {
+        pending.iter().copied().filter(upto).collect()
+    };
+    if plan_run.is_empty() {
+        // Nothing pending among the chosen files: nothing to rehearse.
+        return Ok(engine_lint::lint(selected, &lint.options));
+    }
+    let (shadow, baseline) = if ephemeral {
+        (Shadow::ephemeral(&target), Baseline::EachMigration)
     } else {
         let shadow = Shadow::of_target(&target, ctx.reporter)
             .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))?;
-        (
-            shadow,
-            pending.iter().copied().filter(upto).collect(),
-            Baseline::Start,
-        )
+        (shadow, Baseline::Start)
     };
     let plan = LintRehearsal {
         run: plan_run,

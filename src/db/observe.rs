@@ -4,7 +4,9 @@
 //! One query per observation, in the statement's own session and transaction:
 //! - `pg_class.relfilenode` of every user relation: a table or index whose file changed
 //!   was rewritten (`ALTER COLUMN … TYPE`, a volatile default, `VACUUM FULL`…);
-//! - `pg_stat_xact_user_tables.seq_scan + idx_scan`: the transaction's own scan counters,
+//! - the transaction's own scan counters, `seq_scan + idx_scan` as
+//!   `pg_stat_xact_user_tables` shows them (read with the function behind the view,
+//!   `pg_stat_get_xact_numscans`, of the table and of each of its indexes),
 //!   which count a scan when it starts, so they move on an empty table too (`CREATE
 //!   INDEX`, a validating `ADD FOREIGN KEY`, `SET NOT NULL` each add one). Only the
 //!   difference between two readings means anything: the view also shows counts of
@@ -28,7 +30,8 @@ pub struct RelationState {
     pub qualified: String,
     /// The table's name as a reader writes it: without `public.`.
     pub display: String,
-    /// `seq_scan + idx_scan` of the transaction so far (tables only).
+    /// Scans in the transaction so far: of a table, `seq_scan + idx_scan`; of an index,
+    /// its own.
     pub scans: i64,
     /// Lock modes the session holds on the relation (`AccessExclusiveLock`…).
     pub modes: Vec<String>,
@@ -51,13 +54,12 @@ SELECT c.oid::int8,
        c.relfilenode::int8,
        CASE WHEN c.relkind IN ('r', 'p', 'm') THEN n.nspname || '.' || c.relname ELSE '' END,
        CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
-       coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0),
+       pg_catalog.pg_stat_get_xact_numscans(c.oid),
        coalesce(h.modes, '{}')
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.oid
 LEFT JOIN pg_catalog.pg_class AS t ON t.reltoastrelid = c.oid
-LEFT JOIN pg_catalog.pg_stat_xact_user_tables AS s ON s.relid = c.oid
 LEFT JOIN held AS h ON h.relation = c.oid
 WHERE c.relkind IN ('r', 'p', 'm', 'i', 't')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -66,7 +68,7 @@ WHERE c.relkind IN ('r', 'p', 'm', 'i', 't')
 /// Every user relation now, as the session sees it inside its transaction.
 pub fn snapshot(db: &mut Db) -> Result<Snapshot, tokio_postgres::Error> {
     let rows = db.query(OBSERVE_SQL, &[])?;
-    Ok(rows
+    let mut snap: Snapshot = rows
         .iter()
         .map(|r| {
             let oid = r.get::<_, i64>(0) as u32;
@@ -85,7 +87,19 @@ pub fn snapshot(db: &mut Db) -> Result<Snapshot, tokio_postgres::Error> {
                 },
             )
         })
-        .collect())
+        .collect();
+    // An index's scans are its table's index scans (`idx_scan` of the view).
+    let index_scans: Vec<(u32, i64)> = snap
+        .values()
+        .filter(|r| r.relkind == 'i')
+        .map(|r| (r.table_oid, r.scans))
+        .collect();
+    for (table, n) in index_scans {
+        if let Some(t) = snap.get_mut(&table) {
+            t.scans += n;
+        }
+    }
+    Ok(snap)
 }
 
 /// Names of the roles the database at `db` has besides the built-in `pg_*` ones: the

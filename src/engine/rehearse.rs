@@ -85,6 +85,7 @@ impl Shadow {
                 crate::db::conn::error_text(&e),
             )
         })?;
+        let target_version = db.server_version.clone();
         drop(db);
         let dump = crate::engine::backup::pg_dump(
             target,
@@ -122,6 +123,18 @@ impl Shadow {
             fail("restoring the target's schema", format!("{text}{hint}"))
         })?;
         let tables = count_tables(&mut db).map_err(|e| fail("reading the shadow", e))?;
+        let major = |v: &str| v.split('.').next().unwrap_or_default().to_string();
+        if major(&target_version) != major(&db.server_version) {
+            reporter.event(&Event::Diagnostic {
+                level: Level::Warning,
+                location: None,
+                message: &format!(
+                    "the target runs PostgreSQL {target_version} and the shadow {}: a statement can lock or \
+                     rewrite differently on another major version",
+                    db.server_version
+                ),
+            });
+        }
         reporter.event(&Event::ShadowReady {
             origin: &format!(
                 "the schema of {} (pg_dump --schema-only) on a throwaway PostgreSQL",
@@ -284,6 +297,8 @@ struct Watch<'a> {
     /// Per statement of the section: its item index, line, column and short text.
     statements: Vec<(usize, u32, u32, String)>,
     before: Option<Snapshot>,
+    /// The section runs in one transaction (not `transaction:false`).
+    one_transaction: bool,
     out: Vec<Observation>,
     observed: Vec<usize>,
     unobserved: Vec<usize>,
@@ -291,15 +306,27 @@ struct Watch<'a> {
 
 impl Observer for Watch<'_> {
     fn before(&mut self, db: &mut Db, _index: usize) -> Result<(), tokio_postgres::Error> {
+        // Within one transaction the last statement's "after" is this one's "before": the
+        // scan counters are only flushed between transactions.
+        if self.existing.is_empty() || (self.one_transaction && self.before.is_some()) {
+            return Ok(());
+        }
         self.before = Some(observe::snapshot(db)?);
         Ok(())
     }
 
     fn after(&mut self, db: &mut Db, index: usize) -> Result<(), tokio_postgres::Error> {
+        self.observed.push(self.statements[index].0);
+        // Nothing existed before: nothing to report, whatever the statement did.
+        if self.existing.is_empty() {
+            return Ok(());
+        }
         let after = observe::snapshot(db)?;
         let before = self.before.take().unwrap_or_default();
-        self.observed.push(self.statements[index].0);
         self.compare(index, &before, &after);
+        if self.one_transaction {
+            self.before = Some(after);
+        }
         Ok(())
     }
 
@@ -431,6 +458,7 @@ pub fn rehearse(
             existing: &existing,
             statements,
             before: None,
+            one_transaction: !sec.no_transaction,
             out: Vec::new(),
             observed: Vec::new(),
             unobserved: Vec::new(),
