@@ -366,6 +366,93 @@ mod tests {
         assert_eq!(tables_of_interest(&f), vec!["orders"]);
     }
 
+    fn observed(rule: &'static str, line: u32) -> Finding {
+        Finding {
+            rule,
+            severity: Severity::Error,
+            path: PathBuf::from("migrations/001_test.sql"),
+            line,
+            col: 1,
+            message: "seen".into(),
+            fix: "generic".into(),
+            table: Some("orders".into()),
+        }
+    }
+
+    #[test]
+    fn observations_replace_the_lock_guesses_of_observed_statements() {
+        // Statement 0 was observed rewriting; statement 1, guessed from the syntax to
+        // rewrite, was observed doing nothing; statement 2 was not observed.
+        let m = migration(
+            concat!(
+                "ALTER TABLE orders ALTER COLUMN total TYPE bigint;\n",
+                "ALTER TABLE orders ALTER COLUMN label TYPE bigint;\n",
+                "CREATE INDEX orders_x ON orders (x);\n"
+            ),
+            false,
+        );
+        let offline = lint_migration(&m, &LintOptions::default());
+        assert!(offline.iter().any(|f| f.line == 2), "{offline:?}");
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            Rehearsed {
+                findings: vec![(0, observed("observed-rewrite", 1))],
+                items: vec![0, 1],
+            },
+        );
+        let got: Vec<_> = f.iter().map(|f| (f.rule, f.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("observed-rewrite", 1),
+                ("require-concurrent-index-creation", 3)
+            ]
+        );
+        // The replaced guess's fix is the observed finding's.
+        assert_ne!(f[0].fix, "generic");
+    }
+
+    #[test]
+    fn an_allow_of_the_replaced_rule_silences_the_observation() {
+        let m = migration(
+            "-- pgrollout:allow column-type-rewrite orders has ten rows\nALTER TABLE orders ALTER COLUMN total TYPE bigint;\n",
+            false,
+        );
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            Rehearsed {
+                findings: vec![(0, observed("observed-rewrite", 2))],
+                items: vec![0],
+            },
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn an_allow_of_an_observed_rule_is_unused_only_after_a_rehearsal() {
+        let m = migration(
+            "-- pgrollout:allow observed-scan small table
+ALTER TABLE orders ADD COLUMN n text;
+",
+            false,
+        );
+        assert!(lint_migration(&m, &LintOptions::default()).is_empty());
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            Rehearsed {
+                findings: Vec::new(),
+                items: vec![0],
+            },
+        );
+        assert_eq!(
+            f.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            vec!["unused-allow"]
+        );
+    }
+
     #[test]
     fn severities_are_ordered_and_serialize_lowercase() {
         assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Error);
