@@ -569,7 +569,7 @@ pub struct LintArgs {
     /// really did: the locks it took, the tables it rewrote or scanned, with their live
     /// sizes.
     ///
-    /// With a database (--database-url, DATABASE_URL, --env): a throwaway PostgreSQL gets
+    /// With a database (--database-url, DATABASE_URL, PG* variables): a throwaway PostgreSQL gets
     /// its schema from `pg_dump --schema-only` (no rows; the database is only read) and
     /// the pending migrations run there. With --ephemeral: the migrations before the
     /// first linted one are applied to the throwaway server first. Needs initdb/pg_ctl
