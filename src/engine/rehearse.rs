@@ -87,6 +87,8 @@ impl Shadow {
         })?;
         let target_version = db.server_version.clone();
         drop(db);
+        // The throwaway server starts (initdb, a second or two) while pg_dump runs.
+        let starting = std::thread::spawn(|| Cluster::start(&ClusterOptions::default()));
         let dump = crate::engine::backup::pg_dump(
             target,
             &[
@@ -97,10 +99,17 @@ impl Shadow {
             ],
             Stdio::piped(),
         )
-        .map_err(|e| fail("dumping the target's schema", e))?;
-        let script = restorable(&String::from_utf8_lossy(&dump));
-        let cluster = Cluster::start(&ClusterOptions::default())
+        .map_err(|e| fail("dumping the target's schema", e));
+        let cluster = starting
+            .join()
+            .map_err(|_| {
+                fail(
+                    "starting a throwaway PostgreSQL",
+                    "the thread panicked".into(),
+                )
+            })?
             .map_err(|e| fail("starting a throwaway PostgreSQL", e.to_string()))?;
+        let script = restorable(&String::from_utf8_lossy(&dump?));
         let shadow = Target::parse(&cluster.url("postgres"))
             .map_err(|e| fail("connecting to the shadow", e.to_string()))?;
         // The restore runs on a session of its own: the dump empties search_path.
