@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::db::observe::{self, RelationState, Snapshot};
 use crate::db::{stats, Db, Target};
 use crate::engine::apply::{self, up_section, ApplyError, ApplyFailure, ApplyReport, RunOptions};
-use crate::engine::executor::{self, ExecError, Observer, SectionError};
+use crate::engine::executor::{self, Bookkeeping, ExecError, Observer, SectionError};
 use crate::engine::lint::Linted;
 use crate::engine::session::connect;
 use crate::ephemeral::{Cluster, ClusterOptions};
@@ -476,7 +476,13 @@ pub fn rehearse(
         if !sec.no_transaction {
             s.db.batch("BEGIN").map_err(|e| other(&e))?;
         }
-        match executor::run_observed(&mut s, &sec, &mut watch, opts, &mut Silent) {
+        // No table existed before: nothing to observe, so the statements go pipelined.
+        let ran = if existing.is_empty() && !sec.no_transaction {
+            executor::run(&mut s, &sec, &Bookkeeping::Rehearse, opts, &mut Silent)
+        } else {
+            executor::run_observed(&mut s, &sec, &mut watch, opts, &mut Silent)
+        };
+        match ran {
             Ok(_) => {}
             Err(ExecError::Section(e)) => return Err(RehearseError::Migration(e)),
             Err(e) => return Err(RehearseError::Other(e.to_string())),
