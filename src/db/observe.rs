@@ -49,17 +49,17 @@ WITH held AS (
   GROUP BY l.relation
 )
 SELECT c.oid::int8,
-       coalesce(i.indrelid, t.oid, c.oid)::int8,
+       coalesce(i.indrelid, c.oid)::int8,
        c.relkind::text,
        c.relfilenode::int8,
        CASE WHEN c.relkind IN ('r', 'p', 'm') THEN n.nspname || '.' || c.relname ELSE '' END,
        CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
        pg_catalog.pg_stat_get_xact_numscans(c.oid),
-       coalesce(h.modes, '{}')
+       coalesce(h.modes, '{}'),
+       c.reltoastrelid::int8
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.oid
-LEFT JOIN pg_catalog.pg_class AS t ON t.reltoastrelid = c.oid
 LEFT JOIN held AS h ON h.relation = c.oid
 WHERE c.relkind IN ('r', 'p', 'm', 'i', 't')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -88,6 +88,19 @@ pub fn snapshot(db: &mut Db) -> Result<Snapshot, tokio_postgres::Error> {
             )
         })
         .collect();
+    // A TOAST table belongs to the table naming it (mapped here rather than joined: a
+    // freshly restored shadow has no statistics on pg_class, and the planner may pick a
+    // nested loop over every pair of relations).
+    let toasts: Vec<(u32, u32)> = rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(8) as u32, r.get::<_, i64>(0) as u32))
+        .filter(|(toast, _)| *toast != 0)
+        .collect();
+    for (toast, table) in toasts {
+        if let Some(t) = snap.get_mut(&toast) {
+            t.table_oid = table;
+        }
+    }
     // An index's scans are its table's index scans (`idx_scan` of the view).
     let index_scans: Vec<(u32, i64)> = snap
         .values()
