@@ -66,6 +66,10 @@ pub struct ApplyReport {
     /// (the pipeline's `dry-run` step; see the engine's `rehearse` module).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadow_only: Vec<Applied>,
+    /// Why no migration was rehearsed on the target (no shadow database could be
+    /// built); those of `shadow_only` were then rehearsed nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_skipped: Option<String>,
     /// Pending migrations left after the run (beyond --target, or after a failure).
     pub pending: Vec<String>,
     pub server_version: String,

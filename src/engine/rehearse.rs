@@ -786,7 +786,10 @@ pub fn guarded_dry_run(
             }
         }
     }
-    let report = apply::rehearse_on_target(target, set, opts, &skip, reporter)?;
+    let mut report = apply::rehearse_on_target(target, set, opts, &skip, reporter)?;
+    if place == RehearsalPlace::Nowhere {
+        report.target_skipped = Some("no shadow database could be built".into());
+    }
     for m in &migrations {
         let v = &m.version.text;
         let (place, reason) = if let Some(why) = skip.get(v) {

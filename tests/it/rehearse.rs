@@ -387,3 +387,44 @@ fn production_dry_run_fails_on_the_shadow_before_touching_the_target() {
         r.debug()
     );
 }
+
+#[test]
+fn production_dry_run_without_a_shadow_skips_the_target_and_says_why() {
+    let db = big_orders();
+    let dir = workspace(
+        &[
+            ("001_orders.sql", BASE),
+            (
+                "002_note.sql",
+                "ALTER TABLE customers ADD COLUMN note text;\n",
+            ),
+        ],
+        Some(PIPELINE),
+    );
+    let no_server = tempfile::tempdir().unwrap();
+    let r = command(dir.path())
+        .env("PROD_DATABASE_URL", &db.url)
+        .env("PGROLLOUT_PG_BIN", no_server.path())
+        .args(["pipeline", "run", "--env", "production"])
+        .run();
+    assert_eq!(r.code, 0, "{}", r.debug());
+    let out = r.all();
+    assert!(
+        out.contains("dry-run: the target rehearsal is skipped: without a shadow database nothing shows which migrations are catalog-only"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "002 note: not rehearsed (no shadow database could be built: see the warning above)"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("rehearsed on the shadow and on the target"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 not rehearsed: no shadow database could be built, so the target rehearsal was skipped"),
+        "{out}"
+    );
+}

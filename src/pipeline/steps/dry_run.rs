@@ -24,11 +24,16 @@ impl Runner<'_, '_> {
                     .iter()
                     .map(|a| a.version.clone())
                     .collect();
-                self.shadow_only = report
-                    .shadow_only
-                    .iter()
-                    .map(|a| a.version.clone())
-                    .collect();
+                let shadow_only = report.shadow_only.iter().map(|a| a.version.clone());
+                if let Some(why) = &report.target_skipped {
+                    // Rehearsed nowhere: the summary lists them as not rehearsable.
+                    self.not_rehearsed.extend(shadow_only);
+                    return Ok(format!(
+                        "{} not rehearsed: {why}, so the target rehearsal was skipped (see the warning)",
+                        report.shadow_only.len()
+                    ));
+                }
+                self.shadow_only = shadow_only.collect();
                 let mut parts = vec![format!(
                     "{} rehearsed on the shadow and on the target, rolled back",
                     report.rehearsed.len()
