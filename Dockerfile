@@ -33,7 +33,10 @@ COPY --from=build /usr/local/bin/pgrollout /pgrollout
 FROM debian:bookworm-slim@sha256:60eac759739651111db372c07be67863818726f754804b8707c90979bda511df AS runtime
 # pg_dump refuses to dump a server of a newer major version than its own, so the image
 # carries the client of the newest PostgreSQL major, from the PostgreSQL project's own
-# apt repository (PGDG): one image dumps every supported server version. Debian's
+# apt repository (PGDG): one image dumps every supported server version. The server
+# package too (initdb/pg_ctl, no cluster created): the dry-run step rehearses on a
+# throwaway shadow of the target's schema first, and `drift: { against: migrations }`
+# and `--ephemeral` need a throwaway server as well. Debian's
 # postgresql-common ships PGDG's signing key, so no key is fetched at build time.
 # tests/shipping.rs keeps PG_MAJOR at or above the newest major the README supports.
 ARG PG_MAJOR=18
@@ -45,10 +48,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
  && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.gpg] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
       > /etc/apt/sources.list.d/pgdg.list \
+ && echo "create_main_cluster = false" >> /etc/postgresql-common/createcluster.conf \
  && apt-get update \
- && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+ && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" "postgresql-${PG_MAJOR}" \
  && rm -rf /var/lib/apt/lists/* \
- && pg_dump --version | grep -q " ${PG_MAJOR}\."
+ && pg_dump --version | grep -q " ${PG_MAJOR}\." \
+ && test -x "/usr/lib/postgresql/${PG_MAJOR}/bin/initdb"
 COPY --from=build /usr/local/bin/pgrollout /usr/local/bin/pgrollout
 # No USER: the image runs as root. GitHub's documentation for Docker container actions
 # says they must run as the default (root) user: the runner mounts the workspace and the

@@ -256,7 +256,7 @@ impl<'r> Context<'r> {
         )
     }
 
-    fn run_options(
+    pub(crate) fn run_options(
         &self,
         flags: Option<&PlanFlags>,
         dry_run: bool,

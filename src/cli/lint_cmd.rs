@@ -8,6 +8,7 @@ use crate::cli::commands::{CliError, Context, Outcome};
 use crate::cli::{exit, LintArgs};
 use crate::config::Settings;
 use crate::engine::lint::{self as engine_lint, LintSettings};
+use crate::engine::rehearse::{Baseline, LintRehearsal, Shadow};
 use crate::lint::{Counts, Finding};
 use crate::migration::{Migration, MigrationSet};
 
@@ -57,7 +58,11 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
         (pending.clone(), " pending")
     };
 
-    let mut linted = engine_lint::lint(&set, &selected, &lint.options);
+    let mut linted = if args.rehearse {
+        rehearsed(ctx, &set, &selected, &pending, &lint, session.as_mut())?
+    } else {
+        engine_lint::lint(&set, &selected, &lint.options)
+    };
     if let Some(s) = &mut session {
         engine_lint::live_context(&mut s.db, &mut linted, &pending, lint.size_threshold).map_err(
             |e| {
@@ -91,6 +96,64 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
         code: if failing > 0 { exit::FAILED } else { exit::OK },
         stdout,
     })
+}
+
+/// `--rehearse`: lint `selected` with what a shadow rehearsal observed.
+fn rehearsed<'a>(
+    ctx: &mut Context,
+    set: &'a MigrationSet,
+    selected: &[&'a Migration],
+    pending: &[&'a Migration],
+    lint: &LintSettings,
+    session: Option<&mut crate::engine::Session>,
+) -> Result<Vec<engine_lint::Linted<'a>>, CliError> {
+    let Some(target) = ctx.target.clone() else {
+        return Err(CliError::Usage(
+            "lint --rehearse needs a database to take the schema from (--database-url URL, DATABASE_URL) \
+             or --ephemeral to build it from the migrations"
+                .into(),
+        ));
+    };
+    let last = selected.iter().map(|m| m.version.value).max();
+    let upto = |m: &&Migration| Some(m.version.value) <= last;
+    let ephemeral = ctx.ephemeral_url.is_some();
+    let plan_run: Vec<&Migration> = if ephemeral {
+        set.migrations.iter().filter(upto).collect()
+    } else {
+        pending.iter().copied().filter(upto).collect()
+    };
+    if plan_run.is_empty() {
+        // Nothing pending among the chosen files: nothing to rehearse.
+        return Ok(engine_lint::lint(set, selected, &lint.options));
+    }
+    let (shadow, baseline) = if ephemeral {
+        (Shadow::ephemeral(&target), Baseline::EachMigration)
+    } else {
+        let shadow = Shadow::of_target(&target, ctx.reporter)
+            .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))?;
+        (shadow, Baseline::Start)
+    };
+    let plan = LintRehearsal {
+        run: plan_run,
+        baseline,
+        run_opts: ctx.run_options(None, false)?,
+        threshold_bytes: lint.size_threshold,
+    };
+    let db = if ephemeral {
+        None
+    } else {
+        session.map(|s| &mut s.db)
+    };
+    crate::engine::rehearse::lint_rehearsed(
+        set,
+        &shadow,
+        &plan,
+        selected,
+        &lint.options,
+        db,
+        ctx.reporter,
+    )
+    .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))
 }
 
 fn count_line(c: &Counts, files: usize, what: &str, failing: usize, fail_on: &str) -> String {

@@ -703,6 +703,21 @@ pub struct LintArgs {
     #[arg(long, conflicts_with = "files")]
     pub all: bool,
 
+    /// Also rehearse the migrations on a shadow database and report what each statement
+    /// really did: the locks it took, the tables it rewrote or scanned, with their live
+    /// sizes.
+    ///
+    /// With a database (--database-url, DATABASE_URL, PG* variables): a throwaway PostgreSQL gets
+    /// its schema from `pg_dump --schema-only` (no rows; the database is only read) and
+    /// the pending migrations run there. With --ephemeral: the migrations before the
+    /// first linted one are applied to the throwaway server first. Needs initdb/pg_ctl
+    /// (as --ephemeral) and, with a database, pg_dump. Findings: observed-rewrite,
+    /// observed-scan, observed-lock (docs/lint-rules.md, "Rehearsal").
+    ///
+    /// Example: pgrollout --database-url "$STAGING_DATABASE_URL" lint --rehearse
+    #[arg(long)]
+    pub rehearse: bool,
+
     /// Lowest severity that makes the command exit 1 (default: the pipeline file's
     /// `lint_fail_on`, else error).
     #[arg(

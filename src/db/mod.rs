@@ -7,6 +7,7 @@ pub mod health;
 pub mod history;
 pub mod libpq;
 pub mod lock;
+pub mod observe;
 pub mod stats;
 pub mod tracking;
 

@@ -2,6 +2,7 @@
 //! → plan → run each migration's up section through the [`executor`], emitting
 //! events. On failure, the report of what did apply travels with the error.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::db::conn::error_text;
@@ -62,6 +63,14 @@ pub struct ApplyReport {
     pub applied: Vec<Applied>,
     pub rehearsed: Vec<Applied>,
     pub not_rehearsed: Vec<Applied>,
+    /// Rehearsed on a shadow database only: the target rehearsal was skipped for them
+    /// (the pipeline's `dry-run` step; see the engine's `rehearse` module).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow_only: Vec<Applied>,
+    /// Why no migration was rehearsed on the target (no shadow database could be
+    /// built); those of `shadow_only` were then rehearsed nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_skipped: Option<String>,
     /// Pending migrations left after the run (beyond --target, or after a failure).
     pub pending: Vec<String>,
     pub server_version: String,
@@ -179,6 +188,31 @@ fn up_to_date(
     report
 }
 
+/// `apply --dry-run`, and the rehearsal on the target of the pipeline's `dry-run` step,
+/// which passes in `skip` (version → why) the migrations not to run on it (they are
+/// listed in the report's `shadow_only`).
+#[allow(clippy::result_large_err)]
+pub(crate) fn rehearse_on_target(
+    target: &Target,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    skip: &HashMap<String, String>,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
+    let file_problems = plan::check_ups(set);
+    if file_problems.iter().any(|p| p.level == Level::Error) {
+        problems_event(&file_problems, reporter);
+        return Err(ApplyError::Files(file_problems).into());
+    }
+    let mut s = connect(target, &opts.schema, opts.connect_retry, reporter)?;
+    let report = ApplyReport {
+        server_version: s.db.server_version.clone(),
+        ..Default::default()
+    };
+    let state = s.tracking.read(&mut s.db)?;
+    dry_run(&mut s, set, &state, opts, skip, report, reporter)
+}
+
 /// `apply` and `apply --dry-run`.
 #[allow(clippy::result_large_err)]
 pub fn apply(
@@ -188,6 +222,9 @@ pub fn apply(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
+    if opts.dry_run {
+        return rehearse_on_target(target, set, opts, &HashMap::new(), reporter);
+    }
     // Down sections do not block the up: they are checked (and warned about) with the
     // migrations about to run, in `parse_pending`.
     let file_problems = plan::check_ups(set);
@@ -201,10 +238,6 @@ pub fn apply(
         ..Default::default()
     };
     let state = s.tracking.read(&mut s.db)?;
-
-    if opts.dry_run {
-        return dry_run(&mut s, set, &state, opts, report, reporter);
-    }
 
     // Fast path: nothing to do costs one query (two with repeatables), and no lock.
     if state.is_current() {
@@ -361,7 +394,7 @@ impl Applied {
 
 /// Copies of the migrations about to run, with their statements parsed (the set may
 /// have been loaded without them) and checked.
-fn parse_pending(
+pub(crate) fn parse_pending(
     set: &MigrationSet,
     p: &plan::Plan,
     reporter: &mut dyn Reporter,
@@ -414,6 +447,7 @@ fn dry_run(
     set: &MigrationSet,
     state: &TrackingState,
     opts: &RunOptions,
+    skip: &HashMap<String, String>,
     mut report: ApplyReport,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
@@ -448,6 +482,13 @@ fn dry_run(
     }
     // Repeatables are rehearsed after the versioned migrations, as they run.
     for m in to_apply.into_iter().chain(&repeatables) {
+        // The caller says where these were rehearsed instead, and why.
+        if skip.contains_key(&m.version.text) {
+            report
+                .shadow_only
+                .push(Applied::new(m, Mode::Rehearsal, Duration::ZERO));
+            continue;
+        }
         if m.up.no_transaction {
             reporter.event(&Event::SectionNotRehearsed {
                 direction: Direction::Up,

@@ -61,9 +61,6 @@ pub fn dump(
     in_job_workspace: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<DumpInfo, String> {
-    let pg_dump = which::which("pg_dump").map_err(|_| {
-        "a dump needs pg_dump on PATH (Debian/Ubuntu: apt-get install postgresql-client; the pgrollout image has it)".to_string()
-    })?;
     let path = dir.join(format!(
         "pgrollout-{name}-{}.dump",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
@@ -78,27 +75,19 @@ pub fn dump(
             .map_err(|e| format!("creating the dump file {}: {e}", path.display()))?;
         owned_like(&path, dir)?;
     }
-    let (conninfo, password) = target.child_conninfo();
     reporter.event(&Event::Info {
         message: &format!("pg_dump → {}", path.display()),
     });
-    let mut cmd = Command::new(pg_dump);
-    cmd.arg("--format=custom")
-        .arg("--no-password")
-        .arg(format!("--file={}", path.display()))
-        .arg(format!("--dbname={conninfo}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
-    let out = cmd.output().map_err(|e| format!("running pg_dump: {e}"))?;
-    if !out.status.success() {
+    if let Err(e) = pg_dump(
+        target,
+        &[
+            "--format=custom".into(),
+            format!("--file={}", path.display()),
+        ],
+        Stdio::null(),
+    ) {
         let _ = std::fs::remove_file(&path);
-        let err =
-            crate::db::conn::redact(String::from_utf8_lossy(&out.stderr).trim(), &target.secrets);
-        return Err(format!("pg_dump failed ({}): {err}", out.status));
+        return Err(e);
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     use sha2::Digest;
@@ -108,6 +97,34 @@ pub fn dump(
         sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         in_job_workspace,
     })
+}
+
+/// Run `pg_dump` with `args` against `target` and return what it wrote to stdout
+/// (`stdout`: `Stdio::piped()` to keep it, `Stdio::null()` when it writes a file). The
+/// password goes through PGPASSWORD, never the command line (visible in `ps`); its error
+/// output is shown with the secrets redacted.
+pub(crate) fn pg_dump(target: &Target, args: &[String], stdout: Stdio) -> Result<Vec<u8>, String> {
+    let pg_dump = which::which("pg_dump").map_err(|_| {
+        "this needs pg_dump on PATH (Debian/Ubuntu: apt-get install postgresql-client; the pgrollout image has it)".to_string()
+    })?;
+    let (conninfo, password) = target.child_conninfo();
+    let mut cmd = Command::new(pg_dump);
+    cmd.args(args)
+        .arg("--no-password")
+        .arg(format!("--dbname={conninfo}"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.output().map_err(|e| format!("running pg_dump: {e}"))?;
+    if !out.status.success() {
+        let err =
+            crate::db::conn::redact(String::from_utf8_lossy(&out.stderr).trim(), &target.secrets);
+        return Err(format!("pg_dump failed ({}): {err}", out.status));
+    }
+    Ok(out.stdout)
 }
 
 /// Write a marker row under the migration lock (creating the tracking schema if needed),

@@ -317,11 +317,55 @@ pub(crate) fn prepare(db: &mut Db, sql: &str) -> Result<tokio_postgres::Statemen
         })
 }
 
+/// Watches a rehearsal statement by statement: called on the rehearsing session before
+/// and after each statement, inside the statement's transaction, so what it reads from
+/// the server (locks held, relation files, scan counters) is that statement's doing.
+pub(crate) trait Observer {
+    fn before(&mut self, db: &mut Db, index: usize) -> Result<(), tokio_postgres::Error>;
+    fn after(&mut self, db: &mut Db, index: usize) -> Result<(), tokio_postgres::Error>;
+    /// Statement `index` ran outside any transaction (`CREATE INDEX CONCURRENTLY` in a
+    /// `transaction:false` section), where nothing can be read about it afterwards.
+    fn unobserved(&mut self, index: usize);
+}
+
 /// Run one section. Emits `SectionStarted`, then `SectionFinished` or `SectionFailed`.
 pub(crate) fn run(
     s: &mut Session,
     sec: &Section<'_>,
     book: &Bookkeeping<'_>,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Ran, ExecError> {
+    run_with(s, sec, book, None, opts, reporter)
+}
+
+/// Rehearse one section with `observer` watching each statement. Only ever run on a
+/// throwaway shadow database: a transactional section runs inside the caller's open
+/// transaction; a `transaction:false` one runs as it would in production, each
+/// statement committed on its own (wrapped in its own transaction, to be observed,
+/// unless it cannot run in one).
+pub(crate) fn run_observed(
+    s: &mut Session,
+    sec: &Section<'_>,
+    observer: &mut dyn Observer,
+    opts: &RunOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Ran, ExecError> {
+    run_with(
+        s,
+        sec,
+        &Bookkeeping::Rehearse,
+        Some(observer),
+        opts,
+        reporter,
+    )
+}
+
+fn run_with(
+    s: &mut Session,
+    sec: &Section<'_>,
+    book: &Bookkeeping<'_>,
+    observer: Option<&mut dyn Observer>,
     opts: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Ran, ExecError> {
@@ -344,10 +388,11 @@ pub(crate) fn run(
             .map_err(|lost| ExecError::LockLost(LockLost::before_section(sec, lost)))?;
     }
     let started = Instant::now();
-    let result = match mode {
-        Mode::Rehearsal => rehearse(s, sec, reporter),
-        Mode::NonTransactional => stepwise(s, sec, book, opts, reporter),
-        Mode::Transactional => transactional(s, sec, book, opts, reporter),
+    let result = match (mode, observer) {
+        (Mode::Rehearsal, Some(o)) => observed(s, sec, o, reporter),
+        (Mode::Rehearsal, None) => rehearse(s, sec, reporter),
+        (Mode::NonTransactional, _) => stepwise(s, sec, book, opts, reporter),
+        (Mode::Transactional, _) => transactional(s, sec, book, opts, reporter),
     };
     match result {
         Ok(()) => {
@@ -414,6 +459,51 @@ fn rehearse(
         let _ = s.db.batch("ROLLBACK; RESET ALL");
         ExecError::Section(Box::new(section_error(sec, idx, &e, false, 1)))
     })
+}
+
+/// An observed rehearsal: one statement per round trip, the observer around each. No
+/// retry, as in [`rehearse`].
+fn observed(
+    s: &mut Session,
+    sec: &Section<'_>,
+    observer: &mut dyn Observer,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ExecError> {
+    let observe_err = |source| ExecError::Query {
+        what: "observing the rehearsal on the shadow database".into(),
+        source,
+    };
+    for (i, st) in sec.statements.iter().enumerate() {
+        let own_tx = sec.no_transaction && st.non_transactional.is_none();
+        if sec.no_transaction && !own_tx {
+            observer.unobserved(i);
+            let r = run_statement(&mut s.db, sec.source, st);
+            s.notices(Some(sec.version), reporter);
+            r.map_err(|e| ExecError::Section(Box::new(section_error(sec, Some(i), &e, true, 1))))?;
+            continue;
+        }
+        if own_tx {
+            s.db.batch("BEGIN").map_err(observe_err)?;
+        }
+        observer.before(&mut s.db, i).map_err(observe_err)?;
+        let r = run_statement(&mut s.db, sec.source, st);
+        s.notices(Some(sec.version), reporter);
+        if let Err(e) = r {
+            let _ = s.db.batch("ROLLBACK; RESET ALL");
+            return Err(ExecError::Section(Box::new(section_error(
+                sec,
+                Some(i),
+                &e,
+                sec.no_transaction,
+                1,
+            ))));
+        }
+        observer.after(&mut s.db, i).map_err(observe_err)?;
+        if own_tx {
+            s.db.batch("COMMIT").map_err(observe_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// One transaction: BEGIN, timeouts, the statements, the tracking write, COMMIT —

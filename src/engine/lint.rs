@@ -54,6 +54,19 @@ pub fn lint<'a>(
     migrations: &[&'a Migration],
     opts: &LintOptions,
 ) -> Vec<Linted<'a>> {
+    lint_each(set, migrations, |m, model| {
+        lint::lint_migration_in(m, opts, model)
+    })
+}
+
+/// [`lint`] with the linting of each chosen migration given: `each` gets the migration
+/// and the schema model as the migrations before it left it (and must leave the model
+/// as the migration leaves it, as [`lint::lint_migration_in`] does).
+pub fn lint_each<'a>(
+    set: &MigrationSet,
+    migrations: &[&'a Migration],
+    mut each: impl FnMut(&Migration, &mut lint::SchemaModel) -> Vec<Finding>,
+) -> Vec<Linted<'a>> {
     let Some(last) = migrations.iter().map(|m| m.version.value).max() else {
         return Vec::new();
     };
@@ -66,10 +79,7 @@ pub fn lint<'a>(
         .take_while(|m| m.version.value <= last)
     {
         if chosen.contains(&m.version.value) {
-            findings.insert(
-                m.version.value,
-                lint::lint_migration_in(m, opts, &mut model),
-            );
+            findings.insert(m.version.value, each(m, &mut model));
         } else {
             model.apply_migration(m);
         }

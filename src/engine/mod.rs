@@ -12,6 +12,7 @@ pub mod backup;
 pub mod drift;
 pub mod executor;
 pub mod lint;
+pub mod rehearse;
 pub mod repeatable;
 pub mod rollback;
 pub mod session;

@@ -7,7 +7,7 @@
 //! must learn why the hazard is acceptable.
 
 use super::context::finding_at_line_col;
-use super::{registry, suggest_rule, Finding, LintOptions};
+use super::{registry, suggest_rule, Category, Finding, LintOptions};
 use crate::migration::{Allow, Migration};
 use crate::sql::Item;
 
@@ -20,6 +20,7 @@ pub(crate) fn apply_allows(
     m: &Migration,
     raw: Vec<(usize, Finding)>,
     opts: &LintOptions,
+    rehearsed: bool,
 ) -> Vec<Finding> {
     let lines: Vec<&str> = m.source.lines().collect();
     let is_comment = |line: u32| {
@@ -117,7 +118,9 @@ pub(crate) fn apply_allows(
             );
         }
         let in_up = a.file_level || a.line <= up_end_line;
-        if !used[i] && in_up && !opts.is_disabled(&a.rule) {
+        // Without a rehearsal, an allow of an `observed-*` rule has nothing to suppress yet.
+        let observed = registry::rule(&a.rule).is_some_and(|r| r.category == Category::Observed);
+        if !used[i] && in_up && !opts.is_disabled(&a.rule) && (rehearsed || !observed) {
             let message = if a.file_level {
                 format!("`{directive} {}` suppresses nothing in this file", a.rule)
             } else if targets[i].is_none() {

@@ -26,7 +26,7 @@ use crate::sql::Item;
 pub use context::RuleContext;
 pub use registry::{rule, Category, RuleInfo, RULES};
 pub use schema_model::SchemaModel;
-pub use stats::{apply_table_stats, tables_of_interest, TableStats};
+pub use stats::{apply_table_stats, describe_size, tables_of_interest, TableStats};
 
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
 #[derive(
@@ -129,6 +129,46 @@ pub fn lint_migration_in(
     opts: &LintOptions,
     model: &mut SchemaModel,
 ) -> Vec<Finding> {
+    lint_with(m, opts, model, None)
+}
+
+/// What a rehearsal on a shadow database saw of one migration, for [`lint_rehearsed`].
+#[derive(Debug, Clone, Default)]
+pub struct Rehearsed {
+    /// Findings of the `observed-*` rules, each with the index (in the up section's
+    /// items) of the statement it is about.
+    pub findings: Vec<(usize, Finding)>,
+    /// The items (statements) that ran observed.
+    pub items: Vec<usize>,
+}
+
+/// Lint the up section of one migration against `model` (as [`lint_migration_in`])
+/// with what a rehearsal observed.
+///
+/// On a statement that ran observed, the observation replaces the syntax rules' guesses
+/// about locks (the [`Category::Locking`] findings): it says what really happened. Such a
+/// guess still carries its fix over to the observed finding of the statement, and a
+/// `pgrollout:allow` of the guessed rule (written before the rehearsal existed) also
+/// suppresses the observed finding of that statement.
+pub fn lint_rehearsed(
+    m: &Migration,
+    opts: &LintOptions,
+    model: &mut SchemaModel,
+    rehearsed: Rehearsed,
+) -> Vec<Finding> {
+    lint_with(m, opts, model, Some(rehearsed))
+}
+
+fn is_locking(f: &Finding) -> bool {
+    rule(f.rule).is_some_and(|r| r.category == Category::Locking)
+}
+
+fn lint_with(
+    m: &Migration,
+    opts: &LintOptions,
+    model: &mut SchemaModel,
+    rehearsed: Option<Rehearsed>,
+) -> Vec<Finding> {
     let facts = context::FileFacts::new(m);
     let checks: Vec<&RuleInfo> = RULES
         .iter()
@@ -187,7 +227,41 @@ pub fn lint_migration_in(
     }
     raw.retain(|(_, f)| !opts.is_disabled(f.rule));
 
-    let mut findings = allow::apply_allows(m, raw, opts);
+    // Guessed lock findings on observed statements, and the observed findings.
+    let mut guessed: Vec<(usize, Finding)> = Vec::new();
+    let mut seen: Vec<(usize, Finding)> = Vec::new();
+    let was_rehearsed = rehearsed.is_some();
+    if let Some(r) = rehearsed {
+        guessed = raw
+            .iter()
+            .filter(|(i, f)| r.items.contains(i) && is_locking(f))
+            .cloned()
+            .collect();
+        for (item, mut f) in r.findings {
+            if opts.is_disabled(f.rule) {
+                continue;
+            }
+            if let Some((_, g)) = guessed.iter().find(|(i, _)| *i == item) {
+                f.fix = g.fix.clone();
+            }
+            raw.push((item, f.clone()));
+            seen.push((item, f));
+        }
+    }
+
+    let mut findings = allow::apply_allows(m, raw, opts, was_rehearsed);
+    if was_rehearsed {
+        // A guess that an allow suppressed: the author accepted that statement's hazard.
+        let accepted: Vec<usize> = guessed
+            .iter()
+            .filter(|(_, g)| !findings.contains(g))
+            .map(|(i, _)| *i)
+            .collect();
+        findings.retain(|f| {
+            !guessed.iter().any(|(_, g)| g == f)
+                && !seen.iter().any(|(i, s)| s == f && accepted.contains(i))
+        });
+    }
     for f in &mut findings {
         if let Some(sev) = opts.severity_overrides.get(f.rule) {
             f.severity = *sev;
@@ -318,6 +392,96 @@ mod tests {
         );
         assert!(f.iter().all(|f| f.path.ends_with("001_test.sql")));
         assert_eq!(tables_of_interest(&f), vec!["orders"]);
+    }
+
+    fn observed(rule: &'static str, line: u32) -> Finding {
+        Finding {
+            rule,
+            severity: Severity::Error,
+            path: PathBuf::from("migrations/001_test.sql"),
+            line,
+            col: 1,
+            message: "seen".into(),
+            fix: "generic".into(),
+            table: Some("orders".into()),
+        }
+    }
+
+    #[test]
+    fn observations_replace_the_lock_guesses_of_observed_statements() {
+        // Statement 0 was observed rewriting; statement 1, guessed from the syntax to
+        // rewrite, was observed doing nothing; statement 2 was not observed.
+        let m = migration(
+            concat!(
+                "ALTER TABLE orders ALTER COLUMN total TYPE bigint;\n",
+                "ALTER TABLE orders ALTER COLUMN label TYPE bigint;\n",
+                "CREATE INDEX orders_x ON orders (x);\n"
+            ),
+            false,
+        );
+        let offline = lint_migration(&m, &LintOptions::default());
+        assert!(offline.iter().any(|f| f.line == 2), "{offline:?}");
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            &mut SchemaModel::default(),
+            Rehearsed {
+                findings: vec![(0, observed("observed-rewrite", 1))],
+                items: vec![0, 1],
+            },
+        );
+        let got: Vec<_> = f.iter().map(|f| (f.rule, f.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("observed-rewrite", 1),
+                ("require-concurrent-index-creation", 3)
+            ]
+        );
+        // The replaced guess's fix is the observed finding's.
+        assert_ne!(f[0].fix, "generic");
+    }
+
+    #[test]
+    fn an_allow_of_the_replaced_rule_silences_the_observation() {
+        let m = migration(
+            "-- pgrollout:allow column-type-rewrite orders has ten rows\nALTER TABLE orders ALTER COLUMN total TYPE bigint;\n",
+            false,
+        );
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            &mut SchemaModel::default(),
+            Rehearsed {
+                findings: vec![(0, observed("observed-rewrite", 2))],
+                items: vec![0],
+            },
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn an_allow_of_an_observed_rule_is_unused_only_after_a_rehearsal() {
+        let m = migration(
+            "-- pgrollout:allow observed-scan small table
+ALTER TABLE orders ADD COLUMN n text;
+",
+            false,
+        );
+        assert!(lint_migration(&m, &LintOptions::default()).is_empty());
+        let f = lint_rehearsed(
+            &m,
+            &LintOptions::default(),
+            &mut SchemaModel::default(),
+            Rehearsed {
+                findings: Vec::new(),
+                items: vec![0],
+            },
+        );
+        assert_eq!(
+            f.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            vec!["unused-allow"]
+        );
     }
 
     #[test]

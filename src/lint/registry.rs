@@ -25,6 +25,8 @@ pub enum Category {
     Hygiene,
     /// About the file itself: syntax, meta-commands, allow directives.
     Directives,
+    /// Seen by `lint --rehearse` on a shadow database, not guessed from the syntax.
+    Observed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +127,11 @@ pub static RULES: &[RuleInfo] = &[
     r("prefer-jsonb", Warning, Hygiene, "json instead of jsonb: no equality operator, no indexing", NONE, Some(prefer_jsonb::check)),
     r("require-enum-value-ordering", Info, Hygiene, "ALTER TYPE … ADD VALUE without BEFORE/AFTER appends the value at the end", NONE, Some(require_enum_value_ordering::check)),
     r("require-down", Info, Hygiene, "A migration without down SQL cannot be rolled back", NONE, Some(require_down::check)),
+    // Observed by a rehearsal on a shadow database (`lint --rehearse`); the severity is the
+    // rehearsal's (docs/lint-rules.md, "Rehearsal"): these rows give the default.
+    r("observed-rewrite", Error, Observed, "A rehearsal saw the statement rewrite an existing table or its indexes under a lock that blocks reads or writes", "the lock the rehearsal saw held (ACCESS EXCLUSIVE for a rewrite) for the whole rewrite", None),
+    r("observed-scan", Error, Observed, "A rehearsal saw the statement scan an existing table under a lock that blocks reads or writes", "the lock the rehearsal saw held (SHARE, SHARE ROW EXCLUSIVE, ACCESS EXCLUSIVE) for the whole scan", None),
+    r("observed-lock", Info, Observed, "A rehearsal saw the statement take a lock that blocks reads or writes, without a rewrite or scan", "the lock the rehearsal saw taken, held to the end of the migration's transaction", None),
     // Directives and the file itself
     r("syntax-error", Error, Directives, "The PostgreSQL parser rejected the statement", NONE, None),
     r("psql-meta-command", Info, Directives, "A psql meta-command (\\set, \\i …), which pgrollout does not run", NONE, None),

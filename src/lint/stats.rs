@@ -89,6 +89,15 @@ pub fn apply_table_stats(
     }
 }
 
+/// `1 M rows, 120 MB`: a table's size as the findings say it.
+pub fn describe_size(rows_estimate: i64, total_bytes: i64) -> String {
+    format!(
+        "{}, {}",
+        human_rows(rows_estimate),
+        human_bytes(total_bytes)
+    )
+}
+
 fn human_rows(rows: i64) -> String {
     match rows {
         r if r < 0 => "row count unknown".to_string(),

@@ -118,6 +118,7 @@ pub fn run(
         applied_by_run: Vec::new(),
         rehearsed: Vec::new(),
         not_rehearsed: Vec::new(),
+        shadow_only: Vec::new(),
         failed: None,
         rehearsal_done: false,
         rehearsal_failed: None,
@@ -140,6 +141,8 @@ struct Runner<'a, 'r> {
     applied_by_run: Vec<(String, u64)>,
     rehearsed: Vec<(String, u64)>,
     not_rehearsed: Vec<String>,
+    /// Rehearsed on the shadow only (the dry-run step kept them off the target).
+    shadow_only: Vec<String>,
     /// (version, ran outside a transaction).
     failed: Option<(String, bool)>,
     rehearsal_done: bool,
@@ -308,7 +311,11 @@ impl Runner<'_, '_> {
                 Some("dry run: rehearsed by the dry-run step instead".into())
             }
             Step::Verify => Some("dry run: nothing was applied".into()),
-            Step::SmokeTest(_) if !self.rehearsed.is_empty() || !self.not_rehearsed.is_empty() => {
+            Step::SmokeTest(_)
+                if !self.rehearsed.is_empty()
+                    || !self.not_rehearsed.is_empty()
+                    || !self.shadow_only.is_empty() =>
+            {
                 Some(
                     "dry run: the checks need the migrated schema, which the rehearsal rolled back"
                         .into(),

@@ -37,6 +37,8 @@ impl Runner<'_, '_> {
                 ("failed in rehearsal", None)
             } else if let Some(d) = find(&self.rehearsed) {
                 ("rehearsed", Some(d))
+            } else if self.shadow_only.contains(v) {
+                ("rehearsed on the shadow only", None)
             } else if self.not_rehearsed.contains(v) {
                 ("not rehearsable", None)
             } else if pending.contains(v) {

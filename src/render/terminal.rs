@@ -248,6 +248,24 @@ impl Reporter for Terminal {
                 reason,
                 ..
             } => self.line(format!("- {version} {name}: not rehearsed ({reason})")),
+            Event::ShadowReady {
+                origin,
+                tables,
+                took,
+            } => self.line(format!(
+                "shadow database ready in {}: {origin} ({tables} table(s), no rows)",
+                human_duration(*took)
+            )),
+            Event::Rehearsed {
+                version,
+                name,
+                place,
+                reason,
+            } => self.line(format!(
+                "- {version} {name}: {}{}",
+                place.as_str(),
+                reason.map_or(String::new(), |r| format!(" ({r})"))
+            )),
             Event::SectionFailed {
                 direction,
                 version,

@@ -355,6 +355,48 @@ pub enum Event<'a> {
     LintFinding {
         finding: &'a crate::lint::Finding,
     },
+    /// A shadow database for a rehearsal is ready: `origin` says what it holds (the
+    /// target's schema from `pg_dump --schema-only`, or migrations applied in order).
+    ShadowReady {
+        origin: &'a str,
+        tables: usize,
+        took: Duration,
+    },
+    /// Where a pending migration was rehearsed, and why not on the target when it was not.
+    Rehearsed {
+        version: &'a str,
+        name: &'a str,
+        place: RehearsalPlace,
+        reason: Option<&'a str>,
+    },
+}
+
+/// Where a migration was rehearsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RehearsalPlace {
+    /// On the shadow (`lint --rehearse`: the target is never written to).
+    Shadow,
+    /// On the shadow, then on the target inside a transaction that was rolled back.
+    ShadowAndTarget,
+    /// On the shadow only: the target rehearsal would have rewritten or scanned a
+    /// production table under a heavy lock, or comes after one that would.
+    ShadowOnly,
+    /// Nowhere: no shadow could be built, so nothing proved the target rehearsal safe.
+    Nowhere,
+}
+
+impl RehearsalPlace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RehearsalPlace::Shadow => "rehearsed on the shadow",
+            RehearsalPlace::ShadowAndTarget => {
+                "rehearsed on the shadow and on the target (rolled back)"
+            }
+            RehearsalPlace::ShadowOnly => "rehearsed on the shadow only",
+            RehearsalPlace::Nowhere => "not rehearsed",
+        }
+    }
 }
 
 /// Receives events. Implementations: terminal (human), GitHub Actions, JSON.

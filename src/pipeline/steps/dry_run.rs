@@ -1,4 +1,6 @@
-//! The `dry-run` step: each pending migration rehearsed in a transaction that is rolled back.
+//! The `dry-run` step: each pending migration rehearsed on a shadow of the target's
+//! schema, then, when the shadow showed it catalog-only, on the target in a transaction
+//! that is rolled back.
 
 use super::super::{Runner, StepError, StepResult};
 use crate::engine::{self, ApplyError, ApplyFailure};
@@ -7,13 +9,8 @@ impl Runner<'_, '_> {
     pub(in crate::pipeline) fn rehearse(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = true;
-        let result = engine::apply(
-            &self.target,
-            self.setup.set,
-            &opts,
-            &self.ctx,
-            self.reporter,
-        );
+        let result =
+            engine::rehearse::guarded_dry_run(&self.target, self.setup.set, &opts, self.reporter);
         self.rehearsal_done = true;
         match result {
             Ok(report) => {
@@ -27,18 +24,33 @@ impl Runner<'_, '_> {
                     .iter()
                     .map(|a| a.version.clone())
                     .collect();
-                Ok(format!(
-                    "{} rehearsed and rolled back{}",
-                    report.rehearsed.len(),
-                    if report.not_rehearsed.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            ", {} not rehearsable (transaction:false)",
-                            report.not_rehearsed.len()
-                        )
-                    }
-                ))
+                let shadow_only = report.shadow_only.iter().map(|a| a.version.clone());
+                if let Some(why) = &report.target_skipped {
+                    // Rehearsed nowhere: the summary lists them as not rehearsable.
+                    self.not_rehearsed.extend(shadow_only);
+                    return Ok(format!(
+                        "{} not rehearsed: {why}, so the target rehearsal was skipped (see the warning)",
+                        report.shadow_only.len()
+                    ));
+                }
+                self.shadow_only = shadow_only.collect();
+                let mut parts = vec![format!(
+                    "{} rehearsed on the shadow and on the target, rolled back",
+                    report.rehearsed.len()
+                )];
+                if !report.shadow_only.is_empty() {
+                    parts.push(format!(
+                        "{} on the shadow only (kept off the target: see each migration's line)",
+                        report.shadow_only.len()
+                    ));
+                }
+                if !report.not_rehearsed.is_empty() {
+                    parts.push(format!(
+                        "{} not rehearsable on the target (transaction:false)",
+                        report.not_rehearsed.len()
+                    ));
+                }
+                Ok(parts.join("; "))
             }
             Err(f) => Err(self.failure_text(f, true)),
         }
