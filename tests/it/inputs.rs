@@ -204,3 +204,32 @@ fn flyway_and_refinery_refuse_unreadable_migration_like_entries() {
         }
     }
 }
+
+/// A pipeline-file error says its location once (`pgrollout.yml:2:6: error: …`, not the
+/// location again inside the message), and a non-UTF-8 pipeline file is named at the
+/// line and column of the bad byte.
+#[test]
+fn pipeline_file_errors_say_their_location_once_and_non_utf8_has_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    let run = |text: &[u8]| {
+        std::fs::write(dir.path().join("pgrollout.yml"), text).unwrap();
+        Pgrollout::new()
+            .cwd(dir.path())
+            .args(["pipeline", "run"])
+            .run()
+    };
+    let r = run(b"environments:\n  staging: [\n");
+    assert_eq!(r.code, 2, "{r}");
+    let first = r.stderr.lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("pgrollout.yml:2:"), "{r}");
+    assert_eq!(first.matches("pgrollout.yml").count(), 1, "{r}");
+
+    let r = run(b"environments:\n  st\xffaging: {}\n");
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains("pgrollout.yml:2:5: error: the pipeline file is not valid UTF-8 (byte 0xff)"),
+        "{r}"
+    );
+}
