@@ -14,7 +14,7 @@ alternates, so neither side always gets the warmer cache), on a fresh database e
            transaction each; it records nothing);
   no-op    `pgrollout apply` with the N migrations applied, against
            `psql -c 'select 1'` (one connection, one query);
-  RSS      the peak resident set of each process (getrusage of the child), pgrollout's
+  RSS      the peak resident set of each process (GNU time's %M), pgrollout's
            against psql's in the same pair.
 
 Times and RSS are medians; each ratio is pgrollout / psql of the same run. Then:
@@ -26,7 +26,8 @@ Times and RSS are medians; each ratio is pgrollout / psql of the same run. Then:
            number of connections the server accepted for the run (counted from its
            log_connections lines for that database).
 
-Needs: PostgreSQL's server binaries (initdb, pg_ctl; PGROLLOUT_PG_BIN to choose) and psql.
+Needs: PostgreSQL's server binaries (initdb, pg_ctl, psql; PGROLLOUT_PG_BIN to choose) and
+GNU time (/usr/bin/time, apt-get install time).
 Run as root (the cluster then runs as user postgres) or as any user.
 """
 
@@ -45,17 +46,25 @@ from apply_vs_psql import Cluster, gen_tiny, pg_bin, psql_script  # noqa: E402
 
 
 def measured(cmd, env=None, capture=False):
-    """Run `cmd`; (wall seconds, peak RSS in KiB, stdout) — RSS from the child's rusage."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=env)
-    out = p.stdout.read() if capture else b""
-    _, status, usage = os.wait4(p.pid, 0)
-    elapsed = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0 and not capture:
-        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss, out
+    """Run `cmd`; (wall seconds, peak RSS in KiB, stdout).
+
+    The RSS comes from GNU time, not from this process's wait4: a child forked (or
+    vforked) from Python is charged Python's own resident set until it execs, which would
+    hide anything smaller. time's own fork adds the same ~1 ms to both sides of a pair.
+    """
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t = time.perf_counter()
+        p = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *cmd], env=env,
+                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - t
+        if p.returncode != 0 and not capture:
+            sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}")
+        kib = int(rss.read().split()[-1])
+    return elapsed, kib, p.stdout or b""
+
+
+TIME = "/usr/bin/time"
 
 
 def paired(runs, a, b, before=None):
@@ -102,6 +111,7 @@ def main():
     ap.add_argument("--sizes", default="100,1000,5000")
     ap.add_argument("--runs", type=int, default=5, help="paired runs of each apply")
     ap.add_argument("--noop-runs", type=int, default=15, help="paired runs of each no-op")
+    ap.add_argument("--no-apply", action="store_true", help="skip the timed applies (no-op rows only)")
     ap.add_argument("--binary", default="target/release/pgrollout")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
@@ -123,8 +133,9 @@ def main():
             script = psql_script(d)
             ours = [binary, "--database-url", cluster.url("bench"), "--migrations", d, "apply"]
             psql = [psql_bin, "-X", "-q", "-v", "ON_ERROR_STOP=1", cluster.url("bench"), "-f", script]
-            (at, ar), (pt, pr) = paired(args.runs, ours, psql, before=lambda: cluster.fresh("bench"))
-            rows.append((f"apply {n}", at, pt, ar, pr))
+            if not args.no_apply:
+                (at, ar), (pt, pr) = paired(args.runs, ours, psql, before=lambda: cluster.fresh("bench"))
+                rows.append((f"apply {n}", at, pt, ar, pr))
             # No-op: the set applied once, then apply again and again.
             cluster.fresh("bench")
             measured(ours)
