@@ -16,6 +16,6 @@ pub mod rollback;
 pub mod session;
 pub mod test;
 
-pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
+pub use apply::{apply, apply_in, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 pub use executor::SectionError;
 pub use session::{connect, Session};
