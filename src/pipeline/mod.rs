@@ -97,6 +97,7 @@ pub fn run(
     }
     let mut r = Runner {
         setup,
+        session: SessionSlot::default(),
         env_name,
         env,
         url,
@@ -116,8 +117,47 @@ pub fn run(
     r.finish()
 }
 
+/// The run's work session, lent to one step at a time (see [`Runner::connect`]).
+type SessionSlot = std::rc::Rc<std::cell::RefCell<Option<engine::Session>>>;
+
+/// A step's use of the run's work session; dropping it hands the session back.
+struct Lease {
+    session: Option<engine::Session>,
+    home: SessionSlot,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = engine::Session;
+    fn deref(&self) -> &engine::Session {
+        self.session
+            .as_ref()
+            .expect("a lease holds its session until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut engine::Session {
+        self.session
+            .as_mut()
+            .expect("a lease holds its session until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            // A step's lock guard is gone with the step: the next step must not check a
+            // lock it does not hold (it takes its own).
+            s.held = None;
+            *self.home.borrow_mut() = Some(s);
+        }
+    }
+}
+
 struct Runner<'a, 'r> {
     setup: &'a Setup<'a>,
+    /// The work session the steps share.
+    session: SessionSlot,
     env_name: &'a str,
     env: &'a Environment,
     url: String,
@@ -236,6 +276,9 @@ impl Runner<'_, '_> {
                 None => match self.step(step) {
                     Ok(d) => (StepStatus::Passed, d),
                     Err(e) => {
+                        // Whatever state the failure left the session in (an aborted
+                        // transaction, settings), no later step inherits it.
+                        self.session.borrow_mut().take();
                         // A failed migration was already reported, at its line, by the
                         // executor: saying it again would be a second annotation.
                         if !e.reported() {
@@ -310,14 +353,26 @@ impl Runner<'_, '_> {
         }
     }
 
-    fn connect(&mut self) -> Result<engine::Session, StepError> {
-        engine::connect(
-            &self.target,
-            &self.setup.opts.schema,
-            self.setup.opts.connect_retry,
-            self.reporter,
-        )
-        .map_err(|e| StepError::Apply(Box::new(e.into())))
+    /// The run's work session: connected by the first step that needs the database and
+    /// lent to each step after it, so a run costs one connection (plus the lock's
+    /// session) instead of one per step — over TLS to a distant database each is a
+    /// handshake. A session that dropped is replaced.
+    fn connect(&mut self) -> Result<Lease, StepError> {
+        let cached = self.session.borrow_mut().take();
+        let s = match cached {
+            Some(s) if !s.db.is_closed() => s,
+            _ => engine::connect(
+                &self.target,
+                &self.setup.opts.schema,
+                self.setup.opts.connect_retry,
+                self.reporter,
+            )
+            .map_err(|e| StepError::Apply(Box::new(e.into())))?,
+        };
+        Ok(Lease {
+            session: Some(s),
+            home: self.session.clone(),
+        })
     }
 
     fn diag(&mut self, level: Level, message: &str) {

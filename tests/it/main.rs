@@ -5,6 +5,7 @@ mod common;
 
 mod architecture;
 mod connection;
+mod connections;
 mod drift;
 mod engine;
 mod ephemeral;

@@ -7,13 +7,9 @@ impl Runner<'_, '_> {
     pub(in crate::pipeline) fn rehearse(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = true;
-        let result = engine::apply(
-            &self.target,
-            self.setup.set,
-            &opts,
-            &self.ctx,
-            self.reporter,
-        );
+        let mut lease = self.connect()?;
+        let result = engine::apply_in(&mut lease, self.setup.set, &opts, &self.ctx, self.reporter);
+        drop(lease);
         self.rehearsal_done = true;
         match result {
             Ok(report) => {

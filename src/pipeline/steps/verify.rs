@@ -6,7 +6,8 @@ use crate::report::Level;
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn verify(&mut self) -> StepResult {
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db)?;
         let p = plan::plan(self.setup.set, &state.rows, &self.setup.opts.plan);
         let mut bad = Vec::new();
