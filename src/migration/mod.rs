@@ -525,9 +525,13 @@ fn load_all(jobs: Vec<Job>, split: bool) -> Vec<Result<Migration, FileError>> {
         m.up.no_transaction |= e.no_transaction;
         Ok(m)
     };
+    // Threads only pay off when there is parsing to share (and asking how many cores
+    // there are reads the cgroup files).
+    if !split || jobs.len() < 16 {
+        return jobs.into_iter().map(load).collect();
+    }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Threads only pay off when there is parsing to share.
-    if !split || workers < 2 || jobs.len() < 16 {
+    if workers < 2 {
         return jobs.into_iter().map(load).collect();
     }
     let chunk = jobs.len().div_ceil(workers);

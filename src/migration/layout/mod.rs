@@ -133,7 +133,8 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
             .path(),
         );
     }
-    out.sort();
+    // One directory's entries: see `read_dir_kinds`.
+    out.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(out)
 }
 
@@ -178,7 +179,10 @@ pub(crate) fn read_dir_kinds(dir: &Path) -> Result<Vec<(PathBuf, Kind)>, FileErr
         };
         out.push((e.path(), k));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    // Entries of one directory differ in their last component only: comparing the
+    // bytes orders them as `Path`'s component-wise comparison would, at a fraction of
+    // its cost (which showed at thousands of files).
+    out.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
     Ok(out)
 }
 
