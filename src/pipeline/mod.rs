@@ -117,8 +117,16 @@ pub fn run(
     r.finish()
 }
 
-/// The run's work session, lent to one step at a time (see [`Runner::connect`]).
-type SessionSlot = std::rc::Rc<std::cell::RefCell<Option<engine::Session>>>;
+/// The run's work session, lent to one step at a time (see [`Runner::connect`]), and
+/// since when it is idle.
+type SessionSlot = std::rc::Rc<std::cell::RefCell<Option<(engine::Session, Instant)>>>;
+
+/// Whether a session handed back by an earlier step can serve the next one. One idle for
+/// more than a moment (a review delay) may have been ended by the server's idle timeout
+/// or a network cut-off without the client noticing yet: it is asked first.
+fn usable(s: &mut engine::Session, idle: Duration) -> bool {
+    !s.db.is_closed() && (idle < Duration::from_millis(500) || s.db.batch("SELECT 1").is_ok())
+}
 
 /// A step's use of the run's work session; dropping it hands the session back.
 struct Lease {
@@ -149,7 +157,7 @@ impl Drop for Lease {
             // A step's lock guard is gone with the step: the next step must not check a
             // lock it does not hold (it takes its own).
             s.held = None;
-            *self.home.borrow_mut() = Some(s);
+            *self.home.borrow_mut() = Some((s, Instant::now()));
         }
     }
 }
@@ -359,9 +367,10 @@ impl Runner<'_, '_> {
     /// handshake. A session that dropped is replaced.
     fn connect(&mut self) -> Result<Lease, StepError> {
         let cached = self.session.borrow_mut().take();
-        let s = match cached {
-            Some(s) if !s.db.is_closed() => s,
-            _ => engine::connect(
+        let reused = cached.and_then(|(mut s, since)| usable(&mut s, since.elapsed()).then_some(s));
+        let s = match reused {
+            Some(s) => s,
+            None => engine::connect(
                 &self.target,
                 &self.setup.opts.schema,
                 self.setup.opts.connect_retry,

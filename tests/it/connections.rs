@@ -86,3 +86,39 @@ fn a_production_pipeline_run_opens_one_work_session_and_a_lock_session_per_locki
     );
     assert_eq!(applied(&db.url), ["0001", "0002"]);
 }
+
+#[test]
+fn a_shared_session_ended_by_the_server_during_the_review_delay_is_replaced() {
+    let db = fresh_db();
+    // The server ends any session idle for a second: the work session, idle through
+    // the review delay, is gone when apply wants it.
+    crate::common::exec(
+        server().admin_url(),
+        &format!(
+            "ALTER DATABASE \"{}\" SET idle_session_timeout = '1s'",
+            db.name
+        ),
+    );
+    let ws = Workspace::new(
+        &PIPELINE.replace("review-delay: 0s", "review-delay: 3s"),
+        &[(
+            "0001_users.sql",
+            "CREATE TABLE users (id int PRIMARY KEY);\n",
+        )],
+    );
+    let ev = ws.event(serde_json::json!({
+        "inputs": {"environment": "production", "confirm": "MIGRATE-PRODUCTION", "dry_run": "false"},
+        "ref": "refs/heads/main",
+    }));
+    let r = ws.run(
+        &["pipeline", "run"],
+        &[
+            ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_EVENT_PATH", &ev),
+            ("PROD_DATABASE_URL", &db.url),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.debug());
+    assert_eq!(applied(&db.url), ["0001"]);
+}
