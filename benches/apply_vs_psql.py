@@ -51,7 +51,7 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, extra=""):
         self.root = tempfile.mkdtemp(prefix="pgrollout-bench-")
         self.data = os.path.join(self.root, "data")
         self.port = free_port()
@@ -60,9 +60,10 @@ class Cluster:
             shutil.chown(self.root, "postgres")
         subprocess.run(self.as_pg + [pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
                                      "-E", "UTF8", "--locale=C"], check=True, stdout=subprocess.DEVNULL)
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50 {extra}"
+        self.log = os.path.join(self.root, "log")
         subprocess.run(self.as_pg + [pg_bin("pg_ctl"), "-D", self.data, "-o", opts, "-l",
-                                     os.path.join(self.root, "log"), "-w", "start"], check=True,
+                                     self.log, "-w", "start"], check=True,
                        stdout=subprocess.DEVNULL)
 
     def url(self, db):

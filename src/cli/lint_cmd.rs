@@ -105,7 +105,7 @@ fn rehearsed<'a>(
     selected: &[&'a Migration],
     pending: &[&'a Migration],
     lint: &LintSettings,
-    session: Option<&mut crate::engine::Session>,
+    mut session: Option<&mut crate::engine::Session>,
 ) -> Result<Vec<engine_lint::Linted<'a>>, CliError> {
     let Some(target) = ctx.target.clone() else {
         return Err(CliError::Usage(
@@ -129,8 +129,12 @@ fn rehearsed<'a>(
     let (shadow, baseline) = if ephemeral {
         (Shadow::ephemeral(&target), Baseline::EachMigration)
     } else {
-        let shadow = Shadow::of_target(&target, ctx.reporter)
-            .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))?;
+        let shadow = Shadow::of_target(
+            &target,
+            session.as_deref_mut().map(|s| &mut s.db),
+            ctx.reporter,
+        )
+        .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))?;
         (shadow, Baseline::Start)
     };
     let plan = LintRehearsal {

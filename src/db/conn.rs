@@ -609,8 +609,23 @@ pub struct Db {
     /// For the cancel request on Ctrl-C (it opens a connection of its own).
     tls: Option<MakeTlsConnector>,
     notices: UnboundedReceiver<DbError>,
+    /// The server process first seen serving this session; 0 until a statement asked
+    /// (connecting does not: the start-up's process id is a pooler's own behind one, and
+    /// a query for it would cost every run a round trip). See [`Db::pid`].
     pub backend_pid: i32,
+    /// `server_version`, from the server's start-up ParameterStatus.
     pub server_version: String,
+}
+
+/// The `server_version` a server announced at start-up.
+fn version_of<S, T>(conn: &tokio_postgres::Connection<S, T>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    conn.parameter("server_version")
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What a failed connection attempt was: whether waiting may help (the server is still
@@ -911,15 +926,16 @@ impl Db {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut wait = Duration::from_millis(100);
-        let (client, notices) = loop {
+        // The server sends its version at start-up (ParameterStatus): no query for it.
+        let (client, server_version, notices) = loop {
             attempt += 1;
             let result = match &tls {
                 None => rt
                     .block_on(config.connect(tokio_postgres::NoTls))
-                    .map(|(c, conn)| (c, drive(&rt, conn))),
+                    .map(|(c, conn)| (c, version_of(&conn), drive(&rt, conn))),
                 Some(tls) => rt
                     .block_on(config.connect(tls.clone()))
-                    .map(|(c, conn)| (c, drive(&rt, conn))),
+                    .map(|(c, conn)| (c, version_of(&conn), drive(&rt, conn))),
             };
             match result {
                 Ok(pair) => break pair,
@@ -941,28 +957,25 @@ impl Db {
                 }
             }
         };
-        let mut db = Db {
+        Ok(Db {
             rt,
             client,
             tls,
             notices,
             backend_pid: 0,
-            server_version: String::new(),
-        };
-        // Simple protocol: one round trip (the extended protocol would add a Parse).
-        let rows = db
-            .run(|c| async move {
-                c.simple_query("SELECT pg_backend_pid(), current_setting('server_version')")
-                    .await
-            })
-            .map_err(|e| fail(format!("first query failed: {}", error_text(&e))))?;
-        for m in rows {
-            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-                db.backend_pid = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
-                db.server_version = r.get(1).unwrap_or_default().to_string();
-            }
+            server_version,
+        })
+    }
+
+    /// The server process of this session, as the server reports it (behind a
+    /// transaction pooler, the one that ran the statement that asked). Asked for the first
+    /// time it is needed and kept: see [`Db::backend_pid`]'s field.
+    pub fn pid(&mut self) -> Result<i32, tokio_postgres::Error> {
+        if self.backend_pid == 0 {
+            let rows = self.query("SELECT pg_backend_pid()", &[])?;
+            self.backend_pid = rows[0].get(0);
         }
-        Ok(db)
+        Ok(self.backend_pid)
     }
 
     /// Run async client work to completion on this session's runtime.

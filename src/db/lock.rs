@@ -241,8 +241,9 @@ pub fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgre
 }
 
 /// Take the lock for `key` on a new dedicated session, polling with backoff for up to
-/// `lock_wait`. Also proves the connection is not transaction-pooled: right after
-/// taking the lock, a separate statement must see it held by the same backend.
+/// `lock_wait`. Also checks the connection is not transaction-pooled: right after
+/// taking the lock, a separate statement must see it held by the same backend (and
+/// [`verify_from`] checks from another client).
 pub fn acquire(
     target: &Target,
     schema: &str,
@@ -262,9 +263,11 @@ pub fn acquire(
             .map_err(query_error)?;
         let got: bool = rows[0].get(0);
         let pid: i32 = rows[0].get(1);
+        if db.backend_pid == 0 {
+            db.backend_pid = pid;
+        }
         if got {
             verify_session(&mut db, key, pid)?;
-            probe(target, &app, pid)?;
             let backend_start_us = name_holder(&mut db)?;
             return Ok(LockGuard {
                 db,
@@ -378,32 +381,26 @@ fn verify_session(db: &mut Db, key: i64, pid: i32) -> Result<(), LockError> {
     Ok(())
 }
 
-/// A pooler may by chance keep giving each client the same server session, and then
-/// nothing one session sees differs from a direct connection. A new client settles it:
-/// PgBouncer hands a client the most recently released server connection, which right
-/// after the lock statement is the lock's. A direct connection always gets a new server
-/// process, so finding the lock's process at the other end means it is shared.
-fn probe(target: &Target, app: &str, lock_pid: i32) -> Result<(), LockError> {
-    let probe = Db::connect(target, app, Duration::from_secs(10), &mut |_, _, _| {})?;
-    if probe.backend_pid == lock_pid {
-        return Err(LockError::Pooler {
-            detail: format!(
-                "a new connection was served by server process {lock_pid}, which holds the \
-                 lock for another connection"
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// Check from the work session that the lock session holds the lock — the work session
 /// may be pooled even if the lock session was not.
+///
+/// This is also the check a single session cannot make: a pooler may by chance keep
+/// giving each client the same server session, and then nothing one session sees differs
+/// from a direct connection. Another client's statement right after the lock's settles
+/// it: PgBouncer hands it the most recently released server connection, which is the
+/// lock's, while a direct connection is always a server process of its own. The work
+/// session is that other client (no connection is opened just to ask).
 pub fn verify_from(db: &mut Db, guard: &LockGuard) -> Result<(), LockError> {
+    // The process first seen serving the work session (its first statement), if known.
+    let first = db.backend_pid;
     let h = holder(db, guard.key).map_err(query_error)?;
     let pid = db
         .query("SELECT pg_backend_pid()", &[])
         .map_err(query_error)?[0]
         .get::<_, i32>(0);
+    if first == 0 {
+        db.backend_pid = pid;
+    }
     // Two direct connections are two server processes. A transaction pooler with one
     // idle server connection hands the same one to every client in turn (PgBouncer reuses
     // the most recently used one), so the lock session and the work session sharing a

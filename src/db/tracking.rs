@@ -238,6 +238,37 @@ impl TrackingState {
     }
 }
 
+/// The tracking table in one row: see [`Tracking::summary`].
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// `None` when the schema does not exist yet.
+    pub version: Option<i32>,
+    pub rows: usize,
+    /// [`applied_digest`] of every row, in version order; `None` when there is none.
+    pub digest: Option<String>,
+}
+
+/// SHA-256 (hex) of one line `<version> <checksum> <status>` per tracking row, in
+/// version order, joined by LF: what [`Tracking::summary`] has the server compute.
+/// Given the migrations on disk as completed rows, equality means every file is applied
+/// unchanged and nothing else is recorded — a no-op, decided without fetching a row.
+/// Compared within one run only (not stored), so it may change with the tool.
+pub fn applied_digest<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (i, (version, checksum, status)) in rows.into_iter().enumerate() {
+        if i > 0 {
+            h.update(b"\n");
+        }
+        h.update(version.as_bytes());
+        h.update(b" ");
+        h.update(checksum.as_bytes());
+        h.update(b" ");
+        h.update(status.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 /// Who and where, written into every history row.
 #[derive(Debug, Clone, Default)]
 pub struct RunContext {
@@ -355,17 +386,30 @@ impl Tracking {
     }
 
     /// Read the schema version and every tracking row in one simple query (one round
-    /// trip: this is all a no-op `apply` costs). A missing schema is not an error.
-    /// It runs before the schema is upgraded, so columns added by a later step are read
-    /// through `to_jsonb(m)`: absent on an older schema, they come back NULL.
+    /// trip). A missing schema is not an error. It runs before the schema is upgraded:
+    /// on a schema older than the `direction` column (step 2) the query is retried with
+    /// that column read through `to_jsonb(m)`, where an absent column comes back NULL
+    /// (not the first choice: it builds a JSON document of every row, the whole cost of
+    /// the query at thousands of rows).
     pub fn read(&self, db: &mut Db) -> Result<TrackingState, TrackingError> {
-        let sql = self.sql(
-            "SELECT (SELECT version FROM {s}.tracking_version), m.version_text, m.version::text, m.name, \
+        match self.read_with(db, "m.direction") {
+            Err(TrackingError::Read { source, .. })
+                if source.code() == Some(&SqlState::UNDEFINED_COLUMN) =>
+            {
+                self.read_with(db, "to_jsonb(m) ->> 'direction'")
+            }
+            other => other,
+        }
+    }
+
+    fn read_with(&self, db: &mut Db, direction: &str) -> Result<TrackingState, TrackingError> {
+        let sql = self.sql(&format!(
+            "SELECT (SELECT version FROM {{s}}.tracking_version), m.version_text, m.version::text, m.name, \
              m.checksum, m.status, (extract(epoch FROM m.applied_at) * 1000)::bigint, m.applied_by, \
              m.execution_time_ms, m.error_message, m.statement_index, m.no_transaction, m.down_sql IS NOT NULL, \
-             (to_jsonb(m) ->> 'direction') = 'down', m.run_id \
-             FROM (SELECT 1) AS one LEFT JOIN {s}.schema_migrations AS m ON true ORDER BY m.version",
-        );
+             ({direction}) = 'down', m.run_id \
+             FROM (SELECT 1) AS one LEFT JOIN {{s}}.schema_migrations AS m ON true ORDER BY m.version",
+        ));
         let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
             Ok(m) => m,
             Err(e) => {
@@ -411,6 +455,46 @@ impl Tracking {
             });
         }
         Ok(TrackingState { version, rows })
+    }
+
+    /// What a no-op `apply` needs to know, in one simple query that returns one row
+    /// whatever the number of migrations: the schema version, the number of rows, and
+    /// [`applied_digest`] of the rows as the server computes it. A missing schema is not
+    /// an error. Also notes the session's server process ([`Db::backend_pid`]).
+    pub fn summary(&self, db: &mut Db) -> Result<Summary, TrackingError> {
+        let sql = self.sql(
+            "SELECT (SELECT version FROM {s}.tracking_version), count(*), \
+             encode(sha256(convert_to(string_agg(version_text || ' ' || checksum || ' ' || status, \
+               E'\\n' ORDER BY version), 'UTF8')), 'hex'), pg_backend_pid() \
+             FROM {s}.schema_migrations",
+        );
+        let messages = match db.run(|c| async move { c.simple_query(&sql).await }) {
+            Ok(m) => m,
+            Err(e)
+                if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                    || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+            {
+                return Ok(Summary::default())
+            }
+            Err(source) => {
+                return Err(TrackingError::Read {
+                    schema: self.schema.clone(),
+                    source,
+                })
+            }
+        };
+        let mut out = Summary::default();
+        for m in messages {
+            if let SimpleQueryMessage::Row(r) = m {
+                out.version = r.get(0).and_then(|v| v.parse().ok());
+                out.rows = r.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+                out.digest = r.get(2).map(str::to_string);
+                if db.backend_pid == 0 {
+                    db.backend_pid = r.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Create the schema or bring it up to [`TRACKING_VERSION`]. Call only while holding

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::db::conn::error_text;
 use crate::db::lock::{LockError, LockGuard};
-use crate::db::tracking::{AppliedRecord, RunContext, TrackingError, TrackingState};
+use crate::db::tracking::{
+    applied_digest, AppliedRecord, RunContext, TrackingError, TrackingState, TRACKING_VERSION,
+};
 use crate::db::{ConnectError, Target};
 use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, LockLost, SectionError};
 use crate::engine::repeatable;
@@ -199,18 +201,48 @@ pub(crate) fn rehearse_on_target(
     skip: &HashMap<String, String>,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    let file_problems = plan::check_ups(set);
-    if file_problems.iter().any(|p| p.level == Level::Error) {
-        problems_event(&file_problems, reporter);
-        return Err(ApplyError::Files(file_problems).into());
-    }
+    check_up_sections(set, reporter)?;
     let mut s = connect(target, &opts.schema, opts.connect_retry, reporter)?;
+    rehearse_in(&mut s, set, opts, skip, reporter)
+}
+
+/// [`rehearse_on_target`] on a connected session (the pipeline's).
+#[allow(clippy::result_large_err)]
+pub(crate) fn rehearse_in(
+    s: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    skip: &HashMap<String, String>,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
+    check_up_sections(set, reporter)?;
     let report = ApplyReport {
         server_version: s.db.server_version.clone(),
         ..Default::default()
     };
     let state = s.tracking.read(&mut s.db)?;
-    dry_run(&mut s, set, &state, opts, skip, report, reporter)
+    dry_run(s, set, &state, opts, skip, report, reporter)
+}
+
+/// The up sections' problems that block any run (of the sections parsed already).
+/// Down sections do not block the up: they are checked (and warned about) with the
+/// migrations about to run, in `parse_pending`.
+fn check_up_sections(set: &MigrationSet, reporter: &mut dyn Reporter) -> Result<(), ApplyError> {
+    let file_problems = plan::check_ups(set);
+    if file_problems.iter().any(|p| p.level == Level::Error) {
+        problems_event(&file_problems, reporter);
+        return Err(ApplyError::Files(file_problems));
+    }
+    Ok(())
+}
+
+/// The tracking rows' digest if every migration on disk were applied, unchanged.
+fn files_digest(set: &MigrationSet) -> String {
+    applied_digest(
+        set.migrations
+            .iter()
+            .map(|m| (m.version.text.as_str(), m.checksum.as_str(), "completed")),
+    )
 }
 
 /// `apply` and `apply --dry-run`.
@@ -225,24 +257,50 @@ pub fn apply(
     if opts.dry_run {
         return rehearse_on_target(target, set, opts, &HashMap::new(), reporter);
     }
-    // Down sections do not block the up: they are checked (and warned about) with the
-    // migrations about to run, in `parse_pending`.
-    let file_problems = plan::check_ups(set);
-    if file_problems.iter().any(|p| p.level == Level::Error) {
-        problems_event(&file_problems, reporter);
-        return Err(ApplyError::Files(file_problems).into());
-    }
+    check_up_sections(set, reporter)?;
     let mut s = connect(target, &opts.schema, opts.connect_retry, reporter)?;
+    apply_in(&mut s, set, opts, ctx, reporter)
+}
+
+/// [`apply`] on a connected session (the pipeline's, shared by its steps). The lock
+/// is taken and released within.
+#[allow(clippy::result_large_err)]
+pub fn apply_in(
+    s: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    ctx: &RunContext,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
+    check_up_sections(set, reporter)?;
     let mut report = ApplyReport {
         server_version: s.db.server_version.clone(),
         ..Default::default()
     };
+    // Fast path: nothing to do costs one query returning one row, and no lock: the
+    // server's digest of the tracking rows against the files' as completed rows.
+    let summary = s.tracking.summary(&mut s.db)?;
+    // Repeatables are recorded in the history, not in the digested rows.
+    if summary.version == Some(TRACKING_VERSION)
+        && summary.digest == Some(files_digest(set))
+        && repeatable::due(s, set)?.is_empty()
+    {
+        reporter.event(&Event::UpToDate {
+            applied: summary.rows,
+        });
+        return Ok(report);
+    }
     let state = s.tracking.read(&mut s.db)?;
 
-    // Fast path: nothing to do costs one query (two with repeatables), and no lock.
+    if opts.dry_run {
+        return dry_run(s, set, &state, opts, &HashMap::new(), report, reporter);
+    }
+
+    // Nothing to do by the plan's reckoning (a baseline, say; or only the digest
+    // differs because repeatables exist): still no lock.
     if state.is_current() {
         let p = plan::plan(set, &state.rows, &opts.plan);
-        if !p.blocked() && p.to_apply.is_empty() && repeatable::due(&mut s, set)?.is_empty() {
+        if !p.blocked() && p.to_apply.is_empty() && repeatable::due(s, set)?.is_empty() {
             report.pending = pending_beyond(&p);
             return Ok(up_to_date(report, &state, reporter));
         }
@@ -251,7 +309,7 @@ pub fn apply(
     // The files about to run are parsed before the lock is taken or the tracking schema
     // created: a syntax error in one is the author's to fix, and needs neither.
     let early = parse_pending(set, &plan::plan(set, &state.rows, &opts.plan), reporter)?;
-    let (_guard, state, pending) = lock_and_plan(&mut s, set, early, opts, reporter)?;
+    let (_guard, state, pending) = lock_and_plan(s, set, early, opts, reporter)?;
     let p = plan::plan(
         set,
         &state.rows,
@@ -261,27 +319,35 @@ pub fn apply(
         },
     );
     // Repeatables run after the versioned ones, so what is due is known under the lock.
-    let repeatables = repeatable::parse(&repeatable::due(&mut s, set)?, reporter)?;
+    let repeatables = repeatable::parse(&repeatable::due(s, set)?, reporter)?;
     if pending.migrations.is_empty() && repeatables.is_empty() {
         report.pending = pending_beyond(&p);
         return Ok(up_to_date(report, &state, reporter));
     }
-    report.pending = pending
-        .migrations
-        .iter()
-        .map(|m| m.version.text.clone())
-        .collect();
     let to_apply: Vec<&Migration> = pending.migrations.iter().collect();
     if !to_apply.is_empty() {
         announce(&to_apply, false, reporter);
     }
+    // What is left when the run stops after `done` of them (they run in order).
+    let beyond = pending_beyond(&p);
+    let left = |done: usize| -> Vec<String> {
+        to_apply[done..]
+            .iter()
+            .map(|m| m.version.text.clone())
+            .chain(beyond.iter().cloned())
+            .collect()
+    };
     let insert = match executor::prepare(&mut s.db, &s.tracking.record_applied_sql()) {
         Ok(st) => st,
-        Err(e) => return Err(ApplyError::from(e).into()),
+        Err(e) => {
+            report.pending = left(0);
+            return Err(ApplyError::from(e).into());
+        }
     };
-    for m in to_apply {
+    for (done, m) in to_apply.iter().enumerate() {
         // Ctrl-C/SIGTERM between migrations: stop here, with what applied reported.
         if crate::cancelled() {
+            report.pending = left(done);
             return Err(ApplyFailure {
                 report,
                 error: ApplyError::Cancelled,
@@ -298,23 +364,22 @@ pub fn apply(
             },
             insert: &insert,
         };
-        match executor::run(&mut s, &up_section(m), &book, opts, reporter) {
-            Ok(ran) => {
-                report.pending.retain(|v| v != &m.version.text);
-                report.applied.push(Applied::new(m, ran.mode, ran.duration));
-            }
+        match executor::run(s, &up_section(m), &book, opts, reporter) {
+            Ok(ran) => report.applied.push(Applied::new(m, ran.mode, ran.duration)),
             Err(e) => {
+                report.pending = left(done);
                 return Err(ApplyFailure {
                     report,
                     error: e.into(),
-                })
+                });
             }
         }
     }
-    if let Err(error) = repeatable::run(&mut s, &repeatables, opts, ctx, &mut report, reporter) {
+    if let Err(error) = repeatable::run(s, &repeatables, opts, ctx, &mut report, reporter) {
+        report.pending = beyond;
         return Err(ApplyFailure { report, error });
     }
-    report.pending.extend(pending_beyond(&p));
+    report.pending = beyond;
     Ok(report)
 }
 
@@ -393,7 +458,10 @@ impl Applied {
 }
 
 /// Copies of the migrations about to run, with their statements parsed (the set may
-/// have been loaded without them) and checked.
+/// have been loaded without them) and checked. One at a time: each one's syntax trees
+/// are dropped once it is checked (running needs the statements' spans and classes,
+/// not the trees), so memory does not grow with the parse trees of thousands of
+/// pending migrations.
 pub(crate) fn parse_pending(
     set: &MigrationSet,
     p: &plan::Plan,
@@ -402,13 +470,18 @@ pub(crate) fn parse_pending(
     let mut pending = MigrationSet {
         layout: set.layout,
         dir: set.dir.clone(),
-        migrations: p.to_apply.iter().map(|m| (*m).clone()).collect(),
-        stray: Vec::new(),
-        notes: Vec::new(),
-        repeatables: Vec::new(),
+        migrations: Vec::with_capacity(p.to_apply.len()),
+        ..Default::default()
     };
     let mut errors = Vec::new();
-    for m in pending.migrations.iter_mut() {
+    let mut one = MigrationSet {
+        layout: set.layout,
+        dir: set.dir.clone(),
+        migrations: Vec::with_capacity(1),
+        ..Default::default()
+    };
+    for m in &p.to_apply {
+        let mut m = (*m).clone();
         if let Err(e) = m.parse_statements() {
             errors.push(Problem {
                 level: Level::Error,
@@ -417,9 +490,13 @@ pub(crate) fn parse_pending(
                 message: e.to_string(),
             });
         }
+        one.migrations.push(m);
+        errors.extend(plan::check_ups(&one));
+        errors.extend(plan::down_warnings(&one));
+        let mut m = one.migrations.pop().expect("pushed above");
+        m.drop_syntax_trees();
+        pending.migrations.push(m);
     }
-    errors.extend(plan::check_ups(&pending));
-    errors.extend(plan::down_warnings(&pending));
     problems_event(&errors, reporter);
     if errors.iter().any(|p| p.level == Level::Error) {
         Err(ApplyError::Files(errors))
@@ -429,10 +506,12 @@ pub(crate) fn parse_pending(
 }
 
 fn pending_beyond(p: &plan::Plan) -> Vec<String> {
+    let running: std::collections::HashSet<&str> =
+        p.to_apply.iter().map(|m| m.version.text.as_str()).collect();
     p.entries
         .iter()
         .filter(|e| e.state == plan::State::Pending)
-        .filter(|e| !p.to_apply.iter().any(|m| m.version.text == e.version))
+        .filter(|e| !running.contains(e.version.as_str()))
         .map(|e| e.version.clone())
         .collect()
 }

@@ -139,6 +139,19 @@ pub fn record(
 ) -> Result<BackupInfo, String> {
     let mut s = engine::connect(target, &opts.schema, opts.connect_retry, reporter)
         .map_err(|e| e.to_string())?;
+    record_in(&mut s, opts, ctx, label, dump, reporter)
+}
+
+/// [`record`] on a connected session (the pipeline's): the lock is taken and released
+/// within.
+pub fn record_in(
+    s: &mut engine::Session,
+    opts: &RunOptions,
+    ctx: &RunContext,
+    label: &str,
+    dump: Option<&DumpInfo>,
+    reporter: &mut dyn Reporter,
+) -> Result<BackupInfo, String> {
     let (_guard, _state) = s.lock(opts, reporter).map_err(|e| e.to_string())?;
     health::insert_backup_marker(&mut s.db, &opts.schema, ctx, label, dump)
         .map_err(|e| e.to_string())

@@ -529,8 +529,8 @@ fn transactional(
     loop {
         attempt += 1;
         // The last attempt is watched, so that giving up can say who it waited for.
-        let watch =
-            (attempt > opts.lock_retries).then(|| BlockerWatch::start(&s.target, s.db.backend_pid));
+        let watch = (attempt > opts.lock_retries)
+            .then(|| BlockerWatch::start(&s.target, s.db.pid().unwrap_or(0)));
         let outcome: Result<u64, Failure> = if has_copy(&sec.statements) {
             s.db.batch(&begin)
                 .map_err(|e| (None, e))
@@ -805,7 +805,7 @@ fn concurrent_build(
     if let Err(e) = s.db.batch("SET lock_timeout = 0") {
         return (Err(e), Vec::new());
     }
-    let watch = BlockerWatch::start(&s.target, s.db.backend_pid);
+    let watch = BlockerWatch::start(&s.target, s.db.pid().unwrap_or(0));
     let r = run_statement(&mut s.db, source, st);
     let blockers = watch.finish();
     let restored = s.db.batch(&format!(

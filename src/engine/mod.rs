@@ -19,6 +19,6 @@ pub mod session;
 pub mod test;
 pub mod verify;
 
-pub use apply::{apply, ApplyError, ApplyFailure, ApplyReport, RunOptions};
+pub use apply::{apply, apply_in, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 pub use executor::SectionError;
 pub use session::{connect, Session};

@@ -70,23 +70,34 @@ impl Shadow {
     /// Only reads the target: its role names from the catalog and `pg_dump
     /// --schema-only`, which takes ACCESS SHARE locks (it waits for no reader or writer;
     /// only DDL waits for it).
+    /// `db`: a session on the target to read the roles with (one is opened if `None`).
     pub fn of_target(
         target: &Target,
+        db: Option<&mut Db>,
         reporter: &mut dyn Reporter,
     ) -> Result<Shadow, RehearseError> {
         let started = Instant::now();
         let fail = |what: &str, e: String| RehearseError::Shadow(format!("{what}: {e}"));
-        let mut db = connect(target, "pgrollout", Duration::from_secs(10), &mut Silent)
-            .map_err(|e| fail("connecting to the target", e.to_string()))?
-            .db;
-        let roles = observe::roles(&mut db).map_err(|e| {
+        let mut own = None;
+        let db = match db {
+            Some(db) => db,
+            None => {
+                &mut own
+                    .insert(
+                        connect(target, "pgrollout", Duration::from_secs(10), &mut Silent)
+                            .map_err(|e| fail("connecting to the target", e.to_string()))?,
+                    )
+                    .db
+            }
+        };
+        let roles = observe::roles(db).map_err(|e| {
             fail(
                 "reading the target's roles",
                 crate::db::conn::error_text(&e),
             )
         })?;
         let target_version = db.server_version.clone();
-        drop(db);
+        drop(own);
         // The throwaway server starts (initdb, a second or two) while pg_dump runs.
         let starting = std::thread::spawn(|| Cluster::start(&ClusterOptions::default()));
         let dump = crate::engine::backup::pg_dump(
@@ -692,28 +703,32 @@ pub fn lint_rehearsed<'a>(
 #[allow(clippy::result_large_err)]
 pub fn guarded_dry_run(
     target: &Target,
+    s: &mut crate::engine::Session,
     set: &MigrationSet,
     opts: &RunOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
     let none = HashMap::new();
-    let mut s = connect(target, &opts.schema, opts.connect_retry, &mut Silent)?;
     let state = s.tracking.read(&mut s.db)?;
-    drop(s);
     let p = plan::plan(set, &state.rows, &opts.plan);
     if p.blocked() || p.to_apply.is_empty() {
         // Nothing to run: the rehearsal on the target says so (or why it is blocked).
-        return apply::rehearse_on_target(target, set, opts, &none, reporter);
+        return apply::rehearse_in(s, set, opts, &none, reporter);
     }
     let Ok(pending) = apply::parse_pending(set, &p, &mut Silent) else {
         // It reports the file problems and stops before running anything.
-        return apply::rehearse_on_target(target, set, opts, &none, reporter);
+        return apply::rehearse_in(s, set, opts, &none, reporter);
     };
     let migrations: Vec<&Migration> = pending.migrations.iter().collect();
     let mut skip: HashMap<String, String> = HashMap::new();
     let mut place = RehearsalPlace::ShadowOnly;
-    let rehearsals = Shadow::of_target(target, reporter)
+    let rehearsals = Shadow::of_target(target, Some(&mut s.db), reporter)
         .and_then(|shadow| rehearse(&shadow, &migrations, Baseline::Start, opts));
+    // Building the shadow took seconds in which the session sat idle: a server's
+    // idle_session_timeout (or a NAT) may have ended it. Replace it if so.
+    if s.db.batch("SELECT 1").is_err() {
+        *s = connect(target, &opts.schema, opts.connect_retry, &mut Silent)?;
+    }
     match rehearsals {
         Err(RehearseError::Migration(e)) => {
             let message = format!(
@@ -783,7 +798,7 @@ pub fn guarded_dry_run(
             }
         }
     }
-    let mut report = apply::rehearse_on_target(target, set, opts, &skip, reporter)?;
+    let mut report = apply::rehearse_in(s, set, opts, &skip, reporter)?;
     if place == RehearsalPlace::Nowhere {
         report.target_skipped = Some("no shadow database could be built".into());
     }

@@ -108,6 +108,7 @@ pub fn run(
     }
     let mut r = Runner {
         setup,
+        session: SessionSlot::default(),
         env_name,
         env,
         url,
@@ -128,8 +129,55 @@ pub fn run(
     r.finish()
 }
 
+/// The run's work session, lent to one step at a time (see [`Runner::connect`]), and
+/// since when it is idle.
+type SessionSlot = std::rc::Rc<std::cell::RefCell<Option<(engine::Session, Instant)>>>;
+
+/// Whether a session handed back by an earlier step can serve the next one. One idle for
+/// more than a moment (a review delay) may have been ended by the server's idle timeout
+/// or a network cut-off without the client noticing yet: it is asked first.
+fn usable(s: &mut engine::Session, idle: Duration) -> bool {
+    !s.db.is_closed() && (idle < Duration::from_millis(500) || s.db.batch("SELECT 1").is_ok())
+}
+
+/// A step's use of the run's work session; dropping it hands the session back.
+struct Lease {
+    session: Option<engine::Session>,
+    home: SessionSlot,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = engine::Session;
+    fn deref(&self) -> &engine::Session {
+        self.session
+            .as_ref()
+            .expect("a lease holds its session until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut engine::Session {
+        self.session
+            .as_mut()
+            .expect("a lease holds its session until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            // A step's lock guard is gone with the step: the next step must not check a
+            // lock it does not hold (it takes its own).
+            s.held = None;
+            *self.home.borrow_mut() = Some((s, Instant::now()));
+        }
+    }
+}
+
 struct Runner<'a, 'r> {
     setup: &'a Setup<'a>,
+    /// The work session the steps share.
+    session: SessionSlot,
     env_name: &'a str,
     env: &'a Environment,
     url: String,
@@ -259,6 +307,9 @@ impl Runner<'_, '_> {
                 None => match self.step(step) {
                     Ok(d) => (StepStatus::Passed, d),
                     Err(e) => {
+                        // Whatever state the failure left the session in (an aborted
+                        // transaction, settings), no later step inherits it.
+                        self.session.borrow_mut().take();
                         // A failed migration was already reported, at its line, by the
                         // executor: saying it again would be a second annotation.
                         if !e.reported() {
@@ -344,14 +395,27 @@ impl Runner<'_, '_> {
         }
     }
 
-    fn connect(&mut self) -> Result<engine::Session, StepError> {
-        engine::connect(
-            &self.target,
-            &self.setup.opts.schema,
-            self.setup.opts.connect_retry,
-            self.reporter,
-        )
-        .map_err(|e| StepError::Apply(Box::new(e.into())))
+    /// The run's work session: connected by the first step that needs the database and
+    /// lent to each step after it, so a run costs one connection (plus the lock's
+    /// session) instead of one per step — over TLS to a distant database each is a
+    /// handshake. A session that dropped is replaced.
+    fn connect(&mut self) -> Result<Lease, StepError> {
+        let cached = self.session.borrow_mut().take();
+        let reused = cached.and_then(|(mut s, since)| usable(&mut s, since.elapsed()).then_some(s));
+        let s = match reused {
+            Some(s) => s,
+            None => engine::connect(
+                &self.target,
+                &self.setup.opts.schema,
+                self.setup.opts.connect_retry,
+                self.reporter,
+            )
+            .map_err(|e| StepError::Apply(Box::new(e.into())))?,
+        };
+        Ok(Lease {
+            session: Some(s),
+            home: self.session.clone(),
+        })
     }
 
     fn diag(&mut self, level: Level, message: &str) {

@@ -11,7 +11,10 @@ impl Runner<'_, '_> {
         let rows = self
             .connect()
             .ok()
-            .and_then(|mut s| s.tracking.read(&mut s.db).ok())
+            .and_then(|mut lease| {
+                let s = &mut *lease;
+                s.tracking.read(&mut s.db).ok()
+            })
             .map(|st| st.rows);
         let pending: Vec<String> = match &rows {
             Some(rows) => plan::plan(self.setup.set, rows, &self.setup.opts.plan)

@@ -6,6 +6,7 @@ mod common;
 mod architecture;
 mod batches;
 mod connection;
+mod connections;
 mod drift;
 mod engine;
 mod ephemeral;

@@ -7,13 +7,9 @@ impl Runner<'_, '_> {
     pub(in crate::pipeline) fn apply(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = false;
-        let result = engine::apply(
-            &self.target,
-            self.setup.set,
-            &opts,
-            &self.ctx,
-            self.reporter,
-        );
+        let mut lease = self.connect()?;
+        let result = engine::apply_in(&mut lease, self.setup.set, &opts, &self.ctx, self.reporter);
+        drop(lease);
         let (report, err) = match result {
             Ok(r) => (r, None),
             Err(f) => {

@@ -8,7 +8,8 @@ impl Runner<'_, '_> {
     pub(in crate::pipeline) fn backup_marker(&mut self, b: &BackupOptions) -> StepResult {
         let schema = self.setup.opts.schema.clone();
         if let Some(max_age) = b.max_age {
-            let mut s = self.connect()?;
+            let mut lease = self.connect()?;
+            let s = &mut *lease;
             return match health::recent_backup_marker(&mut s.db, &schema, max_age)? {
                 Some(m) => {
                     let d = format!("backup marker #{} from {} (younger than {})", m.id, m.created_at, crate::report::human_duration(max_age));
@@ -41,8 +42,9 @@ impl Runner<'_, '_> {
             .label
             .clone()
             .unwrap_or_else(|| format!("pipeline {}", self.env_name));
-        let m = crate::engine::backup::record(
-            &self.target,
+        let mut lease = self.connect()?;
+        let m = crate::engine::backup::record_in(
+            &mut lease,
             &self.setup.opts,
             &self.ctx,
             &label,

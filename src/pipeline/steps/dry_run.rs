@@ -9,8 +9,15 @@ impl Runner<'_, '_> {
     pub(in crate::pipeline) fn rehearse(&mut self) -> StepResult {
         let mut opts = self.setup.opts.clone();
         opts.dry_run = true;
-        let result =
-            engine::rehearse::guarded_dry_run(&self.target, self.setup.set, &opts, self.reporter);
+        let mut lease = self.connect()?;
+        let result = engine::rehearse::guarded_dry_run(
+            &self.target,
+            &mut lease,
+            self.setup.set,
+            &opts,
+            self.reporter,
+        );
+        drop(lease);
         self.rehearsal_done = true;
         match result {
             Ok(report) => {

@@ -7,7 +7,8 @@ use crate::report::{Event, Level};
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn health(&mut self) -> StepResult {
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let facts = health::server_facts(&mut s.db)?;
         let tls = facts
             .tls

@@ -9,7 +9,8 @@ impl Runner<'_, '_> {
     /// it; findings at or above `lint_fail_on` (default error) fail the step.
     pub(in crate::pipeline) fn lint(&mut self) -> StepResult {
         use crate::engine::lint as engine_lint;
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db)?;
         let pending = engine_lint::pending(self.setup.set, &state.rows);
         let settings = &self.setup.lint;

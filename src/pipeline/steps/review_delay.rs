@@ -9,9 +9,10 @@ use crate::report::Event;
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn review_delay(&mut self, delay: Duration) -> StepResult {
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db)?;
-        drop(s);
+        drop(lease);
         let p = plan::plan(self.setup.set, &state.rows, &self.setup.opts.plan);
         let list: Vec<(String, String)> = p
             .to_apply

@@ -180,10 +180,11 @@ impl Runner<'_, '_> {
     /// `--allow-generated` — generated) for each; None when it does not, or when they
     /// are not the newest applied ones.
     fn plan_undo(&mut self, n: usize) -> Option<(String, Option<String>, Vec<GeneratedDown>)> {
-        let mut s = self.connect().ok()?;
+        let mut lease = self.connect().ok()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db).ok()?;
         let stored = s.tracking.stored_downs(&mut s.db).ok()?;
-        drop(s);
+        drop(lease);
         let mut newest: Vec<_> = state.rows.iter().collect();
         newest.sort_by_key(|r| std::cmp::Reverse(r.value));
         let ours: Vec<&String> = self.applied_by_run.iter().map(|(v, _)| v).collect();

@@ -7,7 +7,8 @@ use crate::report::{Event, Level};
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn validate(&mut self) -> StepResult {
         let mut problems = plan::check_files(self.setup.set);
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db)?;
         let p = plan::plan(self.setup.set, &state.rows, &self.setup.opts.plan);
         problems.extend(p.problems.iter().cloned());

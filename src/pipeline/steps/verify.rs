@@ -7,7 +7,8 @@ use crate::report::{Event, Level};
 
 impl Runner<'_, '_> {
     pub(in crate::pipeline) fn verify(&mut self) -> StepResult {
-        let mut s = self.connect()?;
+        let mut lease = self.connect()?;
+        let s = &mut *lease;
         let state = s.tracking.read(&mut s.db)?;
         let p = plan::plan(self.setup.set, &state.rows, &self.setup.opts.plan);
         let mut bad = Vec::new();
@@ -45,7 +46,7 @@ impl Runner<'_, '_> {
         for b in &bad {
             self.diag(Level::Error, &format!("verify: {b}"));
         }
-        let scripts = match engine::verify::run(&mut s, self.setup.set, applied, self.reporter) {
+        let scripts = match engine::verify::run(s, self.setup.set, applied, self.reporter) {
             Ok(n) => n,
             Err(e) => {
                 let message = format!("verify: {e}");
