@@ -40,24 +40,7 @@ fn lone_cr_line_endings_are_read_as_psql_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("1_cr.sql"), text).unwrap();
     let by_psql = fresh_db();
-    let psql = Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            &by_psql.url,
-            "-f",
-        ])
-        .arg(dir.path().join("1_cr.sql"))
-        .output()
-        .expect("running psql");
-    assert!(
-        psql.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    crate::common::psql_file(&by_psql.url, &dir.path().join("1_cr.sql"));
     let by_us = fresh_db();
     cmd(dir.path())
         .database_url(&by_us.url)

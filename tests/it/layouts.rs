@@ -973,24 +973,7 @@ fn each_layout_builds_the_schema_psql_builds_from_the_same_files() {
         for f in *files {
             let path = dir.join(f);
             assert!(path.is_file(), "{layout}: no {}", path.display());
-            let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
-                .args([
-                    "-X",
-                    "-q",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-d",
-                    &by_psql.url,
-                    "-f",
-                ])
-                .arg(&path)
-                .output()
-                .expect("running psql");
-            assert!(
-                out.status.success(),
-                "{layout}: psql {f}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::psql_file(&by_psql.url, &path);
         }
         let by_us = fresh_db();
         ok(pgrollout(&by_us.url, &dir, &["apply"]));

@@ -302,6 +302,22 @@ pub fn exec(url: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("running {sql:?}: {}", error_text(&e)));
 }
 
+/// Runs the file at `path` with the server's own psql (`-X`, `ON_ERROR_STOP=1`), as a
+/// user would, for comparing with what pgrollout does. Panics with psql's error.
+pub fn psql_file(url: &str, path: &std::path::Path) {
+    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+        .arg(path)
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql -f {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `sql` with the simple query protocol and returns every row as text (`None` for
 /// NULL); rows of all statements are concatenated. Panics on error.
 pub fn query_strings(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
