@@ -135,19 +135,7 @@ pub fn live_context(
     if names.is_empty() {
         return Ok(());
     }
-    let base: HashMap<String, TableStats> = crate::db::stats::table_sizes(db, &names)?
-        .into_iter()
-        .map(|t| {
-            (
-                t.name,
-                TableStats {
-                    rows_estimate: t.rows_estimate,
-                    total_bytes: t.total_bytes,
-                    exists: t.exists,
-                },
-            )
-        })
-        .collect();
+    let base = table_stats(db, &names)?;
     let created: Vec<(&Migration, Vec<String>)> = pending
         .iter()
         .map(|m| (*m, lint::created_tables(m)))
@@ -203,4 +191,25 @@ pub fn failing<'f>(findings: impl IntoIterator<Item = &'f Finding>, fail_on: Fai
         return 0;
     };
     findings.into_iter().filter(|f| f.severity >= t).count()
+}
+
+/// Size, row estimate and existence of each of `names` (as written), from the catalog in
+/// one query, keyed by name.
+pub fn table_stats(
+    db: &mut Db,
+    names: &[String],
+) -> Result<HashMap<String, TableStats>, tokio_postgres::Error> {
+    Ok(crate::db::stats::table_sizes(db, names)?
+        .into_iter()
+        .map(|t| {
+            (
+                t.name,
+                TableStats {
+                    rows_estimate: t.rows_estimate,
+                    total_bytes: t.total_bytes,
+                    exists: t.exists,
+                },
+            )
+        })
+        .collect())
 }

@@ -23,7 +23,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::db::observe::{self, RelationState, Snapshot};
-use crate::db::{stats, Db, Target};
+use crate::db::{Db, Target};
 use crate::engine::apply::{self, up_section, ApplyError, ApplyFailure, ApplyReport, RunOptions};
 use crate::engine::executor::{self, Bookkeeping, ExecError, Observer, SectionError};
 use crate::engine::lint::Linted;
@@ -525,19 +525,7 @@ pub fn live_sizes(
         .collect();
     names.sort();
     names.dedup();
-    Ok(stats::table_sizes(db, &names)?
-        .into_iter()
-        .map(|t| {
-            (
-                t.name,
-                TableStats {
-                    rows_estimate: t.rows_estimate,
-                    total_bytes: t.total_bytes,
-                    exists: t.exists,
-                },
-            )
-        })
-        .collect())
+    crate::engine::lint::table_stats(db, &names)
 }
 
 /// The findings (`observed-rewrite`, `observed-scan`, `observed-lock`) of one rehearsed

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{file_name, not_a_file, read_dir_kinds, Entry, Layout, Listing, Repeatable};
+use super::{file_name, sql_entries, Entry, Layout, Listing, Repeatable};
 use crate::migration::{FileError, Version};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +104,7 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut downs: BTreeMap<Version, PathBuf> = BTreeMap::new();
     // Flyway runs repeatables in the order of their descriptions.
     let mut repeatables: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (path, kind) in read_dir_kinds(dir)? {
-        let n = file_name(&path);
-        if !n.to_ascii_lowercase().ends_with(".sql") {
-            continue;
-        }
-        if let Some(e) = not_a_file(&path, &kind) {
-            out.errors.push(e);
-            continue;
-        }
+    for (path, n) in sql_entries(dir, &mut out.errors)? {
         let Some(name) = parse(&n) else {
             out.errors.push(FileError::LayoutName {
                 path,

@@ -202,6 +202,27 @@ pub(crate) fn read_dir_kinds(dir: &Path) -> Result<Vec<(PathBuf, Kind)>, FileErr
     Ok(out)
 }
 
+/// The regular `.sql` files of `dir` with their names, for the layouts with one file per
+/// migration. An entry named like one (`.SQL`, a directory, a FIFO) that cannot be read
+/// goes into `errors` instead, never opened.
+pub(crate) fn sql_entries(
+    dir: &Path,
+    errors: &mut Vec<FileError>,
+) -> Result<Vec<(PathBuf, String)>, FileError> {
+    let mut out = Vec::new();
+    for (path, kind) in read_dir_kinds(dir)? {
+        let name = file_name(&path);
+        if !name.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        match not_a_file(&path, &kind) {
+            Some(e) => errors.push(e),
+            None => out.push((path, name)),
+        }
+    }
+    Ok(out)
+}
+
 /// Why an entry whose name ends in `.sql` in any case cannot be read as a migration file,
 /// if it cannot: an upper-case extension (read by nobody, yet it looks like a migration),
 /// a directory, or a special file — a FIFO would hang the read, so nothing is opened.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{digits, file_name, not_a_file, read_dir_kinds, Entry, Listing};
+use super::{digits, file_name, sql_entries, Entry, Listing};
 use crate::migration::{Direction, FileError, FileName, Version};
 
 /// `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)), with `sep` after the digits.
@@ -36,15 +36,7 @@ type Found = (Option<(PathBuf, String)>, Option<PathBuf>);
 pub fn list(dir: &Path, sep: char) -> Result<Listing, FileError> {
     let mut out = Listing::default();
     let mut found: BTreeMap<Version, Found> = BTreeMap::new();
-    for (path, kind) in read_dir_kinds(dir)? {
-        let name = file_name(&path);
-        if !name.to_ascii_lowercase().ends_with(".sql") {
-            continue;
-        }
-        if let Some(e) = not_a_file(&path, &kind) {
-            out.errors.push(e);
-            continue;
-        }
+    for (path, name) in sql_entries(dir, &mut out.errors)? {
         let Some(parsed) = parse(&name, sep) else {
             let other = if sep == '_' { '-' } else { '_' };
             out.errors.push(if parse(&name, other).is_some() {

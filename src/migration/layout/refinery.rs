@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{file_name, not_a_file, read_dir_kinds, Entry, Found, Layout, Listing};
+use super::{sql_entries, Entry, Found, Layout, Listing};
 use crate::migration::FileError;
 
 fn parse(file_name: &str) -> Option<(String, String)> {
@@ -18,15 +18,7 @@ fn parse(file_name: &str) -> Option<(String, String)> {
 pub fn list(dir: &Path) -> Result<Listing, FileError> {
     let mut out = Listing::default();
     let mut found = Found::default();
-    for (path, kind) in read_dir_kinds(dir)? {
-        let n = file_name(&path);
-        if !n.to_ascii_lowercase().ends_with(".sql") {
-            continue;
-        }
-        if let Some(e) = not_a_file(&path, &kind) {
-            out.errors.push(e);
-            continue;
-        }
+    for (path, n) in sql_entries(dir, &mut out.errors)? {
         match parse(&n) {
             Some((v, name)) => found.insert_digits(&mut out, path, &v, name),
             None => out.errors.push(FileError::LayoutName {
