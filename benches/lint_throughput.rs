@@ -85,7 +85,8 @@ fn split(source: &str, lines: &LineIndex) -> Vec<Item> {
                 .into_iter()
                 .next()
                 .and_then(|r| r.stmt)
-                .and_then(|n| n.node);
+                .and_then(|n| n.node)
+                .map(Box::new);
             Item::Statement(Statement {
                 span,
                 line,

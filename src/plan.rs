@@ -480,7 +480,9 @@ pub fn lock_waits(to_apply: &[&Migration], lock_timeout: std::time::Duration) ->
         let mut locked: Vec<crate::sql::TableLock> = Vec::new();
         let mut second_line = None;
         for s in m.statements() {
-            let Some(ast) = &s.ast else { continue };
+            let Some(ast) = s.ast.as_deref() else {
+                continue;
+            };
             if let pg_query::NodeEnum::CreateStmt(c) = ast {
                 if let Some(rv) = &c.relation {
                     created.push(if rv.schemaname.is_empty() {

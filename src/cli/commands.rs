@@ -246,7 +246,7 @@ impl<'r> Context<'r> {
         }
     }
 
-    fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
+    pub(crate) fn load_lazy(&mut self) -> Result<MigrationSet, CliError> {
         load_set(
             &self.migrations_dir,
             &self.layout,
@@ -290,6 +290,36 @@ impl<'r> Context<'r> {
     }
 }
 
+/// Report every problem reading the files of `dir`; the error that ends the command.
+pub(crate) fn report_file_errors(
+    reporter: &mut dyn Reporter,
+    dir: &std::path::Path,
+    errors: &[migration::FileError],
+) -> CliError {
+    for e in errors {
+        reporter.event(&Event::Diagnostic {
+            level: Level::Error,
+            location: None,
+            message: &e.to_string(),
+        });
+    }
+    let dir_missing = errors
+        .iter()
+        .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
+    let msg = format!(
+        "{} problem(s) reading the migration files in {}",
+        errors.len(),
+        dir.display()
+    );
+    if dir_missing {
+        CliError::Usage(format!(
+            "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
+        ))
+    } else {
+        CliError::Failed(msg)
+    }
+}
+
 /// Read the migrations directory, reporting every file problem.
 pub(crate) fn load_set(
     dir: &std::path::Path,
@@ -298,30 +328,8 @@ pub(crate) fn load_set(
     reporter: &mut dyn Reporter,
     warn_stray: bool,
 ) -> Result<MigrationSet, CliError> {
-    let set = MigrationSet::load_in(dir, layout, split).map_err(|errors| {
-        for e in &errors {
-            reporter.event(&Event::Diagnostic {
-                level: Level::Error,
-                location: None,
-                message: &e.to_string(),
-            });
-        }
-        let dir_missing = errors
-            .iter()
-            .any(|e| matches!(e, migration::FileError::ReadDir { .. }));
-        let msg = format!(
-            "{} problem(s) reading the migration files in {}",
-            errors.len(),
-            dir.display()
-        );
-        if dir_missing {
-            CliError::Usage(format!(
-                "{msg}; pass --migrations DIR (or set PGROLLOUT_MIGRATIONS) to point at the directory"
-            ))
-        } else {
-            CliError::Failed(msg)
-        }
-    })?;
+    let set = MigrationSet::load_in(dir, layout, split)
+        .map_err(|errors| report_file_errors(reporter, dir, &errors))?;
     if warn_stray {
         for p in &set.stray {
             reporter.event(&Event::Diagnostic {
@@ -644,17 +652,41 @@ fn plan_cmd(ctx: &mut Context, flags: &PlanFlags) -> Result<Outcome, CliError> {
 
 fn apply(ctx: &mut Context, flags: &PlanFlags, dry_run: bool) -> Result<Outcome, CliError> {
     let target = ctx.need_target("apply")?;
-    // Statements are parsed only for the migrations that will run.
-    let set = ctx.load_lazy()?;
     let opts = ctx.run_options(Some(flags), dry_run)?;
+    // The connection opens while the files are read. Statements are parsed only for the
+    // migrations that will run.
+    let connecting = engine::session::Connecting::start(&target, &opts.schema, opts.connect_retry);
+    let set = ctx.load_lazy()?;
     let run = ctx.ci.run_context(None);
-    match engine::apply(&target, &set, &opts, &run, ctx.reporter) {
+    let applied = apply_connecting(ctx, &set, connecting, &opts, &run, dry_run);
+    // Thousands of migrations are freed by the process's exit, not one by one.
+    std::mem::forget(set);
+    match applied {
         Ok(report) => Ok(Outcome::ok(if ctx.json() {
             apply_output::apply_json(&report, None)
         } else {
             apply_output::apply_text(&report, dry_run)
         })),
         Err(ApplyFailure { report, error }) => failure(ctx, &report, error, dry_run),
+    }
+}
+
+/// `apply` once the files are read: the connection opened meanwhile, then the run.
+#[allow(clippy::result_large_err)]
+fn apply_connecting(
+    ctx: &mut Context,
+    set: &MigrationSet,
+    connecting: engine::session::Connecting,
+    opts: &engine::RunOptions,
+    run: &crate::db::tracking::RunContext,
+    dry_run: bool,
+) -> Result<engine::ApplyReport, ApplyFailure> {
+    engine::apply::check_files(set, ctx.reporter)?;
+    let (mut s, summary) = connecting.finish(ctx.reporter)?;
+    if dry_run {
+        engine::apply::rehearse_in(&mut s, set, opts, &Default::default(), ctx.reporter)
+    } else {
+        engine::apply::apply_after(&mut s, set, summary, opts, run, ctx.reporter)
     }
 }
 

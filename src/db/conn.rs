@@ -617,6 +617,19 @@ pub struct Db {
     pub server_version: String,
 }
 
+impl Db {
+    /// The major version in `server_version` (`15` of `15.18 (Debian 15.18-0+deb12u1)`,
+    /// `9` of `9.6.24`), if it starts with one.
+    pub fn server_major(&self) -> Option<u32> {
+        let digits: String = self
+            .server_version
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    }
+}
+
 /// The `server_version` a server announced at start-up.
 fn version_of<S, T>(conn: &tokio_postgres::Connection<S, T>) -> String
 where

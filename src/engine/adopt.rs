@@ -309,7 +309,7 @@ pub fn flyway_repeatables<'a>(
         .iter()
         .filter(|m| {
             let script = crate::migration::layout::file_name(&m.path);
-            last.get(&script)
+            last.get(script.as_ref())
                 .copied()
                 .flatten()
                 .is_some_and(|c| c == crate::migration::layout::flyway::checksum(&m.source))

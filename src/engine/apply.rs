@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::db::conn::error_text;
 use crate::db::lock::{LockError, LockGuard};
 use crate::db::tracking::{
-    applied_digest, AppliedRecord, RunContext, TrackingError, TrackingState, TRACKING_VERSION,
+    applied_digest, AppliedRecord, RunContext, Summary, TrackingError, TrackingState,
+    TRACKING_VERSION,
 };
 use crate::db::{ConnectError, Target};
 use crate::engine::executor::{self, Bookkeeping, ExecError, FileText, LockLost, SectionError};
@@ -224,6 +225,15 @@ pub(crate) fn rehearse_in(
     dry_run(s, set, &state, opts, skip, report, reporter)
 }
 
+/// [`check_up_sections`] for a caller that connects itself (the CLI's `apply`).
+#[allow(clippy::result_large_err)]
+pub(crate) fn check_files(
+    set: &MigrationSet,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ApplyFailure> {
+    Ok(check_up_sections(set, reporter)?)
+}
+
 /// The up sections' problems that block any run (of the sections parsed already).
 /// Down sections do not block the up: they are checked (and warned about) with the
 /// migrations about to run, in `parse_pending`.
@@ -272,6 +282,20 @@ pub fn apply_in(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
+    let summary = s.tracking.summary(&mut s.db);
+    apply_after(s, set, summary, opts, ctx, reporter)
+}
+
+/// [`apply_in`] with the tracking summary read already (see `session::Connecting`).
+#[allow(clippy::result_large_err)]
+pub fn apply_after(
+    s: &mut Session,
+    set: &MigrationSet,
+    summary: Result<Summary, TrackingError>,
+    opts: &RunOptions,
+    ctx: &RunContext,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
     check_up_sections(set, reporter)?;
     let mut report = ApplyReport {
         server_version: s.db.server_version.clone(),
@@ -279,7 +303,7 @@ pub fn apply_in(
     };
     // Fast path: nothing to do costs one query returning one row, and no lock: the
     // server's digest of the tracking rows against the files' as completed rows.
-    let summary = s.tracking.summary(&mut s.db)?;
+    let summary = summary?;
     // Repeatables are recorded in the history, not in the digested rows.
     if summary.version == Some(TRACKING_VERSION)
         && summary.digest == Some(files_digest(set))

@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 
 use crate::db::conn::{error_text, ServerError};
-use crate::db::lock::{self, LockError, LOCK_LOST_SQLSTATE, NO_IDLE_TIMEOUT};
+use crate::db::lock::{self, LockError, LOCK_LOST_SQLSTATE};
 use crate::db::tracking::{AppliedRecord, RepeatableRecord, RollbackRecord, TrackingError};
 use crate::db::Db;
 use crate::engine::apply::RunOptions;
@@ -383,7 +383,9 @@ fn run_with(
         mode,
         statements: sec.statements.len(),
     });
-    if mode != Mode::Rehearsal {
+    // A transaction checks the lock inside itself, in the same round trip as its
+    // statements (see `transactional`); a transaction:false section checks it first.
+    if mode == Mode::NonTransactional {
         s.check_lock()
             .map_err(|lost| ExecError::LockLost(LockLost::before_section(sec, lost)))?;
     }
@@ -537,12 +539,12 @@ fn transactional(
                 .and_then(|_| one_by_one(&mut s.db, sec))
                 .and_then(|_| {
                     let n = s.db.run(|c| record(c, book)).map_err(|e| (None, e))?;
-                    s.db.batch(&format!("COMMIT; {}", reset()))
+                    s.db.batch(&format!("COMMIT; {}", reset(&s.db)))
                         .map_err(|e| (None, e))?;
                     Ok(n)
                 })
         } else {
-            let commit = format!("COMMIT; {}", reset());
+            let commit = format!("COMMIT; {}", reset(&s.db));
             let results = s.db.run(|c| {
                 let mut steps: Vec<Step> = Vec::with_capacity(sec.statements.len() + 3);
                 steps.push(Box::pin(batch(c, &begin)));
@@ -572,7 +574,7 @@ fn transactional(
             Err(f) => f,
         };
         // Make sure the session is out of the transaction whatever failed.
-        let _ = s.db.batch(&format!("ROLLBACK; {}", reset()));
+        let _ = s.db.batch(&format!("ROLLBACK; {}", reset(&s.db)));
         // That ROLLBACK warns "there is no transaction in progress" when the failed
         // COMMIT already ended the transaction: not news to anyone.
         let _ = s.db.take_notices();
@@ -708,7 +710,10 @@ fn stepwise(
                 .map_err(|lost| ExecError::LockLost(LockLost::before_statement(sec, i, lost)))?;
             s.tracking.set_statement_index(&mut s.db, v, i as i32)?;
         }
-        let label = st.ast.as_ref().map_or("statement", sql::statement_keyword);
+        let label = st
+            .ast
+            .as_deref()
+            .map_or("statement", sql::statement_keyword);
         reporter.event(&Event::StatementStarted {
             version: v,
             index: i,
@@ -726,7 +731,7 @@ fn stepwise(
             let mut se = section_error(sec, Some(i), &e, true, 1);
             se.blockers = blockers;
             se.invalid_indexes = s.tracking.invalid_indexes(&mut s.db).unwrap_or_default();
-            let _ = s.db.batch(&reset());
+            let _ = s.db.batch(&reset(&s.db));
             let checksum = match book {
                 Bookkeeping::Up { row, .. } => Some(row.checksum),
                 _ => None,
@@ -751,7 +756,7 @@ fn stepwise(
             return Err(ExecError::Section(Box::new(se)));
         }
     }
-    let _ = s.db.batch(&reset());
+    let _ = s.db.batch(&reset(&s.db));
     let ms = started.elapsed().as_millis() as i64;
     match book {
         Bookkeeping::Up { row, .. } => {
@@ -952,8 +957,8 @@ pub(crate) fn run_statement(
 /// After a section: its `SET`s undone (`RESET ALL`), and the idle timeouts off again,
 /// which `RESET ALL` would restore to the database's setting: the session may wait
 /// between sections (a lock-timeout backoff, the lock of another runner).
-fn reset() -> String {
-    format!("RESET ALL; {NO_IDLE_TIMEOUT}")
+fn reset(db: &Db) -> String {
+    format!("RESET ALL; {}", lock::no_idle_timeout(db))
 }
 
 /// `SET [LOCAL] lock_timeout …; … statement_timeout …` for a section.

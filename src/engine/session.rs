@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::db::lock::{self, HeldLock, LockError, LockGuard, LockHolder, LockWaitObserver};
-use crate::db::tracking::{RowStatus, Tracking, TrackingError, TrackingState, TRACKING_VERSION};
+use crate::db::tracking::{
+    RowStatus, Summary, Tracking, TrackingError, TrackingState, TRACKING_VERSION,
+};
 use crate::db::{ConnectError, Db, Target};
 use crate::engine::apply::{ApplyError, RunOptions};
 use crate::report::{Event, Reporter, RunningRow};
@@ -47,6 +49,89 @@ pub fn connect(
     })
 }
 
+/// A work session being opened on another thread while this one reads the migration
+/// files: over TLS to a distant server the handshake costs more than reading thousands
+/// of files, and a no-op run needs both before it can say so. The connection thread also
+/// asks for the tracking [`Summary`], the fast path's one query.
+pub struct Connecting {
+    target: Target,
+    schema: String,
+    rx: std::sync::mpsc::Receiver<Opening>,
+}
+
+/// The connection thread's news: a retry, or the session and its tracking summary.
+enum Opening {
+    Retry(u32, Duration, String),
+    Done(Box<Opened>),
+}
+
+type Opened = Result<(Db, Result<Summary, TrackingError>), ConnectError>;
+
+impl Connecting {
+    pub fn start(target: &Target, schema: &str, retry: Duration) -> Connecting {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (t, tracking) = (target.clone(), Tracking::new(schema));
+        // Detached: a caller that gives up (the files are broken) does not wait for it,
+        // and the connection closes when the thread ends.
+        std::thread::spawn(move || {
+            let app = format!("pgrollout {}", env!("CARGO_PKG_VERSION"));
+            let opened = Db::connect(&t, &app, retry, &mut |attempt, wait, reason| {
+                let _ = tx.send(Opening::Retry(attempt, wait, reason.to_string()));
+            })
+            .map(|mut db| {
+                let summary = tracking.summary(&mut db);
+                (db, summary)
+            });
+            let _ = tx.send(Opening::Done(Box::new(opened)));
+        });
+        Connecting {
+            target: target.clone(),
+            schema: schema.to_string(),
+            rx,
+        }
+    }
+
+    /// Wait for the session, telling `reporter` what [`connect`] would have, in the same
+    /// order; with it, the tracking summary (or why it could not be read).
+    pub fn finish(
+        self,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(Session, Result<Summary, TrackingError>), ConnectError> {
+        reporter.event(&Event::Connecting {
+            target: &self.target.redacted,
+        });
+        loop {
+            match self.rx.recv() {
+                Ok(Opening::Retry(attempt, wait, reason)) => reporter.event(&Event::ConnectRetry {
+                    attempt,
+                    wait,
+                    reason: &reason,
+                }),
+                Ok(Opening::Done(opened)) => {
+                    let (db, summary) = (*opened)?;
+                    reporter.event(&Event::Connected {
+                        target: &self.target.redacted,
+                        server_version: &db.server_version,
+                    });
+                    let session = Session {
+                        db,
+                        tracking: Tracking::new(&self.schema),
+                        target: self.target,
+                        held: None,
+                    };
+                    return Ok((session, summary));
+                }
+                Err(_) => {
+                    return Err(ConnectError::Failed {
+                        target: self.target.redacted.clone(),
+                        message: "the connection thread ended without a result".into(),
+                    })
+                }
+            }
+        }
+    }
+}
+
 struct Waiter<'r> {
     reporter: &'r mut dyn Reporter,
 }
@@ -69,7 +154,7 @@ impl Session {
     ) -> Result<(LockGuard, TrackingState), ApplyError> {
         // The work session waits while the lock is taken: it must not idle out meanwhile.
         self.db
-            .batch(lock::NO_IDLE_TIMEOUT)
+            .batch(lock::no_idle_timeout(&self.db))
             .map_err(|source| ApplyError::Query {
                 what: "turning the idle timeouts off".into(),
                 source,

@@ -275,7 +275,7 @@ fn lint_with(
 /// live context, a table created by an earlier pending migration does not exist yet.
 pub fn created_tables(m: &Migration) -> Vec<String> {
     m.statements()
-        .filter_map(|s| s.ast.as_ref())
+        .filter_map(|s| s.ast.as_deref())
         .filter_map(ast::created_table)
         .map(ast::rv_name)
         .collect()

@@ -171,8 +171,11 @@ const ROLLBACK_PREFIX: &str = "-- ROLLBACK:";
 
 pub fn sections(path: &Path, text: &str) -> Result<Sections, FileError> {
     let mut markers: Vec<Marker> = Vec::new();
+    // Built from the first `-- ROLLBACK:` line on (most files have none): one line per
+    // line of the file, so the lines before it are empty ones.
     let mut rollback = String::new();
     let mut has_rollback = false;
+    let mut lines_before = 0;
     let mut last_line_end = 0;
     for line in lines(text) {
         if let Some((kind, no_tx)) = marker(path, &line)? {
@@ -200,12 +203,19 @@ pub fn sections(path: &Path, text: &str) -> Result<Sections, FileError> {
         // errors in the generated down SQL point at the right place in the file.
         let trimmed = line.text.trim_start();
         if let Some(sql) = trimmed.strip_prefix(ROLLBACK_PREFIX) {
-            has_rollback = true;
+            if !has_rollback {
+                has_rollback = true;
+                rollback = "\n".repeat(lines_before);
+            }
             let indent = line.text.len() - trimmed.len() + ROLLBACK_PREFIX.len();
             rollback.push_str(&" ".repeat(indent));
             rollback.push_str(sql);
         }
-        rollback.push('\n');
+        if has_rollback {
+            rollback.push('\n');
+        } else {
+            lines_before += 1;
+        }
         last_line_end = line.start + line.text.len();
     }
     let _ = last_line_end;

@@ -58,9 +58,12 @@ impl Terminal {
         }
     }
 
+    /// One line, in one write: stderr is unbuffered, and `writeln!` would make the text
+    /// and its newline two system calls.
     fn line(&mut self, text: String) {
-        let text = crate::report::redact(&text, &self.secrets);
-        let _ = writeln!(self.out, "{text}");
+        let mut text = crate::report::redact(&text, &self.secrets);
+        text.push('\n');
+        let _ = self.out.write_all(text.as_bytes());
     }
 }
 

@@ -88,8 +88,10 @@ pub struct Statement {
     pub col: u32,
     /// Whether the statement ended with `;` (a last statement may not).
     pub terminated: bool,
-    /// The parsed statement, when the parser accepted it.
-    pub ast: Option<pg_query::NodeEnum>,
+    /// The parsed statement, when the parser accepted it. Boxed: `NodeEnum` is as large
+    /// as its largest variant (kilobytes), and a statement keeps that size after its tree
+    /// is dropped — thousands of pending migrations would hold it for the whole run.
+    pub ast: Option<Box<pg_query::NodeEnum>>,
     pub syntax_error: Option<SyntaxError>,
     /// Set when the statement cannot run inside a transaction block.
     pub non_transactional: Option<StatementLabel>,

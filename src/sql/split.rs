@@ -393,7 +393,7 @@ impl Splitter<'_> {
                 if terminated && classify::is_copy_from_stdin(&node) {
                     stmt.copy_data = Some(self.skip_copy_data(end));
                 }
-                stmt.ast = Some(node);
+                stmt.ast = Some(Box::new(node));
             }
             Err(e) => {
                 stmt.syntax_error = Some(SyntaxError {

@@ -216,3 +216,25 @@ fn pipeline_file_errors_say_their_location_once_and_non_utf8_has_a_line() {
         "{r}"
     );
 }
+
+/// `apply` opens its connection while it reads the files. When the files are wrong (two
+/// files with one version) the run ends on that at once: no connection attempt is
+/// reported or waited for, even with a server that refuses connections and 30 s to retry.
+#[test]
+fn file_problems_end_apply_before_the_connection_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_a.sql"), "CREATE TABLE a (n int);\n").unwrap();
+    std::fs::write(dir.path().join("1_b.sql"), "CREATE TABLE b (n int);\n").unwrap();
+    let r = cmd(dir.path())
+        .args(["--database-url", "postgres://u:hunter2@127.0.0.1:1/x", "apply"])
+        .env("PGROLLOUT_CONNECT_TIMEOUT", "30s")
+        .run();
+    assert_eq!(r.code, 1, "{r}");
+    let text = r.all();
+    assert!(text.contains("both have version 1"), "{r}");
+    assert!(
+        !text.contains("connecting to") && !text.contains("server not ready"),
+        "no connection is reported:\n{r}"
+    );
+    assert!(!text.contains("hunter2"), "{r}");
+}

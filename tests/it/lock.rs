@@ -167,8 +167,8 @@ fn runner_that_lost_its_lock_stops_before_the_next_statement_and_repair_waits_fo
 }
 
 /// The lock session killed while a transactional migration runs: that migration's
-/// transaction had checked the lock when it began, so it commits; the next one does not
-/// start.
+/// transaction had checked the lock when it began, so it commits; the next one's
+/// transaction checks it first, finds it gone, and rolls back with nothing applied.
 #[test]
 fn runner_that_lost_its_lock_applies_no_further_migration() {
     let db = fresh_db();
@@ -190,7 +190,7 @@ fn runner_that_lost_its_lock_applies_no_further_migration() {
     assert_eq!(a.code, 1, "runner A fails:\n{a}");
     assert!(
         a.all()
-            .contains("stopped before migration 2 next: it did not start"),
+            .contains("stopped in migration 2 next: its transaction was rolled back, so nothing of it was applied"),
         "{a}"
     );
     assert_eq!(
@@ -201,6 +201,14 @@ fn runner_that_lost_its_lock_applies_no_further_migration() {
         "1"
     );
     assert_eq!(scalar(&db.url, "SELECT to_regclass('t2') IS NULL"), "t");
+    assert_eq!(
+        scalar(
+            &db.url,
+            "SELECT count(*) FROM pgrollout.migration_history WHERE version_text = '2'"
+        ),
+        "0",
+        "no history row for the migration that did not apply"
+    );
 }
 
 /// The check a migration transaction runs inside itself: it passes while the lock session

@@ -98,13 +98,13 @@ fn no_transaction_conf(path: &Path) -> Result<bool, FileError> {
     }))
 }
 
-pub fn list(dir: &Path) -> Result<Listing, FileError> {
+pub(crate) fn list(top: &[(PathBuf, super::Kind)]) -> Listing {
     let mut out = Listing::default();
     let mut ups: BTreeMap<Version, (PathBuf, String)> = BTreeMap::new();
     let mut downs: BTreeMap<Version, PathBuf> = BTreeMap::new();
     // Flyway runs repeatables in the order of their descriptions.
     let mut repeatables: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (path, n) in sql_entries(dir, &mut out.errors)? {
+    for (path, n) in sql_entries(top, &mut out.errors) {
         let Some(name) = parse(&n) else {
             out.errors.push(FileError::LayoutName {
                 path,
@@ -189,7 +189,7 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
             no_transaction,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Flyway's checksum of a file, as `flyway_schema_history.checksum` holds it: CRC-32 of

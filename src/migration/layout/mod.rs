@@ -206,21 +206,21 @@ pub(crate) fn read_dir_kinds(dir: &Path) -> Result<Vec<(PathBuf, Kind)>, FileErr
 /// migration. An entry named like one (`.SQL`, a directory, a FIFO) that cannot be read
 /// goes into `errors` instead, never opened.
 pub(crate) fn sql_entries(
-    dir: &Path,
+    top: &[(PathBuf, Kind)],
     errors: &mut Vec<FileError>,
-) -> Result<Vec<(PathBuf, String)>, FileError> {
+) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
-    for (path, kind) in read_dir_kinds(dir)? {
-        let name = file_name(&path);
+    for (path, kind) in top {
+        let name = file_name(path);
         if !name.to_ascii_lowercase().ends_with(".sql") {
             continue;
         }
-        match not_a_file(&path, &kind) {
+        match not_a_file(path, kind) {
             Some(e) => errors.push(e),
-            None => out.push((path, name)),
+            None => out.push((path.clone(), name.into_owned())),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Why an entry whose name ends in `.sql` in any case cannot be read as a migration file,
@@ -246,10 +246,10 @@ pub(crate) fn not_a_file(p: &Path, kind: &Kind) -> Option<FileError> {
     })
 }
 
-pub(crate) fn file_name(p: &Path) -> String {
+/// The entry's name, borrowed when it is UTF-8 (as migration names are).
+pub(crate) fn file_name(p: &Path) -> std::borrow::Cow<'_, str> {
     p.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
+        .map_or(std::borrow::Cow::Borrowed(""), |f| f.to_string_lossy())
 }
 
 fn is_sql_file(p: &Path) -> bool {
@@ -259,12 +259,23 @@ fn is_sql_file(p: &Path) -> bool {
 /// Decide the layout from the shapes of the files. An error when the shapes of two
 /// layouts are mixed (say which files look like which, and ask to declare one).
 pub fn detect(dir: &Path, separator: Option<char>) -> Result<Layout, FileError> {
-    if dir.join("sqitch.plan").is_file() {
+    detect_in(dir, &read_dir_kinds(dir)?, separator)
+}
+
+/// [`detect`] on the directory's listing `top`, read once by the caller.
+fn detect_in(
+    dir: &Path,
+    top: &[(PathBuf, Kind)],
+    separator: Option<char>,
+) -> Result<Layout, FileError> {
+    if top
+        .iter()
+        .any(|(p, k)| *k == Kind::File && file_name(p) == "sqitch.plan")
+    {
         return Ok(Layout::Sqitch);
     }
-    let paths = read_dir_kinds(dir)?;
     let mut shapes: Vec<(Layout, PathBuf)> = Vec::new();
-    for (p, kind) in &paths {
+    for (p, kind) in top {
         if *kind == Kind::Dir && p.join("up.sql").is_file() {
             shapes.push((Layout::Diesel, p.join("up.sql")));
         } else if *kind == Kind::File && file_name(p).ends_with(".sql") {
@@ -306,7 +317,7 @@ pub fn detect(dir: &Path, separator: Option<char>) -> Result<Layout, FileError> 
         return Ok(Layout::Diesel);
     }
     if has(Layout::Flyway).is_some() {
-        let paths: Vec<PathBuf> = paths.into_iter().map(|(p, _)| p).collect();
+        let paths: Vec<PathBuf> = top.iter().map(|(p, _)| p.clone()).collect();
         return Ok(flyway::flyway_or_refinery(&paths));
     }
     if has(Layout::GolangMigrate).is_some() {
@@ -317,19 +328,21 @@ pub fn detect(dir: &Path, separator: Option<char>) -> Result<Layout, FileError> 
 
 /// Read `dir` with the declared layout, or the detected one.
 pub fn list(dir: &Path, opts: &LayoutOptions) -> Result<(Layout, Listing), FileError> {
+    // The directory is listed once: thousands of entries cost a listing each time.
+    let top = read_dir_kinds(dir)?;
     let layout = match opts.layout {
         Some(l) => l,
-        None => detect(dir, opts.separator)?,
+        None => detect_in(dir, &top, opts.separator)?,
     };
     let listing = match layout {
-        Layout::Dbmate | Layout::GolangMigrate => native::list(dir, opts.separator.unwrap_or('_'))?,
-        Layout::Flyway => flyway::list(dir)?,
-        Layout::Refinery => refinery::list(dir)?,
+        Layout::Dbmate | Layout::GolangMigrate => native::list(&top, opts.separator.unwrap_or('_')),
+        Layout::Flyway => flyway::list(&top),
+        Layout::Refinery => refinery::list(&top),
         Layout::Diesel => diesel::list(dir)?,
         Layout::Sqitch => sqitch::list(dir)?,
     };
     let mut listing = listing;
-    listing.stray = stray(dir, layout, &listing)?;
+    listing.stray = stray(&top, layout, &listing);
     Ok((layout, listing))
 }
 
@@ -337,20 +350,22 @@ pub fn list(dir: &Path, opts: &LayoutOptions) -> Result<(Layout, Listing), FileE
 /// entries (`.gitkeep`, `.DS_Store`) are left out unless they end in `.sql`, and so are
 /// the companions a layout reads itself: Flyway's `<file>.sql.conf`, sqitch's plan,
 /// configuration and script directories.
-fn stray(dir: &Path, layout: Layout, listing: &Listing) -> Result<Vec<PathBuf>, FileError> {
-    let mut used: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-    used.extend(listing.repeatables.iter().map(|r| r.path.clone()));
+fn stray(top: &[(PathBuf, Kind)], layout: Layout, listing: &Listing) -> Vec<PathBuf> {
+    // Compared as the bytes they were listed with (all are `dir` joined with a name),
+    // not component by component as `Path`'s `Hash` and `Eq` would.
+    let mut used: std::collections::HashSet<&std::ffi::OsStr> = std::collections::HashSet::new();
+    used.extend(listing.repeatables.iter().map(|r| r.path.as_os_str()));
     for e in &listing.entries {
         for p in std::iter::once(&e.up).chain(e.down.as_ref()) {
-            used.insert(p.clone());
+            used.insert(p.as_os_str());
             // diesel's `<version>_<name>/up.sql`: the directory is the migration.
-            if let Some(parent) = p.parent() {
-                used.insert(parent.to_path_buf());
+            if layout == Layout::Diesel {
+                used.extend(p.parent().map(Path::as_os_str));
             }
         }
     }
     for e in &listing.errors {
-        used.extend(e.paths().into_iter().map(Path::to_path_buf));
+        used.extend(e.paths().into_iter().map(Path::as_os_str));
     }
     let companion = |name: &str| match layout {
         Layout::Flyway => name.ends_with(".sql.conf"),
@@ -361,14 +376,14 @@ fn stray(dir: &Path, layout: Layout, listing: &Listing) -> Result<Vec<PathBuf>, 
         _ => false,
     };
     let mut out = Vec::new();
-    for p in read_dir(dir)? {
-        let name = file_name(&p);
+    for (p, _) in top {
+        let name = file_name(p);
         let hidden = name.starts_with('.') && !name.to_ascii_lowercase().ends_with(".sql");
-        if !hidden && !companion(&name) && !used.contains(&p) {
-            out.push(p);
+        if !hidden && !companion(&name) && !used.contains(p.as_os_str()) {
+            out.push(p.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 /// `.sql` files under `dir` (two levels deep: diesel's directories, sqitch's deploy/),
@@ -393,7 +408,7 @@ pub fn sql_files(dir: &Path) -> Vec<PathBuf> {
 
 /// What to declare when `files` were found but none was read as a migration.
 pub fn hint(dir: &Path, files: &[PathBuf]) -> String {
-    let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
+    let names: Vec<String> = files.iter().map(|f| file_name(f).into_owned()).collect();
     let layout = if dir.join("sqitch.plan").is_file() {
         Some(Layout::Sqitch)
     } else if names.iter().any(|n| n == "up.sql") {

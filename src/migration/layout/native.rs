@@ -3,7 +3,7 @@
 //! The character between version and name is configurable (`-` for `<digits>-<name>.sql`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{digits, file_name, sql_entries, Entry, Listing};
 use crate::migration::{Direction, FileError, FileName, Version};
@@ -33,10 +33,10 @@ pub fn parse(file_name: &str, sep: char) -> Option<FileName> {
 /// Files found for one version: the up (or single) file with its name, the down file.
 type Found = (Option<(PathBuf, String)>, Option<PathBuf>);
 
-pub fn list(dir: &Path, sep: char) -> Result<Listing, FileError> {
+pub(crate) fn list(top: &[(PathBuf, super::Kind)], sep: char) -> Listing {
     let mut out = Listing::default();
     let mut found: BTreeMap<Version, Found> = BTreeMap::new();
-    for (path, name) in sql_entries(dir, &mut out.errors)? {
+    for (path, name) in sql_entries(top, &mut out.errors) {
         let Some(parsed) = parse(&name, sep) else {
             let other = if sep == '_' { '-' } else { '_' };
             out.errors.push(if parse(&name, other).is_some() {
@@ -89,5 +89,5 @@ pub fn list(dir: &Path, sep: char) -> Result<Listing, FileError> {
             (None, None) => {}
         }
     }
-    Ok(out)
+    out
 }

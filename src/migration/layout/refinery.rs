@@ -2,7 +2,7 @@
 //! both ordered by their integer), no downs. A file containing the line
 //! `-- +refinery NO TRANSACTION` runs outside a transaction, as refinery does.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use super::{sql_entries, Entry, Found, Layout, Listing};
 use crate::migration::FileError;
@@ -15,10 +15,10 @@ fn parse(file_name: &str) -> Option<(String, String)> {
         .then(|| (n.to_string(), name.to_string()))
 }
 
-pub fn list(dir: &Path) -> Result<Listing, FileError> {
+pub(crate) fn list(top: &[(PathBuf, super::Kind)]) -> Listing {
     let mut out = Listing::default();
     let mut found = Found::default();
-    for (path, n) in sql_entries(dir, &mut out.errors)? {
+    for (path, n) in sql_entries(top, &mut out.errors) {
         match parse(&n) {
             Some((v, name)) => found.insert_digits(&mut out, path, &v, name),
             None => out.errors.push(FileError::LayoutName {
@@ -43,5 +43,5 @@ pub fn list(dir: &Path) -> Result<Listing, FileError> {
             no_transaction,
         });
     }
-    Ok(out)
+    out
 }
