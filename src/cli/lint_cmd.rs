@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::engine::lint::{self as engine_lint, LintSettings};
 use crate::engine::rehearse::{Baseline, LintRehearsal, Shadow};
 use crate::lint::{Counts, Finding};
-use crate::migration::{Migration, MigrationSet};
+use crate::migration::{FileError, Migration, MigrationSet};
 
 /// Version of the `--format json` document; bumped on any incompatible change.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -34,7 +34,13 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
     if let Some(f) = args.fail_on {
         lint.fail_on = f.into();
     }
-    let set = ctx.load()?;
+    // Offline, the files are parsed as they are linted (memory stays flat in the set's
+    // size); live context and rehearsals look at every pending migration's statements.
+    let set = if ctx.target.is_none() && !args.rehearse {
+        ctx.load_lazy()?
+    } else {
+        ctx.load()?
+    };
     let chosen = resolve_files(&set, &args.files)?;
 
     let mut session = None;
@@ -62,6 +68,7 @@ pub fn run(ctx: &mut Context, args: &LintArgs) -> Result<Outcome, CliError> {
         rehearsed(ctx, &set, &selected, &pending, &lint, session.as_mut())?
     } else {
         engine_lint::lint(&set, &selected, &lint.options)
+            .map_err(|errors| file_errors(ctx, &set, &errors))?
     };
     if let Some(s) = &mut session {
         engine_lint::live_context(&mut s.db, &mut linted, &pending, lint.size_threshold).map_err(
@@ -124,7 +131,8 @@ fn rehearsed<'a>(
     };
     if plan_run.is_empty() {
         // Nothing pending among the chosen files: nothing to rehearse.
-        return Ok(engine_lint::lint(set, selected, &lint.options));
+        return engine_lint::lint(set, selected, &lint.options)
+            .map_err(|errors| file_errors(ctx, set, &errors));
     }
     let (shadow, baseline) = if ephemeral {
         (Shadow::ephemeral(&target), Baseline::EachMigration)
@@ -158,6 +166,11 @@ fn rehearsed<'a>(
         ctx.reporter,
     )
     .map_err(|e| CliError::Failed(format!("lint --rehearse: {e}")))
+}
+
+/// Files that could not be split, reported as reading them would have reported them.
+fn file_errors(ctx: &mut Context, set: &MigrationSet, errors: &[FileError]) -> CliError {
+    crate::cli::commands::report_file_errors(ctx.reporter, &set.dir, errors)
 }
 
 fn count_line(c: &Counts, files: usize, what: &str, failing: usize, fail_on: &str) -> String {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use crate::config::{FailOn, Settings, DEFAULT_LINT_SIZE_THRESHOLD};
 use crate::db::Db;
 use crate::lint::{self, Finding, LintOptions, Severity, TableStats};
-use crate::migration::{Migration, MigrationSet};
+use crate::migration::{FileError, Migration, MigrationSet};
 use crate::plan::{self, State};
 use crate::report::{Event, Reporter};
 
@@ -53,7 +53,7 @@ pub fn lint<'a>(
     set: &MigrationSet,
     migrations: &[&'a Migration],
     opts: &LintOptions,
-) -> Vec<Linted<'a>> {
+) -> Result<Vec<Linted<'a>>, Vec<FileError>> {
     lint_each(set, migrations, |m, model| {
         lint::lint_migration_in(m, opts, model)
     })
@@ -62,35 +62,96 @@ pub fn lint<'a>(
 /// [`lint`] with the linting of each chosen migration given: `each` gets the migration
 /// and the schema model as the migrations before it left it (and must leave the model
 /// as the migration leaves it, as [`lint::lint_migration_in`] does).
+///
+/// A set loaded without its statements (`MigrationSet::load_lazy`) is parsed here, a
+/// bounded window ahead on every core, and each migration's syntax trees are dropped once
+/// it is linted: memory stays flat however many files there are. A file that cannot be
+/// split is an error returned with the others, and nothing is linted then.
 pub fn lint_each<'a>(
     set: &MigrationSet,
     migrations: &[&'a Migration],
     mut each: impl FnMut(&Migration, &mut lint::SchemaModel) -> Vec<Finding>,
-) -> Vec<Linted<'a>> {
+) -> Result<Vec<Linted<'a>>, Vec<FileError>> {
     let Some(last) = migrations.iter().map(|m| m.version.value).max() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let chosen: HashSet<u128> = migrations.iter().map(|m| m.version.value).collect();
     let mut model = lint::SchemaModel::default();
     let mut findings: HashMap<u128, Vec<Finding>> = HashMap::new();
-    for m in set
+    let upto: Vec<&Migration> = set
         .migrations
         .iter()
         .take_while(|m| m.version.value <= last)
-    {
-        if chosen.contains(&m.version.value) {
+        .collect();
+    let mut errors = Vec::new();
+    in_order_parsed(&upto, |parsed| match parsed {
+        Ok(m) if chosen.contains(&m.version.value) => {
             findings.insert(m.version.value, each(m, &mut model));
-        } else {
-            model.apply_migration(m);
         }
+        Ok(m) => model.apply_migration(m),
+        Err(e) => errors.push(e),
+    });
+    if !errors.is_empty() {
+        return Err(errors);
     }
-    migrations
+    Ok(migrations
         .iter()
         .map(|m| Linted {
             migration: m,
             findings: findings.remove(&m.version.value).unwrap_or_default(),
         })
-        .collect()
+        .collect())
+}
+
+/// Migrations parsed ahead of the linter, in this many per worker.
+const PARSE_AHEAD: usize = 16;
+
+/// Call `f` with each of `ms` in order, its statements parsed: as it is when it was
+/// loaded with them, else a parsed copy that lives only for the call. The copies are made
+/// by one worker per core (migration i by worker i mod n), each at most [`PARSE_AHEAD`]
+/// migrations ahead of `f`.
+fn in_order_parsed(ms: &[&Migration], mut f: impl FnMut(Result<&Migration, FileError>)) {
+    let unparsed =
+        |m: &Migration| !m.up.parsed || m.down.as_ref().is_some_and(|d| !d.section.parsed);
+    if !ms.iter().any(|m| unparsed(m)) {
+        ms.iter().for_each(|m| f(Ok(m)));
+        return;
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(ms.len());
+    std::thread::scope(|scope| {
+        let receivers: Vec<_> = (0..workers)
+            .map(|w| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
+                scope.spawn(move || {
+                    for m in ms.iter().skip(w).step_by(workers) {
+                        let parsed = if unparsed(m) {
+                            let mut copy = (*m).clone();
+                            copy.parse_statements().map(|()| Some(copy))
+                        } else {
+                            Ok(None)
+                        };
+                        if tx.send(parsed).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for (i, m) in ms.iter().enumerate() {
+            match receivers[i % workers]
+                .recv()
+                .expect("a parser thread ended early")
+            {
+                Ok(Some(copy)) => f(Ok(&copy)),
+                Ok(None) => f(Ok(m)),
+                Err(e) => f(Err(e)),
+            }
+        }
+    });
 }
 
 /// The migrations of `set` the database has not applied yet (pending, or failed and

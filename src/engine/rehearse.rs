@@ -654,10 +654,8 @@ pub fn lint_rehearsed<'a>(
         ),
         None => None,
     };
-    Ok(crate::engine::lint::lint_each(
-        set,
-        selected,
-        |m, model| match rehearsals.iter().find(|r| r.version == m.version.text) {
+    crate::engine::lint::lint_each(set, selected, |m, model| {
+        match rehearsals.iter().find(|r| r.version == m.version.text) {
             Some(r) => {
                 reporter.event(&Event::Rehearsed {
                     version: &m.version.text,
@@ -673,8 +671,17 @@ pub fn lint_rehearsed<'a>(
                 )
             }
             None => lint::lint_migration_in(m, options, model),
-        },
-    ))
+        }
+    })
+    .map_err(|errors| {
+        RehearseError::Other(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
 }
 
 /// The pipeline's `dry-run`: a production rehearsal that never rewrites or scans a

@@ -685,3 +685,95 @@ SELECT 1;\n";
     );
     assert_eq!(r.code, 1, "{}", r.debug());
 }
+
+/// Offline, `lint` parses each file as it lints it, a few files ahead on every core: the
+/// schema model still sees every earlier file in version order (a type change in the
+/// last of 60 files knows the column's type from the first), and the findings come out
+/// in file order.
+#[test]
+fn files_parsed_as_they_are_linted_keep_the_model_and_the_order() {
+    let mut files: Vec<(String, String)> = vec![(
+        "0001_accounts.sql".into(),
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, token uuid NOT NULL);\n".into(),
+    )];
+    for i in 2..60 {
+        files.push((
+            format!("{i:04}_t{i}.sql"),
+            format!("CREATE TABLE t{i} (id bigint PRIMARY KEY, v text);\nCREATE INDEX t{i}_v ON accounts (id);\n"),
+        ));
+    }
+    files.push((
+        "0060_token_text.sql".into(),
+        "ALTER TABLE accounts ALTER COLUMN token TYPE text;\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let w = Workspace::new(&refs);
+    let r = w.run(&["lint", "--all", "--format", "json"], &[]);
+    assert_eq!(r.code, 1, "{}", r.debug());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let paths: Vec<&str> = findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "findings in file order");
+    // Each of files 2–59 indexes a table it did not create: that finding once each.
+    for i in 2..60 {
+        let name = format!("{i:04}_t{i}.sql");
+        let index = findings
+            .iter()
+            .filter(|f| f["path"].as_str().unwrap().ends_with(&name))
+            .filter(|f| f["rule"] == "require-concurrent-index-creation")
+            .count();
+        assert_eq!(index, 1, "{name}: {}", r.stdout);
+    }
+    let last: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["path"].as_str().unwrap().ends_with("0060_token_text.sql"))
+        .collect();
+    assert!(
+        last.iter().any(|f| f["rule"] == "column-type-rewrite"),
+        "uuid → text is a rewrite, known from file 1: {last:?}"
+    );
+}
+
+/// A file that cannot be split (an unterminated quote), found while linting: every such
+/// file is named, at its line, and no findings are reported — as when they were read.
+#[test]
+fn a_file_that_cannot_be_split_stops_lint_naming_each_one() {
+    let mut files: Vec<(String, String)> = (1..30)
+        .map(|i| {
+            (
+                format!("{i:04}_t{i}.sql"),
+                format!("CREATE TABLE t{i} (id bigint PRIMARY KEY);\n"),
+            )
+        })
+        .collect();
+    files[4].1 = "CREATE TABLE bad5 (v text DEFAULT 'oops);\n".into();
+    files[20].1 = "SELECT 1;\nSELECT $x$ never closed;\n".into();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let w = Workspace::new(&refs);
+    for format in ["text", "json"] {
+        let r = w.run(&["lint", "--all", "--format", format], &[]);
+        assert_eq!(r.code, 1, "{}", r.debug());
+        assert!(r.stderr.contains("0005_t5.sql"), "{}", r.debug());
+        assert!(r.stderr.contains("0021_t21.sql"), "{}", r.debug());
+        assert!(
+            r.stderr
+                .contains("2 problem(s) reading the migration files"),
+            "{}",
+            r.debug()
+        );
+        assert!(!r.stdout.contains("finding"), "{}", r.debug());
+    }
+}

@@ -14,7 +14,14 @@ impl Runner<'_, '_> {
         let state = s.tracking.read(&mut s.db)?;
         let pending = engine_lint::pending(self.setup.set, &state.rows);
         let settings = &self.setup.lint;
-        let mut linted = engine_lint::lint(self.setup.set, &pending, &settings.options);
+        let mut linted =
+            engine_lint::lint(self.setup.set, &pending, &settings.options).map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
         engine_lint::live_context(&mut s.db, &mut linted, &pending, settings.size_threshold)
             .map_err(|e| {
                 format!(
