@@ -19,7 +19,12 @@ alternates, so neither side always gets the warmer cache), on a fresh database e
 
 Times and RSS are medians; each ratio is pgrollout / psql of the same run. Then:
 
+  realistic `pgrollout apply` of 200 realistic migrations (--realistic) against the same
+           psql session;
   start-up `pgrollout --version` against `psql --version` (process start, no work);
+  lint     with Squawk installed (on PATH or --squawk), `lint --all` against Squawk on the
+           realistic generated sets of lint_sets_vs_squawk.py (--lint-sizes): best CPU
+           time and the peak RSS of those runs;
   pipeline one `pipeline run` of a production-like environment (health, validate,
            backup-marker, dry-run, apply, verify, smoke-test) applying the first 100 tiny
            migrations: the time of each step (from the run's JSON summary) and the
@@ -42,7 +47,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apply_vs_psql import Cluster, gen_tiny, pg_bin, psql_script  # noqa: E402
+from apply_vs_psql import Cluster, gen_realistic, gen_tiny, pg_bin, psql_script  # noqa: E402
+from lint_sets_vs_squawk import generate as gen_lint_set  # noqa: E402
+from lint_vs_squawk import timed_cpu  # noqa: E402
 
 
 def measured(cmd, env=None, capture=False):
@@ -106,6 +113,35 @@ def connections(log, db, since):
                if "connection authorized" in line and f"database={db} " in line + " ")
 
 
+def lint_vs_squawk(binary, args):
+    """`pgrollout lint --all` against Squawk on generated realistic sets: best CPU time and
+    the peak RSS of the same runs, alternating. Nothing when Squawk is not installed."""
+    if not args.squawk:
+        return [], ""
+    version = subprocess.run([args.squawk, "--version"], capture_output=True, text=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "PGROLLOUT_", "GITHUB_", "PG"))}
+    rows = []
+    for size in [int(x) for x in args.lint_sizes.split(",") if x]:
+        with tempfile.TemporaryDirectory() as work:
+            paths = gen_lint_set(os.path.join(work, "migrations"), size, 12)
+            rel = [os.path.relpath(x, work) for x in paths]
+            statements = sum(open(x).read().count(";\n") for x in paths)
+            tools = {
+                "pgrollout": [TIME, "-f", "%M", "-o", os.path.join(work, "rss"), binary, "lint", "--all", "--format", "json"],
+                "squawk": [TIME, "-f", "%M", "-o", os.path.join(work, "rss"), args.squawk, "--reporter", "json", *rel],
+            }
+            best = {name: (float("inf"), 0) for name in tools}
+            for i in range(max(args.runs, 1)):
+                for name in (list(tools) if i % 2 == 0 else list(reversed(tools))):
+                    _, cpu = timed_cpu(tools[name], work, env)
+                    with open(os.path.join(work, "rss")) as f:
+                        rss = int(f.read().split()[-1])
+                    if cpu < best[name][0]:
+                        best[name] = (cpu, rss)
+            rows.append((size, statements, best["pgrollout"], best["squawk"]))
+    return rows, version or "squawk"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100,1000,5000")
@@ -113,6 +149,11 @@ def main():
     ap.add_argument("--noop-runs", type=int, default=15, help="paired runs of each no-op")
     ap.add_argument("--no-apply", action="store_true", help="skip the timed applies (no-op rows only)")
     ap.add_argument("--binary", default="target/release/pgrollout")
+    ap.add_argument("--realistic", type=int, default=200,
+                    help="also apply this many realistic migrations (0: skip)")
+    ap.add_argument("--squawk", default=shutil.which("squawk"),
+                    help="Squawk binary for the lint comparison (default: squawk on PATH)")
+    ap.add_argument("--lint-sizes", default="100,700", help="files in each generated lint set")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     if not os.path.exists(binary):
@@ -143,6 +184,15 @@ def main():
             (nt, nr), (st, sr) = paired(args.noop_runs, ours, select1)
             rows.append((f"no-op {n} applied", nt, st, nr, sr))
 
+        if args.realistic and not args.no_apply:
+            d = os.path.join(work, "realistic")
+            gen_realistic(d, args.realistic)
+            script = psql_script(d)
+            ours = [binary, "--database-url", cluster.url("bench"), "--migrations", d, "apply"]
+            psql = [psql_bin, "-X", "-q", "-v", "ON_ERROR_STOP=1", cluster.url("bench"), "-f", script]
+            (at, ar), (pt, pr) = paired(args.runs, ours, psql, before=lambda: cluster.fresh("bench"))
+            rows.append((f"apply {args.realistic} realistic", at, pt, ar, pr))
+
         (vt, vr), (pvt, pvr) = paired(args.noop_runs, [binary, "--version"], [psql_bin, "--version"])
         rows.append(("start-up (--version)", vt, pvt, vr, pvr))
 
@@ -164,12 +214,26 @@ def main():
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    lint_rows, squawk_version = lint_vs_squawk(binary, args)
+
     print(f"{'measure':<24} {'pgrollout':>10} {'psql':>10} {'ratio':>6}   {'RSS':>9} {'psql RSS':>9} {'ratio':>6}")
     for name, a, b, ar, br in rows:
         print(f"{name:<24} {a * 1e3:>8.1f}ms {b * 1e3:>8.1f}ms {a / b:>5.2f}x   "
               f"{ar / 1024:>6.1f}MiB {br / 1024:>6.1f}MiB {ar / br:>5.2f}x")
     print("(apply: psql runs BEGIN; \\i file; COMMIT; per file in one session; "
           "no-op: psql -c 'select 1'; start-up: psql --version; medians of paired runs)")
+    if lint_rows:
+        print()
+        print(f"{'lint --all vs ' + squawk_version:<30} {'pgrollout':>10} {'squawk':>10} {'speed':>6}   "
+              f"{'RSS':>9} {'squawk RSS':>10} {'ratio':>6}")
+        for files, stmts, (pc, pr), (sc, sr) in lint_rows:
+            print(f"{f'{files} files, {stmts} statements':<30} {pc * 1e3:>8.1f}ms {sc * 1e3:>8.1f}ms "
+                  f"{sc / pc:>5.2f}x   {pr / 1024:>6.1f}MiB {sr / 1024:>7.1f}MiB {pr / sr:>5.2f}x")
+        print("(CPU time, best of --runs alternating runs; speed = squawk CPU / pgrollout CPU, above 1: "
+              "pgrollout is faster; RSS ratio = pgrollout / squawk)")
+    elif not args.squawk:
+        print()
+        print("lint vs Squawk: skipped, no squawk on PATH (pip install squawk-cli; or --squawk PATH)")
     print()
     print(f"pipeline run, 100 pending: {pt_wall * 1e3:.1f}ms, peak RSS {p_rss / 1024:.1f}MiB, "
           f"status {summary.get('status', '?')}, {conns} connection(s) to the database")
