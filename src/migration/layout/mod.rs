@@ -212,7 +212,8 @@ pub(crate) fn sql_entries(
     let mut out = Vec::new();
     for (path, kind) in top {
         let name = file_name(path);
-        if !name.to_ascii_lowercase().ends_with(".sql") {
+        let b = name.as_bytes();
+        if b.len() < 4 || !b[b.len() - 4..].eq_ignore_ascii_case(b".sql") {
             continue;
         }
         match not_a_file(path, kind) {
@@ -274,21 +275,27 @@ fn detect_in(
     {
         return Ok(Layout::Sqitch);
     }
+    // The first file of each shape, to name in an error.
     let mut shapes: Vec<(Layout, PathBuf)> = Vec::new();
+    let mut saw = |l: Layout, p: &dyn Fn() -> PathBuf| {
+        if !shapes.iter().any(|(s, _)| *s == l) {
+            shapes.push((l, p()));
+        }
+    };
     for (p, kind) in top {
         if *kind == Kind::Dir && p.join("up.sql").is_file() {
-            shapes.push((Layout::Diesel, p.join("up.sql")));
+            saw(Layout::Diesel, &|| p.join("up.sql"));
         } else if *kind == Kind::File && file_name(p).ends_with(".sql") {
             let n = file_name(p);
-            if let Some(f) = native::parse(&n, separator.unwrap_or('_')) {
-                let l = if f.pair.is_some() {
+            if let Some((_, _, pair)) = native::shape(&n, separator.unwrap_or('_')) {
+                let l = if pair.is_some() {
                     Layout::GolangMigrate
                 } else {
                     Layout::Dbmate
                 };
-                shapes.push((l, p.clone()));
+                saw(l, &|| p.clone());
             } else if flyway::parse(&n).is_some() {
-                shapes.push((Layout::Flyway, p.clone()));
+                saw(Layout::Flyway, &|| p.clone());
             }
         }
     }

@@ -10,6 +10,17 @@ use crate::migration::{Direction, FileError, FileName, Version};
 
 /// `0003_add_users.up.sql` → ("0003", "add_users", Some(Up)), with `sep` after the digits.
 pub fn parse(file_name: &str, sep: char) -> Option<FileName> {
+    let (version, name, pair) = shape(file_name, sep)?;
+    Some(FileName {
+        version: version.to_string(),
+        name: name.to_string(),
+        pair,
+    })
+}
+
+/// [`parse`] without copying the parts out of the name (the layout is detected from
+/// every entry of the directory).
+pub(crate) fn shape(file_name: &str, sep: char) -> Option<(&str, &str, Option<Direction>)> {
     let stem = file_name.strip_suffix(".sql")?;
     let (stem, pair) = if let Some(s) = stem.strip_suffix(".up") {
         (s, Some(Direction::Up))
@@ -23,11 +34,7 @@ pub fn parse(file_name: &str, sep: char) -> Option<FileName> {
     {
         return None;
     }
-    Some(FileName {
-        version: version.to_string(),
-        name: name.to_string(),
-        pair,
-    })
+    Some((version, name, pair))
 }
 
 /// Files found for one version: the up (or single) file with its name, the down file.
