@@ -226,7 +226,11 @@ fn file_problems_end_apply_before_the_connection_is_waited_for() {
     std::fs::write(dir.path().join("1_a.sql"), "CREATE TABLE a (n int);\n").unwrap();
     std::fs::write(dir.path().join("1_b.sql"), "CREATE TABLE b (n int);\n").unwrap();
     let r = cmd(dir.path())
-        .args(["--database-url", "postgres://u:hunter2@127.0.0.1:1/x", "apply"])
+        .args([
+            "--database-url",
+            "postgres://u:hunter2@127.0.0.1:1/x",
+            "apply",
+        ])
         .env("PGROLLOUT_CONNECT_TIMEOUT", "30s")
         .run();
     assert_eq!(r.code, 1, "{r}");
