@@ -681,12 +681,12 @@ fn apply_connecting(
     run: &crate::db::tracking::RunContext,
     dry_run: bool,
 ) -> Result<engine::ApplyReport, ApplyFailure> {
-    engine::apply::check_files(set, ctx.reporter)?;
+    engine::apply::check_up_sections(set, ctx.reporter)?;
     let (mut s, summary) = connecting.finish(ctx.reporter)?;
     if dry_run {
-        engine::apply::rehearse_in(&mut s, set, opts, &Default::default(), ctx.reporter)
+        engine::apply::rehearse_checked(&mut s, set, opts, &Default::default(), ctx.reporter)
     } else {
-        engine::apply::apply_after(&mut s, set, summary, opts, run, ctx.reporter)
+        engine::apply::apply_checked(&mut s, set, summary, opts, run, ctx.reporter)
     }
 }
 

@@ -306,7 +306,7 @@ pub fn acquire(
 /// The server settings that keep a session of this tool from being cut off while it
 /// waits: the idle timeouts a database or role may set, off (those this server version
 /// has). `RESET ALL` undoes a `SET`, so the work session runs this again after each one.
-pub const NO_IDLE_TIMEOUT: &str = "SELECT set_config(s.name, '0', false) FROM pg_settings AS s \
+const NO_IDLE_TIMEOUT: &str = "SELECT set_config(s.name, '0', false) FROM pg_settings AS s \
      WHERE s.name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')";
 
 /// [`NO_IDLE_TIMEOUT`] for the server `db` is connected to. Reading `pg_settings` builds
@@ -332,8 +332,9 @@ pub fn no_idle_timeout(db: &Db) -> &'static str {
 /// `Db::connect`).
 fn keep_alive(db: &mut Db) -> Result<(), LockError> {
     db.batch(&format!(
-        "{NO_IDLE_TIMEOUT}; SET statement_timeout = 0; SET tcp_keepalives_idle = 60; \
-         SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6"
+        "{}; SET statement_timeout = 0; SET tcp_keepalives_idle = 60; \
+         SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 6",
+        no_idle_timeout(db)
     ))
     .map_err(query_error)
 }

@@ -204,7 +204,7 @@ pub(crate) fn rehearse_on_target(
 ) -> Result<ApplyReport, ApplyFailure> {
     check_up_sections(set, reporter)?;
     let mut s = connect(target, &opts.schema, opts.connect_retry, reporter)?;
-    rehearse_in(&mut s, set, opts, skip, reporter)
+    rehearse_checked(&mut s, set, opts, skip, reporter)
 }
 
 /// [`rehearse_on_target`] on a connected session (the pipeline's).
@@ -217,6 +217,18 @@ pub(crate) fn rehearse_in(
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
     check_up_sections(set, reporter)?;
+    rehearse_checked(s, set, opts, skip, reporter)
+}
+
+/// [`rehearse_in`] once the up sections were checked ([`check_up_sections`]).
+#[allow(clippy::result_large_err)]
+pub(crate) fn rehearse_checked(
+    s: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    skip: &HashMap<String, String>,
+    reporter: &mut dyn Reporter,
+) -> Result<ApplyReport, ApplyFailure> {
     let report = ApplyReport {
         server_version: s.db.server_version.clone(),
         ..Default::default()
@@ -225,19 +237,13 @@ pub(crate) fn rehearse_in(
     dry_run(s, set, &state, opts, skip, report, reporter)
 }
 
-/// [`check_up_sections`] for a caller that connects itself (the CLI's `apply`).
-#[allow(clippy::result_large_err)]
-pub(crate) fn check_files(
-    set: &MigrationSet,
-    reporter: &mut dyn Reporter,
-) -> Result<(), ApplyFailure> {
-    Ok(check_up_sections(set, reporter)?)
-}
-
 /// The up sections' problems that block any run (of the sections parsed already).
 /// Down sections do not block the up: they are checked (and warned about) with the
 /// migrations about to run, in `parse_pending`.
-fn check_up_sections(set: &MigrationSet, reporter: &mut dyn Reporter) -> Result<(), ApplyError> {
+pub(crate) fn check_up_sections(
+    set: &MigrationSet,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ApplyError> {
     let file_problems = plan::check_ups(set);
     if file_problems.iter().any(|p| p.level == Level::Error) {
         problems_event(&file_problems, reporter);
@@ -269,7 +275,8 @@ pub fn apply(
     }
     check_up_sections(set, reporter)?;
     let mut s = connect(target, &opts.schema, opts.connect_retry, reporter)?;
-    apply_in(&mut s, set, opts, ctx, reporter)
+    let summary = s.tracking.summary(&mut s.db);
+    apply_checked(&mut s, set, summary, opts, ctx, reporter)
 }
 
 /// [`apply`] on a connected session (the pipeline's, shared by its steps). The lock
@@ -282,13 +289,15 @@ pub fn apply_in(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
+    check_up_sections(set, reporter)?;
     let summary = s.tracking.summary(&mut s.db);
-    apply_after(s, set, summary, opts, ctx, reporter)
+    apply_checked(s, set, summary, opts, ctx, reporter)
 }
 
-/// [`apply_in`] with the tracking summary read already (see `session::Connecting`).
+/// [`apply_in`] once the up sections were checked ([`check_up_sections`]) and the
+/// tracking summary read (by `session::Connecting`, while the files were read).
 #[allow(clippy::result_large_err)]
-pub fn apply_after(
+pub(crate) fn apply_checked(
     s: &mut Session,
     set: &MigrationSet,
     summary: Result<Summary, TrackingError>,
@@ -296,7 +305,6 @@ pub fn apply_after(
     ctx: &RunContext,
     reporter: &mut dyn Reporter,
 ) -> Result<ApplyReport, ApplyFailure> {
-    check_up_sections(set, reporter)?;
     let mut report = ApplyReport {
         server_version: s.db.server_version.clone(),
         ..Default::default()

@@ -29,24 +29,37 @@ pub fn connect(
     reporter.event(&Event::Connecting {
         target: &target.redacted,
     });
-    let app = format!("pgrollout {}", env!("CARGO_PKG_VERSION"));
-    let db = Db::connect(target, &app, retry, &mut |attempt, wait, reason| {
-        reporter.event(&Event::ConnectRetry {
-            attempt,
-            wait,
-            reason,
-        })
-    })?;
+    let db = Db::connect(
+        target,
+        &application_name(),
+        retry,
+        &mut |attempt, wait, reason| {
+            reporter.event(&Event::ConnectRetry {
+                attempt,
+                wait,
+                reason,
+            })
+        },
+    )?;
+    Ok(connected(target, schema, db, reporter))
+}
+
+fn application_name() -> String {
+    format!("pgrollout {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The session of a connection just opened, announced.
+fn connected(target: &Target, schema: &str, db: Db, reporter: &mut dyn Reporter) -> Session {
     reporter.event(&Event::Connected {
         target: &target.redacted,
         server_version: &db.server_version,
     });
-    Ok(Session {
+    Session {
         db,
         tracking: Tracking::new(schema),
         target: target.clone(),
         held: None,
-    })
+    }
 }
 
 /// A work session being opened on another thread while this one reads the migration
@@ -74,10 +87,14 @@ impl Connecting {
         // Detached: a caller that gives up (the files are broken) does not wait for it,
         // and the connection closes when the thread ends.
         std::thread::spawn(move || {
-            let app = format!("pgrollout {}", env!("CARGO_PKG_VERSION"));
-            let opened = Db::connect(&t, &app, retry, &mut |attempt, wait, reason| {
-                let _ = tx.send(Opening::Retry(attempt, wait, reason.to_string()));
-            })
+            let opened = Db::connect(
+                &t,
+                &application_name(),
+                retry,
+                &mut |attempt, wait, reason| {
+                    let _ = tx.send(Opening::Retry(attempt, wait, reason.to_string()));
+                },
+            )
             .map(|mut db| {
                 let summary = tracking.summary(&mut db);
                 (db, summary)
@@ -109,17 +126,7 @@ impl Connecting {
                 }),
                 Ok(Opening::Done(opened)) => {
                     let (db, summary) = (*opened)?;
-                    reporter.event(&Event::Connected {
-                        target: &self.target.redacted,
-                        server_version: &db.server_version,
-                    });
-                    let session = Session {
-                        db,
-                        tracking: Tracking::new(&self.schema),
-                        target: self.target,
-                        held: None,
-                    };
-                    return Ok((session, summary));
+                    return Ok((connected(&self.target, &self.schema, db, reporter), summary));
                 }
                 Err(_) => {
                     return Err(ConnectError::Failed {

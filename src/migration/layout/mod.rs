@@ -277,26 +277,26 @@ fn detect_in(
     }
     // The first file of each shape, to name in an error.
     let mut shapes: Vec<(Layout, PathBuf)> = Vec::new();
-    let mut saw = |l: Layout, p: &dyn Fn() -> PathBuf| {
-        if !shapes.iter().any(|(s, _)| *s == l) {
-            shapes.push((l, p()));
-        }
-    };
     for (p, kind) in top {
-        if *kind == Kind::Dir && p.join("up.sql").is_file() {
-            saw(Layout::Diesel, &|| p.join("up.sql"));
+        let shape = if *kind == Kind::Dir && p.join("up.sql").is_file() {
+            Some(Layout::Diesel)
         } else if *kind == Kind::File && file_name(p).ends_with(".sql") {
             let n = file_name(p);
-            if let Some((_, _, pair)) = native::shape(&n, separator.unwrap_or('_')) {
-                let l = if pair.is_some() {
-                    Layout::GolangMigrate
-                } else {
-                    Layout::Dbmate
-                };
-                saw(l, &|| p.clone());
-            } else if flyway::parse(&n).is_some() {
-                saw(Layout::Flyway, &|| p.clone());
+            match native::shape(&n, separator.unwrap_or('_')) {
+                Some((_, _, Some(_))) => Some(Layout::GolangMigrate),
+                Some((_, _, None)) => Some(Layout::Dbmate),
+                None => flyway::parse(&n).map(|_| Layout::Flyway),
             }
+        } else {
+            None
+        };
+        if let Some(l) = shape.filter(|l| !shapes.iter().any(|(s, _)| s == l)) {
+            let file = if l == Layout::Diesel {
+                p.join("up.sql")
+            } else {
+                p.clone()
+            };
+            shapes.push((l, file));
         }
     }
     let has = |l: Layout| shapes.iter().find(|(s, _)| *s == l).map(|(_, p)| p);
