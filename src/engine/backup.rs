@@ -50,6 +50,34 @@ fn owned_like(path: &Path, like: &Path) -> Result<(), String> {
         .map_err(|e| format!("giving {} to the workspace's owner: {e}", path.display()))
 }
 
+/// Create `<stem>.<ext>` in `dir`, mode 0600, never over an existing file: a second
+/// dump within the same second (the names have second resolution) gets `<stem>-2.<ext>`,
+/// and so on.
+fn new_private_file(dir: &Path, stem: &str, ext: &str) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for n in 1..=100 {
+        let path = if n == 1 {
+            dir.join(format!("{stem}.{ext}"))
+        } else {
+            dir.join(format!("{stem}-{n}.{ext}"))
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("creating the dump file {}: {e}", path.display())),
+        }
+    }
+    Err(format!(
+        "creating the dump file {}: {stem}.{ext} and 99 numbered variants already exist; move old dumps away",
+        dir.display()
+    ))
+}
+
 /// `pg_dump --format=custom` of the database at `url` into `dir`, named after `name`
 /// and the UTC time; returns its path, size and SHA-256. The file is created 0600
 /// before pg_dump writes into it (a dump holds every row of the database). The password
@@ -61,20 +89,15 @@ pub fn dump(
     in_job_workspace: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<DumpInfo, String> {
-    let path = dir.join(format!(
-        "pgrollout-{name}-{}.dump",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-    ));
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("creating the dump file {}: {e}", path.display()))?;
-        owned_like(&path, dir)?;
-    }
+    let path = new_private_file(
+        dir,
+        &format!(
+            "pgrollout-{name}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ),
+        "dump",
+    )?;
+    owned_like(&path, dir)?;
     reporter.event(&Event::Info {
         message: &format!("pg_dump → {}", path.display()),
     });

@@ -242,3 +242,55 @@ fn file_problems_end_apply_before_the_connection_is_waited_for() {
     );
     assert!(!text.contains("hunter2"), "{r}");
 }
+
+/// Dump names have second resolution. A dump whose name is taken (another dump in the
+/// same second) gets the next free numbered name: never an error, never over the other.
+#[test]
+fn a_dump_never_fails_or_overwrites_when_its_name_is_taken() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Every name the run may pick in the next minute is taken already.
+    let start = chrono::Utc::now();
+    let taken: Vec<std::path::PathBuf> = (0..60)
+        .map(|s| {
+            let at = start + chrono::Duration::seconds(s);
+            out.join(format!(
+                "pgrollout-{}-{}.dump",
+                db.name,
+                at.format("%Y%m%dT%H%M%SZ")
+            ))
+        })
+        .collect();
+    for t in &taken {
+        std::fs::write(t, "someone else's dump").unwrap();
+    }
+    let r = Pgrollout::new()
+        .migrations(dir.path())
+        .args([
+            "--database-url",
+            &db.url,
+            "backup",
+            "--dump",
+            "--output-dir",
+        ])
+        .arg(out.to_str().unwrap())
+        .run();
+    assert_eq!(r.code, 0, "{r}");
+    for t in &taken {
+        assert_eq!(std::fs::read_to_string(t).unwrap(), "someone else's dump");
+    }
+    let new: Vec<std::path::PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !taken.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}\n{r}");
+    let name = new[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.ends_with("-2.dump"), "{name}");
+    let meta = std::fs::metadata(&new[0]).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(meta.len() > 0, "pg_dump wrote into it");
+}
