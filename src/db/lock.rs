@@ -182,28 +182,49 @@ pub const LOCK_LOST_SQLSTATE: &str = "PGRL1";
 /// Held migration lock. Dropping it unlocks and closes the session (closing alone would
 /// release a session lock too; the explicit unlock makes the release immediate).
 pub struct LockGuard {
-    db: Db,
+    db: Option<Db>,
     key: i64,
     backend_start_us: i64,
     pub waited: Duration,
+    /// Where the lock session goes once the lock is released, for the next
+    /// [`acquire`] of the same run to take the lock on (see [`LockSpare`]).
+    spare: Option<LockSpare>,
 }
+
+/// A lock session kept between a release and the next acquire of the same run: a
+/// pipeline takes the lock for its dry-run and again for its apply, and over TLS to a
+/// distant database each new session is a handshake. Only a session whose unlock
+/// succeeded is kept; [`acquire`] checks it is still alive before it uses it.
+pub type LockSpare = std::rc::Rc<std::cell::RefCell<Option<Db>>>;
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         let key = self.key;
-        let _ = self.db.query("SELECT pg_advisory_unlock($1)", &[&key]);
+        let Some(mut db) = self.db.take() else { return };
+        let unlocked = db
+            .query("SELECT pg_advisory_unlock($1)", &[&key])
+            .is_ok_and(|rows| rows.first().is_some_and(|r| r.get::<_, bool>(0)));
+        if let (true, Some(spare)) = (unlocked, &self.spare) {
+            *spare.borrow_mut() = Some(db);
+        }
     }
 }
 
 impl LockGuard {
+    fn db(&self) -> &Db {
+        self.db
+            .as_ref()
+            .expect("a lock guard holds its session until dropped")
+    }
+
     pub fn backend_pid(&self) -> i32 {
-        self.db.backend_pid
+        self.db().backend_pid
     }
 
     pub fn held(&self) -> HeldLock {
         HeldLock {
             key: self.key,
-            pid: self.db.backend_pid,
+            pid: self.db().backend_pid,
             backend_start_us: self.backend_start_us,
         }
     }
@@ -240,7 +261,8 @@ pub fn holder(db: &mut Db, key: i64) -> Result<Option<LockHolder>, tokio_postgre
     }))
 }
 
-/// Take the lock for `key` on a new dedicated session, polling with backoff for up to
+/// Take the lock for `key` on a dedicated session — the one `spare` kept from this run's
+/// last release if it is still alive, else a new one — polling with backoff for up to
 /// `lock_wait`. Also checks the connection is not transaction-pooled: right after
 /// taking the lock, a separate statement must see it held by the same backend (and
 /// [`verify_from`] checks from another client).
@@ -250,10 +272,23 @@ pub fn acquire(
     key: i64,
     lock_wait: Duration,
     observer: &mut dyn LockWaitObserver,
+    spare: Option<LockSpare>,
 ) -> Result<LockGuard, LockError> {
-    let app = format!("pgrollout {} lock", env!("CARGO_PKG_VERSION"));
-    let mut db = Db::connect(target, &app, Duration::from_secs(10), &mut |_, _, _| {})?;
-    keep_alive(&mut db)?;
+    // A kept session's settings (keep_alive) are still in force: nothing resets them.
+    let kept = spare
+        .as_ref()
+        .and_then(|s| s.borrow_mut().take())
+        .filter(|db| !db.is_closed())
+        .and_then(|mut db| db.batch("SELECT 1").is_ok().then_some(db));
+    let mut db = match kept {
+        Some(db) => db,
+        None => {
+            let app = format!("pgrollout {} lock", env!("CARGO_PKG_VERSION"));
+            let mut db = Db::connect(target, &app, Duration::from_secs(10), &mut |_, _, _| {})?;
+            keep_alive(&mut db)?;
+            db
+        }
+    };
     let started = Instant::now();
     let mut pause = Duration::from_millis(25);
     let mut last_report: Option<Instant> = None;
@@ -270,10 +305,11 @@ pub fn acquire(
             verify_session(&mut db, key, pid)?;
             let backend_start_us = name_holder(&mut db)?;
             return Ok(LockGuard {
-                db,
+                db: Some(db),
                 key,
                 backend_start_us,
                 waited: started.elapsed(),
+                spare,
             });
         }
         let waited = started.elapsed();
@@ -422,21 +458,21 @@ pub fn verify_from(db: &mut Db, guard: &LockGuard) -> Result<(), LockError> {
     // idle server connection hands the same one to every client in turn (PgBouncer reuses
     // the most recently used one), so the lock session and the work session sharing a
     // process is the sign of pooling that a single session cannot see on its own.
-    let shared = pid == guard.db.backend_pid || db.backend_pid == guard.db.backend_pid;
+    let shared = pid == guard.backend_pid() || db.backend_pid == guard.backend_pid();
     match h {
-        Some(h) if h.pid == guard.db.backend_pid && pid == db.backend_pid && !shared => Ok(()),
+        Some(h) if h.pid == guard.backend_pid() && pid == db.backend_pid && !shared => Ok(()),
         other => Err(LockError::Pooler {
             detail: if shared {
                 format!(
                     "the lock session and the work session both ran on server process {}, \
                      which two direct connections never do",
-                    guard.db.backend_pid
+                    guard.backend_pid()
                 )
             } else {
                 format!(
                     "the work session (server process {pid}, first seen as {}) cannot see the lock held by server process {}: {}",
                     db.backend_pid,
-                    guard.db.backend_pid,
+                    guard.backend_pid(),
                     other.map_or("no holder visible".to_string(), |h| format!("holder is {}", h.pid))
                 )
             },

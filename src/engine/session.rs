@@ -18,6 +18,8 @@ pub struct Session {
     pub target: Target,
     /// The migration lock this session works under, once [`Session::lock`] took it.
     pub held: Option<HeldLock>,
+    /// The lock session of this run's last released lock, for its next [`Session::lock`].
+    lock_spare: lock::LockSpare,
 }
 
 pub fn connect(
@@ -59,6 +61,7 @@ fn connected(target: &Target, schema: &str, db: Db, reporter: &mut dyn Reporter)
         tracking: Tracking::new(schema),
         target: target.clone(),
         held: None,
+        lock_spare: lock::LockSpare::default(),
     }
 }
 
@@ -172,6 +175,7 @@ impl Session {
             self.tracking.lock_key(),
             opts.lock_wait,
             &mut Waiter { reporter },
+            Some(self.lock_spare.clone()),
         )?;
         reporter.event(&Event::LockAcquired {
             waited: guard.waited,

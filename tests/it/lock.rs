@@ -508,3 +508,66 @@ fn plan_states_the_real_lock_bound_of_a_migration_that_locks_several_tables() {
         "{r}"
     );
 }
+
+/// A run that takes the migration lock twice — a pipeline's backup-marker, then its
+/// apply — takes it the second time on the session it released it on (one connection,
+/// not two), unlocked in between; and on a new session if that one ended meanwhile.
+#[test]
+fn a_second_lock_reuses_the_released_lock_session_or_replaces_an_ended_one() {
+    use pgrollout::engine::{connect, RunOptions};
+    use pgrollout::report::Silent;
+    let db = fresh_db();
+    let target = pgrollout::db::Target::parse(&db.url).unwrap();
+    let opts = RunOptions::default();
+    let mut s = connect(&target, &opts.schema, Duration::from_secs(5), &mut Silent).unwrap();
+    let advisory_held = || {
+        scalar(
+            server().admin_url(),
+            &format!(
+                "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid) \
+                 WHERE l.locktype = 'advisory' AND l.granted AND a.datname = '{}'",
+                db.name
+            ),
+        )
+    };
+
+    let (guard, _) = s.lock(&opts, &mut Silent).unwrap();
+    let first = guard.backend_pid();
+    assert_eq!(advisory_held(), "1");
+    drop(guard);
+    assert_eq!(
+        advisory_held(),
+        "0",
+        "released: a kept session holds nothing"
+    );
+
+    let (guard, _) = s.lock(&opts, &mut Silent).unwrap();
+    assert_eq!(
+        guard.backend_pid(),
+        first,
+        "the released session is taken again"
+    );
+    drop(guard);
+
+    exec(
+        server().admin_url(),
+        &format!("SELECT pg_terminate_backend({first})"),
+    );
+    wait_until(
+        "the kept lock session ended",
+        Duration::from_secs(30),
+        || {
+            scalar(
+                server().admin_url(),
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {first}"),
+            ) == "0"
+        },
+    );
+    let (guard, _) = s.lock(&opts, &mut Silent).unwrap();
+    assert_ne!(
+        guard.backend_pid(),
+        first,
+        "a new session for the ended one"
+    );
+    assert_eq!(advisory_held(), "1");
+}
