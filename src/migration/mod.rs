@@ -509,12 +509,7 @@ impl MigrationSet {
             }
         }
         let mut migrations = Vec::with_capacity(listing.entries.len());
-        for result in load_all(listing.entries, split) {
-            match result {
-                Ok(m) => migrations.push(m),
-                Err(e) => errors.push(e),
-            }
-        }
+        load_all(listing.entries, split, &mut migrations, &mut errors);
         let mut repeatables = Vec::with_capacity(listing.repeatables.len());
         for r in listing.repeatables {
             match Migration::load_with(Version::repeatable(), r.name, &r.path, None, split) {
@@ -548,22 +543,31 @@ type Job = layout::Entry;
 
 /// Read and parse the files on every core, keeping their order. Parsing dominates
 /// (the PostgreSQL parser, once per statement) and libpg_query is thread-safe.
-fn load_all(jobs: Vec<Job>, split: bool) -> Vec<Result<Migration, FileError>> {
+/// Load `jobs` in order into `out` (each migration written once, straight into its
+/// place: thousands of them copied through an intermediate vector showed as page faults),
+/// and each file that cannot be loaded into `errors`.
+fn load_all(jobs: Vec<Job>, split: bool, out: &mut Vec<Migration>, errors: &mut Vec<FileError>) {
     let load = |e: Job| {
         let mut m = Migration::load_with(e.version, e.name, &e.up, e.down.as_deref(), split)?;
         // The layout's own setting (diesel's metadata.toml, …) applies to the up section.
         m.up.no_transaction |= e.no_transaction;
         Ok(m)
     };
+    let keep = |r: Result<Migration, FileError>| match r {
+        Ok(m) => out.push(m),
+        Err(e) => errors.push(e),
+    };
     // Threads only pay off when there is parsing to share (and asking how many cores
     // there are reads the cgroup files). Opening and reading thousands of files does not
     // go faster on two threads: measured, the kernel's per-file work contends.
-    if !split || jobs.len() < 16 {
-        return jobs.into_iter().map(load).collect();
-    }
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if !split || jobs.len() < 16 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
     if workers < 2 {
-        return jobs.into_iter().map(load).collect();
+        jobs.into_iter().map(load).for_each(keep);
+        return;
     }
     let chunk = jobs.len().div_ceil(workers);
     let mut chunks: Vec<Vec<Job>> = Vec::new();
@@ -579,7 +583,7 @@ fn load_all(jobs: Vec<Job>, split: bool) -> Vec<Result<Migration, FileError>> {
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a migration loader thread panicked"))
-            .collect()
+            .for_each(keep)
     })
 }
 

@@ -209,7 +209,7 @@ pub(crate) fn sql_entries(
     top: &[(PathBuf, Kind)],
     errors: &mut Vec<FileError>,
 ) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(top.len());
     for (path, kind) in top {
         let name = file_name(path);
         let b = name.as_bytes();
