@@ -209,7 +209,11 @@ pub enum Format {
     Markdown,
 }
 
+// `defer`: a subcommand's arguments are built only when it is the one being parsed (or
+// its help is shown), not on every start. Doc comments on the `Args` structs the
+// variants flatten would then override the variants' own: keep those plain comments.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a new migration file with up and down sections, or with --pattern the safe
     /// multi-step sequence of files for a change that would lock a busy table.
@@ -549,8 +553,10 @@ pub enum Command {
     },
 }
 
-/// `pgrollout pipeline …`
+// `pgrollout pipeline …`. (A plain comment: with `defer`, a doc comment here would become
+// the about text of `pipeline` when it is built, replacing the variant's.)
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PipelineCommand {
     /// Run an environment's steps from the pipeline file, gated by the trigger.
     ///
@@ -606,7 +612,9 @@ pub struct EnvUrls {
     pub env_url: Vec<String>,
 }
 
-/// `new --pattern` and its parameters (src/migration/patterns.rs has what each writes).
+// `new --pattern` and its parameters (src/migration/patterns.rs has what each writes).
+// A plain comment: a doc comment here would become the about text of `new` when its
+// deferred arguments are built, replacing the variant's.
 #[derive(Debug, Args, Clone, Default)]
 pub struct PatternFlags {
     /// Write the files of this safe-change pattern (listed below).
@@ -811,5 +819,29 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// With `defer`, an `Args` struct's or nested enum's doc comment would replace the
+    /// variant's description once the subcommand is built (for its own `--help`).
+    #[test]
+    fn deferred_subcommands_keep_the_variant_description() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let before: Vec<(String, Option<String>)> = cli
+            .get_subcommands()
+            .map(|c| {
+                (
+                    c.get_name().to_string(),
+                    c.get_about().map(|a| a.to_string()),
+                )
+            })
+            .collect();
+        cli.build();
+        for (name, about) in before {
+            let sub = cli.find_subcommand(&name).unwrap();
+            assert_eq!(sub.get_about().map(|a| a.to_string()), about, "{name}");
+        }
+        let new = cli.find_subcommand("new").unwrap();
+        assert!(new.get_arguments().any(|a| a.get_id() == "pattern"));
     }
 }
