@@ -179,8 +179,9 @@ pub fn blockers(db: &mut Db, pid: i32) -> Result<Vec<Blocker>, tokio_postgres::E
 /// The SQLSTATE of [`HeldLock::check_in_transaction`]'s failure.
 pub const LOCK_LOST_SQLSTATE: &str = "PGRL1";
 
-/// Held migration lock. Dropping it unlocks and closes the session (closing alone would
-/// release a session lock too; the explicit unlock makes the release immediate).
+/// Held migration lock. Dropping it unlocks (closing alone would release a session lock
+/// too; the explicit unlock makes the release immediate), then hands the session to its
+/// [`LockSpare`] if it has one, or closes it.
 pub struct LockGuard {
     db: Option<Db>,
     key: i64,
@@ -192,7 +193,7 @@ pub struct LockGuard {
 }
 
 /// A lock session kept between a release and the next acquire of the same run: a
-/// pipeline takes the lock for its dry-run and again for its apply, and over TLS to a
+/// pipeline takes the lock for its backup-marker and again for its apply, and over TLS to a
 /// distant database each new session is a handshake. Only a session whose unlock
 /// succeeded is kept; [`acquire`] checks it is still alive before it uses it.
 pub type LockSpare = std::rc::Rc<std::cell::RefCell<Option<Db>>>;

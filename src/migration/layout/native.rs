@@ -64,36 +64,18 @@ pub(crate) fn list(top: &[(PathBuf, super::Kind)], sep: char) -> Listing {
                 continue;
             }
         };
-        let text = &version.text;
-        let duplicate = |first: PathBuf, second| FileError::DuplicateVersion {
-            version: text.clone(),
-            first,
-            second,
+        let slot = found.entry(version.clone()).or_default();
+        let existing = match parsed.pair {
+            Some(Direction::Down) => slot.1.replace(path.clone()),
+            _ => slot.0.replace((path.clone(), parsed.name)).map(|(p, _)| p),
         };
-        // The first file of a version stays; a second is reported beside it.
-        let error = match (found.get_mut(&version), parsed.pair) {
-            (Some((_, Some(first))), Some(Direction::Down)) => Some(duplicate(first.clone(), path)),
-            (Some((Some((first, _)), _)), None | Some(Direction::Up)) => {
-                Some(duplicate(first.clone(), path))
-            }
-            (Some(slot), Some(Direction::Down)) => {
-                slot.1 = Some(path);
-                None
-            }
-            (Some(slot), _) => {
-                slot.0 = Some((path, parsed.name));
-                None
-            }
-            (None, Some(Direction::Down)) => {
-                found.insert(version, (None, Some(path)));
-                None
-            }
-            (None, _) => {
-                found.insert(version, (Some((path, parsed.name)), None));
-                None
-            }
-        };
-        out.errors.extend(error);
+        if let Some(first) = existing {
+            out.errors.push(FileError::DuplicateVersion {
+                version: version.text,
+                first,
+                second: path,
+            });
+        }
     }
     out.entries.reserve_exact(found.len());
     for (version, (up, down)) in found {
